@@ -1,0 +1,41 @@
+# The two commands: `make lab` opens the labs, `make test` runs every test.
+# Both build .venv from nothing on a fresh machine (Python >= 3.11 and pip are all they need).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8888
+
+.PHONY: lab test unit nbval bench venv labs-build clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[lab,test]'
+	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 --display-name "Python 3 (vmlab)" >/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lab: $(STAMP)
+	@echo "Starting JupyterLab on labs/ (no browser is opened; open the URL printed below)."
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --notebook-dir=labs
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest --nbval labs --nbval-current-env -p no:cacheprovider
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest --nbval labs --nbval-current-env -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+labs-build: $(STAMP)
+	$(BIN)/python tools/build_labs.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

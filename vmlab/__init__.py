@@ -1,0 +1,1 @@
+"""vmlab: a Xen-style hypervisor simulator for teaching virtualization."""

@@ -1,0 +1,1 @@
+"""What a guest kernel does: boot messages, the balloon driver, (later) page tables and workloads."""

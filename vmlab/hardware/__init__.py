@@ -1,0 +1,1 @@
+"""What the silicon does: machine frames, the host and its devices."""

@@ -1,0 +1,174 @@
+"""Machine memory: every frame, who owns it, and what it is used as.
+
+One numpy array per field, indexed by machine frame number (mfn), so a 64 GiB
+host (16.7 million frames) costs a few hundred MB at most and every accounting
+question is one vectorized expression. The fields mirror Xen's `struct page_info`:
+
+    owner       domid that owns the frame, DOMID_XEN for the hypervisor, FREE if free
+    page_type   PGT_* use of the frame (none, l1..l4, seg_desc, shared, writable)
+    type_count  references to the frame *as its current type*
+    tot_count   all references to the frame
+    content     a 64-bit stamp of the frame's bytes (0 = a zero page); migration and
+                save/restore compare stamps to prove a page arrived intact
+
+Frames that hold page tables also carry their 512 eight-byte entries in `words`
+(allocated on first use), so a page walk really reads memory.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+
+from vmlab.errors import CapacityError, ConfigError
+
+__all__ = ["MachineMemory", "PageType", "FREE", "PAGE_SIZE", "PAGE_SHIFT", "frames_from_mib", "mib_from_frames"]
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT  # 4 KiB, x86
+FREE = -1  # owner value of a free frame (Xen: page on the heap's free list)
+ENTRIES_PER_TABLE = 512  # 4096 / 8-byte PTEs
+
+
+class PageType(IntEnum):
+    """Xen's mutually exclusive page types (xen/include/asm-x86/mm.h, PGT_*)."""
+
+    NONE = 0
+    L1 = 1
+    L2 = 2
+    L3 = 3
+    L4 = 4
+    SEG_DESC = 5
+    SHARED = 6
+    WRITABLE = 7
+
+
+def frames_from_mib(mib: int | float) -> int:
+    return int(round(mib * (1 << 20))) >> PAGE_SHIFT
+
+
+def mib_from_frames(frames: int) -> int:
+    return (int(frames) << PAGE_SHIFT) >> 20
+
+
+class MachineMemory:
+    """The host's machine frames and their bookkeeping."""
+
+    def __init__(self, total_frames: int) -> None:
+        if total_frames <= 0:
+            raise ConfigError(f"total_frames={total_frames} must be positive; give the host some memory")
+        self.total_frames = int(total_frames)
+        self.owner = np.full(self.total_frames, FREE, dtype=np.int32)
+        self.page_type = np.zeros(self.total_frames, dtype=np.uint8)
+        self.type_count = np.zeros(self.total_frames, dtype=np.int32)
+        self.tot_count = np.zeros(self.total_frames, dtype=np.int32)
+        self.content = np.zeros(self.total_frames, dtype=np.uint64)
+        self.words: dict[int, np.ndarray] = {}
+        self._free = self.total_frames
+
+    # --- accounting -------------------------------------------------------
+    @property
+    def free_frames(self) -> int:
+        return self._free
+
+    def owned_by(self, owner: int) -> np.ndarray:
+        return np.flatnonzero(self.owner == owner)
+
+    def count_owned(self, owner: int) -> int:
+        return int(np.count_nonzero(self.owner == owner))
+
+    def counts_by_owner(self) -> dict[int, int]:
+        """{owner: frames}, FREE included; the values always sum to total_frames."""
+        owners, counts = np.unique(self.owner, return_counts=True)
+        return {int(o): int(c) for o, c in zip(owners, counts)}
+
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Maximal runs of frames with one owner: (start_mfn, length, owner) arrays."""
+        change = np.flatnonzero(self.owner[1:] != self.owner[:-1]) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [self.total_frames]))
+        return starts, ends - starts, self.owner[starts].copy()
+
+    # --- allocation -------------------------------------------------------
+    def allocate(self, owner: int, count: int, *, what: str = "frames") -> np.ndarray:
+        """Give `count` free frames to `owner`, lowest mfns first; returns their mfns.
+
+        Raises CapacityError (and changes nothing) when fewer are free.
+        """
+        count = int(count)
+        if count < 0:
+            raise ConfigError(f"count={count} frames is negative; ask for zero or more")
+        if count > self._free:
+            raise CapacityError(
+                f"{what}: {count} frames ({mib_from_frames(count)} MiB) requested but only "
+                f"{self._free} ({mib_from_frames(self._free)} MiB) are free; ask for less or free a guest"
+            )
+        if count == 0:
+            return np.empty(0, dtype=np.int64)
+        mfns = np.flatnonzero(self.owner == FREE)[:count]
+        self.owner[mfns] = owner
+        self.page_type[mfns] = PageType.WRITABLE if owner >= 0 else PageType.NONE
+        self.type_count[mfns] = 0
+        self.tot_count[mfns] = 0
+        self.content[mfns] = 0  # Xen scrubs pages before handing them out
+        self._free -= count
+        return mfns.astype(np.int64)
+
+    def release(self, mfns: np.ndarray, *, owner: int) -> None:
+        """Return frames to the free pool; every one must belong to `owner`."""
+        mfns = np.asarray(mfns, dtype=np.int64)
+        if mfns.size == 0:
+            return
+        if np.any(mfns < 0) or np.any(mfns >= self.total_frames):
+            bad = int(mfns[(mfns < 0) | (mfns >= self.total_frames)][0])
+            raise ConfigError(f"mfn {bad} is outside machine memory [0, {self.total_frames}); pass frames of this host")
+        wrong = mfns[self.owner[mfns] != owner]
+        if wrong.size:
+            raise ConfigError(
+                f"mfn {int(wrong[0])} belongs to owner {int(self.owner[wrong[0]])}, not {owner}; only an owner releases its frames"
+            )
+        if np.unique(mfns).size != mfns.size:
+            raise ConfigError("the same mfn was released twice in one call; pass each frame once")
+        self.owner[mfns] = FREE
+        self.page_type[mfns] = PageType.NONE
+        self.type_count[mfns] = 0
+        self.tot_count[mfns] = 0
+        self.content[mfns] = 0
+        for m in mfns.tolist():
+            self.words.pop(m, None)
+        self._free += int(mfns.size)
+
+    def table(self, mfn: int) -> np.ndarray:
+        """The 512 64-bit words of a frame used as a page table (zeroed on first use)."""
+        t = self.words.get(mfn)
+        if t is None:
+            t = self.words[mfn] = np.zeros(ENTRIES_PER_TABLE, dtype=np.uint64)
+        return t
+
+    # --- state ------------------------------------------------------------
+    def check(self) -> None:
+        """Assert the accounting invariant: free count matches the owner array."""
+        actual = int(np.count_nonzero(self.owner == FREE))
+        assert actual == self._free, f"free-frame count {self._free} != {actual}"
+
+    def save(self) -> dict[str, np.ndarray]:
+        words_mfns = np.array(sorted(self.words), dtype=np.int64)
+        words = (np.stack([self.words[m] for m in words_mfns.tolist()])
+                 if words_mfns.size else np.zeros((0, ENTRIES_PER_TABLE), np.uint64))
+        return {"owner": self.owner, "page_type": self.page_type, "type_count": self.type_count,
+                "tot_count": self.tot_count, "content": self.content,
+                "words_mfns": words_mfns, "words": words}
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> "MachineMemory":
+        mem = cls.__new__(cls)
+        mem.owner = np.array(state["owner"], dtype=np.int32)
+        mem.total_frames = int(mem.owner.size)
+        mem.page_type = np.array(state["page_type"], dtype=np.uint8)
+        mem.type_count = np.array(state["type_count"], dtype=np.int32)
+        mem.tot_count = np.array(state["tot_count"], dtype=np.int32)
+        mem.content = np.array(state["content"], dtype=np.uint64)
+        mem.words = {int(m): np.array(w, dtype=np.uint64) for m, w in zip(state["words_mfns"], state["words"])}
+        mem._free = int(np.count_nonzero(mem.owner == FREE))
+        return mem

@@ -1,0 +1,1 @@
+"""What Xen does: domains, the hypercall table, scheduling and accounting."""

@@ -1,0 +1,234 @@
+"""Domains: the recipe (`DomainConfig`) and the live thing (`Domain`).
+
+A domain's state follows Xen's six flags as `xm list` prints them (`rbpscd`),
+kept here as one state with only Xen's legal transitions:
+
+    running <-> blocked        the guest has work / waits for an event
+    running|blocked -> paused  xm pause;   paused -> running|blocked: xm unpause
+    running|blocked -> shutdown | crashed   the guest stops itself, or dies
+    any -> dying               xm destroy; a dying domain is reaped and gone
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+import numpy as np
+
+from vmlab.errors import ConfigError, DomainStateError
+from vmlab.hypervisor.constants import INVALID_MFN
+
+__all__ = ["DomainKind", "DomainState", "DiskSpec", "VifSpec", "DomainConfig", "Domain", "LEGAL_TRANSITIONS"]
+
+
+class DomainKind(str, Enum):
+    PV = "pv"    # paravirtualized: a modified kernel that makes hypercalls
+    HVM = "hvm"  # hardware-assisted: unmodified guest, VM exits, a device model in dom0
+
+
+class DomainState(str, Enum):
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    SHUTDOWN = "shutdown"
+    CRASHED = "crashed"
+    DYING = "dying"
+
+    @property
+    def flags(self) -> str:
+        """The six-letter state column of `xm list`, e.g. 'r-----', '--p---'."""
+        i = list(DomainState).index(self)
+        return "".join(("rbpscd"[j] if j == i else "-") for j in range(6))
+
+
+LEGAL_TRANSITIONS: dict[DomainState, frozenset[DomainState]] = {
+    DomainState.RUNNING: frozenset({DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN,
+                                    DomainState.CRASHED, DomainState.DYING}),
+    DomainState.BLOCKED: frozenset({DomainState.RUNNING, DomainState.PAUSED, DomainState.SHUTDOWN,
+                                    DomainState.CRASHED, DomainState.DYING}),
+    DomainState.PAUSED: frozenset({DomainState.RUNNING, DomainState.BLOCKED, DomainState.DYING}),
+    DomainState.SHUTDOWN: frozenset({DomainState.DYING}),
+    DomainState.CRASHED: frozenset({DomainState.DYING}),
+    DomainState.DYING: frozenset(),
+}
+
+ON_EVENT_ACTIONS = ("destroy", "restart", "preserve", "rename-restart", "coredump-destroy", "coredump-restart")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DiskSpec:
+    """One `disk=` entry: 'file:/OVS/running_pool/vm1/System.img,xvda,w'."""
+
+    backend: str = "file"   # file, phy, tap:aio
+    path: str = ""
+    vdev: str = "xvda"
+    mode: str = "w"        # w, r (w! = shared writable)
+
+    @classmethod
+    def parse(cls, text: str) -> "DiskSpec":
+        parts = [p.strip() for p in str(text).split(",")]
+        if len(parts) != 3 or ":" not in parts[0]:
+            raise ConfigError(
+                f"disk entry {text!r} is not 'type:path,vdev,mode'; write e.g. 'file:/OVS/running_pool/vm1/System.img,xvda,w'")
+        target, vdev, mode = parts
+        backend, _, path = target.rpartition(":")
+        if backend not in ("file", "phy", "tap:aio", "tap:qcow"):
+            raise ConfigError(f"disk backend {backend!r} in {text!r} is not one of file, phy, tap:aio, tap:qcow; use 'file:' for an image")
+        if mode not in ("w", "r", "w!"):
+            raise ConfigError(f"disk mode {mode!r} in {text!r} must be 'w', 'r' or 'w!'")
+        vdev = vdev.removeprefix("hd:") if backend else vdev
+        return cls(backend=backend, path=path, vdev=vdev.split(":")[0], mode=mode)
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.path},{self.vdev},{self.mode}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VifSpec:
+    """One `vif=` entry: 'bridge=xenbr0,mac=00:16:3e:00:00:01'."""
+
+    bridge: str = "xenbr0"
+    mac: str = ""
+    vlan: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "VifSpec":
+        fields: dict[str, str] = {}
+        for item in filter(None, (p.strip() for p in str(text).split(","))):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"vif item {item!r} in {text!r} is not key=value; write e.g. 'bridge=xenbr0,mac=00:16:3e:01:02:03'")
+            fields[key.strip()] = value.strip()
+        unknown = set(fields) - {"bridge", "mac", "type", "vlan", "script", "ip", "model"}
+        if unknown:
+            raise ConfigError(f"vif key {sorted(unknown)[0]!r} in {text!r} is not known; use bridge=, mac=, vlan=")
+        mac = fields.get("mac", "").lower()
+        if mac and (len(mac.split(":")) != 6 or not all(len(b) == 2 and all(c in "0123456789abcdef" for c in b) for b in mac.split(":"))):
+            raise ConfigError(f"mac={mac!r} is not six hex pairs; write e.g. 'mac=00:16:3e:01:02:03'")
+        vlan = fields.get("vlan")
+        if vlan is not None and not (vlan.isdigit() and 1 <= int(vlan) <= 4094):
+            raise ConfigError(f"vlan={vlan!r} must be a VLAN id 1..4094")
+        return cls(bridge=fields.get("bridge", "xenbr0"), mac=mac, vlan=int(vlan) if vlan else None)
+
+    def __str__(self) -> str:
+        s = f"bridge={self.bridge}"
+        if self.mac:
+            s += f",mac={self.mac}"
+        if self.vlan is not None:
+            s += f",vlan={self.vlan}"
+        return s
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DomainConfig:
+    """The recipe for one guest, as an xm config file describes it."""
+
+    name: str
+    kind: DomainKind = DomainKind.PV
+    memory_mib: int = 256
+    maxmem_mib: int | None = None
+    vcpus: int = 1
+    kernel: str = ""
+    ramdisk: str = ""
+    bootloader: str = ""
+    extra: str = ""
+    disks: tuple[DiskSpec, ...] = ()
+    vifs: tuple[VifSpec, ...] = ()
+    on_poweroff: str = "destroy"
+    on_reboot: str = "restart"
+    on_crash: str = "restart"
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 40 or not all(c.isalnum() or c in "-_." for c in self.name):
+            raise ConfigError(f"name={self.name!r} must be 1-40 letters, digits, '-', '_' or '.'; e.g. name = 'vm1'")
+        if self.name.isdigit():
+            raise ConfigError(f"name={self.name!r} is all digits and would be read as a domid; add a letter, e.g. 'vm{self.name}'")
+        if not isinstance(self.memory_mib, int) or self.memory_mib < 16:
+            raise ConfigError(f"memory={self.memory_mib!r} MiB is below the 16 MiB a guest kernel needs; use e.g. memory = 256")
+        if self.maxmem_mib is not None and self.maxmem_mib < self.memory_mib:
+            raise ConfigError(f"maxmem={self.maxmem_mib} MiB is below memory={self.memory_mib} MiB; raise maxmem or drop it")
+        if not isinstance(self.vcpus, int) or not 1 <= self.vcpus <= 128:
+            raise ConfigError(f"vcpus={self.vcpus!r} is outside 1..128; use e.g. vcpus = 2")
+        for key in ("on_poweroff", "on_reboot", "on_crash"):
+            if getattr(self, key) not in ON_EVENT_ACTIONS:
+                raise ConfigError(f"{key}={getattr(self, key)!r} is not one of {', '.join(ON_EVENT_ACTIONS)}")
+        vdevs = [d.vdev for d in self.disks]
+        if len(set(vdevs)) != len(vdevs):
+            raise ConfigError(f"disk devices {vdevs} repeat; give each disk its own vdev (xvda, xvdb, ...)")
+
+    @property
+    def max_mib(self) -> int:
+        return self.maxmem_mib if self.maxmem_mib is not None else self.memory_mib
+
+    def with_(self, **changes) -> "DomainConfig":
+        return replace(self, **changes)
+
+
+@dataclass(kw_only=True)
+class VirtualDevice:
+    """A frontend in the guest and the dom0 backend it points at."""
+
+    kind: str            # "vif" or "vbd"
+    name: str            # vif3.0, xvda
+    backend_domid: int   # always 0 here: dom0 serves every device
+    backend: str         # "xenbr0 via peth0", "file:/OVS/... on sda (local)"
+
+
+@dataclass(eq=False)
+class Domain:
+    """A live domain: identity, memory (p2m), vCPUs, state and accounting."""
+
+    domid: int
+    config: DomainConfig
+    privileged: bool = False
+    state: DomainState = DomainState.PAUSED
+    p2m: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    max_pages: int = 0
+    target_pages: int = 0
+    vcpus_online: int = 1
+    cpu_time_s: float = 0.0
+    load: float = 0.0          # fraction of each online vCPU the guest wants (0 = idle, blocked)
+    shutdown_reason: int | None = None
+    console: list[str] = field(default_factory=list)
+    devices: list[VirtualDevice] = field(default_factory=list)
+    created_ns: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def kind(self) -> DomainKind:
+        return self.config.kind
+
+    @property
+    def tot_pages(self) -> int:
+        return int(np.count_nonzero(self.p2m != INVALID_MFN))
+
+    @property
+    def memory_mib(self) -> int:
+        return (self.tot_pages * 4) // 1024
+
+    def mfns(self) -> np.ndarray:
+        return self.p2m[self.p2m != INVALID_MFN]
+
+    def transition(self, new: DomainState) -> None:
+        if new not in LEGAL_TRANSITIONS[self.state]:
+            raise DomainStateError(
+                f"domain {self.name} (id {self.domid}) is {self.state.value}; it cannot become {new.value}"
+                + _HINT.get((self.state, new), ""))
+        self.state = new
+
+    @property
+    def is_live(self) -> bool:
+        """Running or blocked: the guest kernel is executing (not paused, stopped or dying)."""
+        return self.state in (DomainState.RUNNING, DomainState.BLOCKED)
+
+
+_HINT = {
+    (DomainState.PAUSED, DomainState.PAUSED): "; it is already paused",
+    (DomainState.PAUSED, DomainState.SHUTDOWN): "; unpause it first so the guest can act on the request",
+    (DomainState.RUNNING, DomainState.RUNNING): "; it is not paused",
+    (DomainState.BLOCKED, DomainState.RUNNING): "; it is not paused",
+}

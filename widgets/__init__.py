@@ -1,0 +1,1 @@
+"""Interactive explorers for vmlab (ipywidgets + bokeh)."""
