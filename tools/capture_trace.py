@@ -110,9 +110,9 @@ def _sql(path: Path, n_rows: int, seed: int) -> None:
     for i in range(n_rows):
         lines.append(f"INSERT INTO vm VALUES({i},'guest{i:06d}',{mem[i]},{host[i]});")
     lines += ["COMMIT;", "CREATE INDEX vm_host ON vm(host);", "BEGIN;"]
-    for h in rng.integers(0, 64, size=200):
+    for h in rng.integers(0, 64, size=60):
         lines.append(f"SELECT count(*), sum(mem_mib) FROM vm WHERE host={h};")
-    for i in rng.integers(0, n_rows, size=1000):
+    for i in rng.integers(0, n_rows, size=200):
         lines.append(f"UPDATE vm SET mem_mib=mem_mib+1 WHERE id={i};")
     lines += ["COMMIT;", "SELECT host, avg(mem_mib) FROM vm GROUP BY host ORDER BY 2 DESC LIMIT 5;"]
     path.write_text("\n".join(lines) + "\n")
@@ -123,12 +123,12 @@ import random
 rng = random.Random(%d)
 # a dict-heavy, allocation-heavy job: build an inventory, index it, sort it
 vms = [{"name": "guest%%05d" %% i, "mem": rng.randrange(128, 8192), "host": rng.randrange(64)}
-       for i in range(20000)]
+       for i in range(4000)]
 by_host = {}
 for vm in vms:
     by_host.setdefault(vm["host"], []).append(vm)
 ranked = sorted(vms, key=lambda v: (v["host"], -v["mem"]))
-total = sum(v["mem"] for v in ranked[:5000])
+total = sum(v["mem"] for v in ranked[:1000])
 print(len(by_host), total)
 """
 
@@ -159,7 +159,7 @@ def _sort(work: Path, exe: str) -> list[str]:
 
 
 def _sqlite(work: Path, exe: str) -> list[str]:
-    _sql(work / "script.sql", 5_000, SEED)
+    _sql(work / "script.sql", 600, SEED)
     return [exe, str(work / "vm.db"), f".read {work / 'script.sql'}"]
 
 
@@ -199,7 +199,7 @@ WORKLOADS = {
             name="sqlite",
             program="sqlite3",
             version_args=("--version",),
-            description="sqlite3 CLI on a new file database: 5,000-row insert, index, 200 aggregates, 1,000 updates",
+            description="sqlite3 CLI on a new file database: 600-row insert, index, 60 aggregates, 200 updates",
             input_description=f"generated SQL script, numpy default_rng({SEED})",
             prepare=_sqlite,
         ),
@@ -207,7 +207,7 @@ WORKLOADS = {
             name="python",
             program=sys.executable,
             version_args=("--version",),
-            description="CPython (-S -E -B): build 20,000 dicts, group them, sort them",
+            description="CPython (-S -E -B): build 4,000 dicts, group them, sort them",
             input_description=f"inline script seeded with random.Random({SEED})",
             prepare=_python,
         ),

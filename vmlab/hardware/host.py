@@ -59,7 +59,10 @@ class HostSpec:
     pcpus: int = 4
     memory_mib: int = 8192
     nics: tuple[Nic, ...] = (Nic(),)
-    disks: tuple[Disk, ...] = (Disk(),)
+    # Oracle VM's usual layout: dom0 on a local disk, the /OVS repository (guest
+    # images) on shared storage so guests can migrate inside the pool.
+    disks: tuple[Disk, ...] = (Disk(name="sda", storage=StorageKind.LOCAL, size_gib=250, mount="/"),
+                               Disk(name="nfs0", storage=StorageKind.NFS, size_gib=2048, mount="/OVS"))
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):

@@ -232,3 +232,19 @@ _HINT = {
     (DomainState.RUNNING, DomainState.RUNNING): "; it is not paused",
     (DomainState.BLOCKED, DomainState.RUNNING): "; it is not paused",
 }
+
+
+def config_to_dict(cfg: DomainConfig) -> dict:
+    """A JSON-able form of a DomainConfig (devices as their config-file strings)."""
+    return {"name": cfg.name, "kind": cfg.kind.value, "memory_mib": cfg.memory_mib, "maxmem_mib": cfg.maxmem_mib,
+            "vcpus": cfg.vcpus, "kernel": cfg.kernel, "ramdisk": cfg.ramdisk, "bootloader": cfg.bootloader,
+            "extra": cfg.extra, "disks": [str(d) for d in cfg.disks], "vifs": [str(v) for v in cfg.vifs],
+            "on_poweroff": cfg.on_poweroff, "on_reboot": cfg.on_reboot, "on_crash": cfg.on_crash}
+
+
+def config_from_dict(d: dict) -> DomainConfig:
+    d = dict(d)
+    d["kind"] = DomainKind(d["kind"])
+    d["disks"] = tuple(DiskSpec.parse(x) for x in d["disks"])
+    d["vifs"] = tuple(VifSpec.parse(x) for x in d["vifs"])
+    return DomainConfig(**d)

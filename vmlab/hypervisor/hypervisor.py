@@ -332,3 +332,63 @@ class Hypervisor:
 
 def errno_name(rc: int) -> str:
     return "-" + _errno.errorcode.get(-rc, str(-rc)) if rc < 0 else str(rc)
+
+
+# --- saving and loading a whole hypervisor (the CLI's state file uses this) ----------
+
+def save_hypervisor(hv: Hypervisor, *, trace_tail: int = 2000) -> tuple[dict, dict[str, np.ndarray]]:
+    """(JSON-able meta, arrays) that `load_hypervisor` turns back into an equal Hypervisor."""
+    from dataclasses import asdict
+
+    from vmlab.hypervisor.domain import config_to_dict
+
+    spec = hv.host.spec
+    meta = {
+        "host": {"name": spec.name, "pcpus": spec.pcpus, "memory_mib": spec.memory_mib,
+                 "nics": [asdict(n) for n in spec.nics],
+                 "disks": [dict(asdict(d), storage=d.storage.value) for d in spec.disks]},
+        "now_ns": hv.now_ns, "next_domid": hv._next_domid, "write_seq": hv._write_seq,
+        "xen_console": hv.xen_console, "bridges": hv.bridges,
+        "hardware": [asdict(h) for h in hv.hardware],
+        "trace": hv.trace.save()[-trace_tail:], "trace_capacity": hv.trace.capacity,
+        "domains": [{"domid": d.domid, "config": config_to_dict(d.config), "privileged": d.privileged,
+                     "state": d.state.value, "max_pages": d.max_pages, "target_pages": d.target_pages,
+                     "vcpus_online": d.vcpus_online, "cpu_time_s": d.cpu_time_s, "load": d.load,
+                     "shutdown_reason": d.shutdown_reason, "console": d.console[-200:],
+                     "devices": [vars(v) for v in d.devices], "created_ns": d.created_ns}
+                    for d in hv.domains.values()],
+    }
+    arrays = {f"mem.{k}": v for k, v in hv.memory.save().items()}
+    arrays.update({f"p2m.{d.domid}": d.p2m for d in hv.domains.values()})
+    return meta, arrays
+
+
+def load_hypervisor(meta: dict, arrays: dict[str, np.ndarray]) -> Hypervisor:
+    from vmlab.hardware.host import Disk, HostSpec, Nic, StorageKind
+    from vmlab.hardware.memory import MachineMemory
+    from vmlab.hypervisor.domain import config_from_dict
+
+    h = meta["host"]
+    spec = HostSpec(name=h["name"], pcpus=h["pcpus"], memory_mib=h["memory_mib"],
+                    nics=tuple(Nic(**n) for n in h["nics"]),
+                    disks=tuple(Disk(**dict(d, storage=StorageKind(d["storage"]))) for d in h["disks"]))
+    host = Host.__new__(Host)
+    host.spec = spec
+    host.memory = MachineMemory.restore({k[4:]: v for k, v in arrays.items() if k.startswith("mem.")})
+    hv = Hypervisor.__new__(Hypervisor)
+    hv.host, hv.memory = host, host.memory
+    hv.now_ns, hv._next_domid, hv._write_seq = meta["now_ns"], meta["next_domid"], meta["write_seq"]
+    hv.xen_console, hv.bridges = list(meta["xen_console"]), dict(meta["bridges"])
+    hv.hardware = [HardwareDevice(**x) for x in meta["hardware"]]
+    hv.trace = Trace.restore(meta["trace"], meta["trace_capacity"])
+    hv.hypercalls = dict(BASE_TABLE)
+    hv.domains = {}
+    for d in meta["domains"]:
+        dom = Domain(domid=d["domid"], config=config_from_dict(d["config"]), privileged=d["privileged"],
+                     state=DomainState(d["state"]), max_pages=d["max_pages"], target_pages=d["target_pages"],
+                     vcpus_online=d["vcpus_online"], cpu_time_s=d["cpu_time_s"], load=d["load"],
+                     shutdown_reason=d["shutdown_reason"], console=list(d["console"]),
+                     devices=[VirtualDevice(**v) for v in d["devices"]], created_ns=d["created_ns"])
+        dom.p2m = np.array(arrays[f"p2m.{dom.domid}"], dtype=np.int64)
+        hv.domains[dom.domid] = dom
+    return hv

@@ -1,0 +1,178 @@
+"""The x86-64 MMU: the PTE bit layout and a 4-level page walk that reads real memory.
+
+Page tables live *inside* machine frames (`MachineMemory.table(mfn)`), so a walk
+reads one 8-byte entry per level from memory and every reference is counted:
+
+    x86-64 PTE (Intel SDM vol. 3 §4.5, AMD APM vol. 2 §5.3):
+     63  62..52  51 ........ 12 11..9  8  7  6  5  4   3   2  1  0
+     NX  avail   frame number   avail  G  PS D  A  PCD PWT US RW P
+
+    virtual address (48 bits, canonical: bits 63..48 copy bit 47):
+     47..39 L4 index | 38..30 L3 index | 29..21 L2 index | 20..12 L1 index | 11..0 offset
+
+A walk sets A in every entry it uses and D in the leaf on a write, as the
+hardware does. A failed walk returns the #PF error code the CPU pushes:
+bit 0 P (1 = protection violation, 0 = not present), bit 1 W/R (write),
+bit 2 U/S (user mode), bit 3 RSVD (reserved bit set), bit 4 I/D (instruction fetch).
+2 MiB pages (PS in an L2 entry) and 1 GiB pages (PS in an L3 entry) end the walk early.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vmlab.hardware.memory import MachineMemory
+
+__all__ = [
+    "PTE_P", "PTE_RW", "PTE_US", "PTE_PWT", "PTE_PCD", "PTE_A", "PTE_D", "PTE_PS", "PTE_G", "PTE_NX",
+    "PTE_FRAME_MASK", "PFEC_PRESENT", "PFEC_WRITE", "PFEC_USER", "PFEC_RSVD", "PFEC_INSTR",
+    "LEVELS", "make_pte", "pte_frame", "pte_flags", "va_indices", "is_canonical", "canonical",
+    "WalkResult", "walk", "describe_pte", "level_page_shift",
+]
+
+PTE_P = 1 << 0
+PTE_RW = 1 << 1
+PTE_US = 1 << 2
+PTE_PWT = 1 << 3
+PTE_PCD = 1 << 4
+PTE_A = 1 << 5
+PTE_D = 1 << 6
+PTE_PS = 1 << 7
+PTE_G = 1 << 8
+PTE_NX = 1 << 63
+PTE_FRAME_MASK = ((1 << 52) - 1) & ~0xFFF   # bits 51..12
+PTE_FLAGS_MASK = ~PTE_FRAME_MASK & ((1 << 64) - 1)
+
+# #PF error code bits (Intel SDM vol. 3 §4.7)
+PFEC_PRESENT = 1 << 0
+PFEC_WRITE = 1 << 1
+PFEC_USER = 1 << 2
+PFEC_RSVD = 1 << 3
+PFEC_INSTR = 1 << 4
+
+LEVELS = 4
+VA_BITS = 48
+
+
+def level_page_shift(level: int) -> int:
+    """Bits of address one entry at `level` covers: L1 12 (4 KiB), L2 21 (2 MiB), L3 30, L4 39."""
+    return 12 + 9 * (level - 1)
+
+
+def make_pte(frame: int, flags: int) -> int:
+    """An entry pointing at `frame` (an mfn, or a gpfn in a guest's own table) with `flags`."""
+    return ((int(frame) << 12) & PTE_FRAME_MASK) | (int(flags) & PTE_FLAGS_MASK)
+
+
+def pte_frame(pte: int) -> int:
+    return (int(pte) & PTE_FRAME_MASK) >> 12
+
+
+def pte_flags(pte: int) -> int:
+    return int(pte) & PTE_FLAGS_MASK
+
+
+def is_canonical(va: int) -> bool:
+    va = int(va)
+    if va < 0 or va >= 1 << 64:
+        return False
+    top = va >> (VA_BITS - 1)
+    return top == 0 or top == (1 << (64 - VA_BITS + 1)) - 1
+
+
+def canonical(va: int) -> int:
+    """Sign-extend bit 47 (a 48-bit address as a 64-bit canonical one)."""
+    va = int(va) & ((1 << VA_BITS) - 1)
+    return va | (((1 << 64) - 1) ^ ((1 << VA_BITS) - 1)) if va >> (VA_BITS - 1) else va
+
+
+def va_indices(va: int) -> tuple[int, int, int, int]:
+    """(L4, L3, L2, L1) table indices of a virtual address."""
+    va = int(va)
+    return ((va >> 39) & 511, (va >> 30) & 511, (va >> 21) & 511, (va >> 12) & 511)
+
+
+def describe_pte(pte: int) -> str:
+    """'mfn 0x1a3 P RW US A D' — for tables, widgets and error messages."""
+    pte = int(pte)
+    names = [(PTE_P, "P"), (PTE_RW, "RW"), (PTE_US, "US"), (PTE_PWT, "PWT"), (PTE_PCD, "PCD"), (PTE_A, "A"),
+             (PTE_D, "D"), (PTE_PS, "PS"), (PTE_G, "G"), (PTE_NX, "NX")]
+    return f"frame {pte_frame(pte):#x} " + " ".join(n for b, n in names if pte & b)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WalkResult:
+    """What one page walk found: the frame, or the fault, and what it cost."""
+
+    frame: int = -1            # frame of the 4 KiB page holding va (-1 on a fault)
+    page_shift: int = 12       # 12, 21 or 30: the size of the page that mapped va
+    fault: int | None = None   # #PF error code, None when the walk succeeded
+    fault_level: int = 0       # level whose entry stopped the walk (4..1), 0 on success
+    refs: int = 0              # memory references the walk made
+    flags: int = 0             # effective permissions: AND of RW/US, OR of NX along the path
+    global_page: bool = False
+    path: tuple[tuple[int, int], ...] = field(default=())  # (table frame, index) per level read
+
+    @property
+    def ok(self) -> bool:
+        return self.fault is None
+
+
+# Reserved bits in a present entry: bits 51..MAXPHYADDR are reserved; vmlab's
+# machine has MAXPHYADDR = 52, so only PS in an L4 entry is reserved here.
+def walk(memory: MachineMemory, root: int, va: int, *, write: bool = False, user: bool = True,
+         fetch: bool = False, set_ad: bool = True, frame_of=None) -> WalkResult:
+    """Walk the 4-level table rooted at frame `root` for `va`, as the hardware does.
+
+    `frame_of` maps a table frame number found in an entry to the machine frame that
+    holds it (identity for machine tables; a guest's p2m for its own tables read by
+    the hypervisor). Returns a WalkResult; never raises for a guest-controlled value.
+    """
+    if not is_canonical(va):
+        # the CPU raises #GP, not #PF, for a non-canonical address; vmlab reports it as
+        # a reserved-bit fault at level 4 so callers have one failure path.
+        return WalkResult(fault=PFEC_RSVD | (PFEC_WRITE if write else 0) | (PFEC_USER if user else 0), fault_level=4)
+    idx = va_indices(va)
+    table = int(root)
+    refs = 0
+    rw = us = True
+    nx = False
+    path = []
+    access = (PFEC_WRITE if write else 0) | (PFEC_USER if user else 0) | (PFEC_INSTR if fetch else 0)
+    touched = []
+    for depth, level in enumerate((4, 3, 2, 1)):
+        mfn = table if frame_of is None else frame_of(table)
+        if mfn < 0 or mfn >= memory.total_frames:
+            return WalkResult(fault=access | PFEC_RSVD, fault_level=level, refs=refs, path=tuple(path))
+        words = memory.table(mfn)
+        i = idx[depth]
+        pte = int(words[i])
+        refs += 1
+        path.append((mfn, i))
+        if not pte & PTE_P:
+            return WalkResult(fault=access, fault_level=level, refs=refs, path=tuple(path))
+        if level == 4 and pte & PTE_PS:
+            return WalkResult(fault=access | PFEC_PRESENT | PFEC_RSVD, fault_level=level, refs=refs, path=tuple(path))
+        rw &= bool(pte & PTE_RW)
+        us &= bool(pte & PTE_US)
+        nx |= bool(pte & PTE_NX)
+        touched.append((words, i, pte))
+        if level == 1 or pte & PTE_PS:
+            break
+        table = pte_frame(pte)
+    # permissions are the AND (NX the OR) over every level, checked once the leaf is found
+    if (write and not rw) or (user and not us) or (fetch and nx):
+        return WalkResult(fault=access | PFEC_PRESENT, fault_level=level, refs=refs, path=tuple(path))
+    if set_ad:
+        for k, (words, i, pte) in enumerate(touched):
+            new = pte | PTE_A | (PTE_D if write and k == len(touched) - 1 else 0)
+            if new != pte:
+                words[i] = np.uint64(new)
+    shift = level_page_shift(level)
+    base = pte_frame(pte) & ~((1 << (shift - 12)) - 1)
+    frame = base + ((int(va) >> 12) & ((1 << (shift - 12)) - 1))
+    flags = (PTE_RW if rw else 0) | (PTE_US if us else 0) | (PTE_NX if nx else 0)
+    return WalkResult(frame=frame, page_shift=shift, refs=refs, flags=flags,
+                      global_page=bool(pte & PTE_G), path=tuple(path))

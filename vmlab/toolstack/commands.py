@@ -1,0 +1,170 @@
+"""One command table for the xm verbs, shared by the `vmlab` CLI and the `%xm` magic.
+
+Each verb is a function (pool, server, args) -> text. Help lives next to the verb
+in `VERBS`. Errors are VmlabError; only the edges (cli.main, the magic) print them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shlex
+from typing import Callable
+
+from vmlab.errors import ConfigError
+from vmlab.hardware.host import parse_size_mib
+from vmlab.toolstack.config import parse_xm_config
+from vmlab.toolstack.pool import ServerPool
+from vmlab.toolstack.xm import Toolstack
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError instead of printing and exiting."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        raise _HelpShown(message or "")
+
+
+class _HelpShown(Exception):
+    pass
+
+
+def _xm(pool: ServerPool, server: str | None) -> Toolstack:
+    return pool.xm(server)
+
+
+def _create(pool, server, a) -> str:
+    xm = _xm(pool, server)
+    text = _read(a.config)
+    for item in a.vars:  # xm create vm.cfg name=vm2 memory=512: later lines override
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"xm create: {item!r} is not key=value; e.g. xm create vm.cfg memory=512")
+        try:
+            ast.literal_eval(value)
+            text += f"\n{key} = {value}"
+        except (ValueError, SyntaxError):
+            text += f"\n{key} = {value!r}"
+    cfg = parse_xm_config(text, source=a.config)
+    dom = xm.create(cfg, paused=a.paused)
+    return f'Using config file "{a.config}".\nStarted domain {dom.name} (id={dom.domid})'
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; give the path of an xm config") from None
+
+
+def _list(pool, server, a) -> str:
+    return _xm(pool, server).list_text(a.domain)
+
+
+def _simple(method: str) -> Callable:
+    def run(pool, server, a) -> str:
+        getattr(_xm(pool, server), method)(a.domain)
+        return ""
+    return run
+
+
+def _mem_set(pool, server, a) -> str:
+    _xm(pool, server).mem_set(a.domain, a.mem)
+    return ""
+
+
+def _mem_max(pool, server, a) -> str:
+    _xm(pool, server).mem_max(a.domain, a.mem)
+    return ""
+
+
+def _vcpu_set(pool, server, a) -> str:
+    _xm(pool, server).vcpu_set(a.domain, a.vcpus)
+    return ""
+
+
+def _save(pool, server, a) -> str:
+    _xm(pool, server).save(a.domain, a.file)
+    return ""
+
+
+def _restore(pool, server, a) -> str:
+    dom = _xm(pool, server).restore(a.file)
+    return f"Restored domain {dom.name} (id={dom.domid})"
+
+
+def _console(pool, server, a) -> str:
+    return _xm(pool, server).console(a.domain)
+
+
+def _info(pool, server, a) -> str:
+    return _xm(pool, server).info()
+
+
+def _dmesg(pool, server, a) -> str:
+    return "\n".join(pool.server(server).xen_console)
+
+
+def _migrate(pool, server, a) -> str:
+    try:
+        from vmlab.toolstack.migrate import migrate
+    except ImportError:
+        raise ConfigError("xm migrate: live migration is not built yet in this vmlab; see issue 6") from None
+    report = migrate(pool, a.domain, a.host, live=a.live, port=a.port)
+    return report.info_migrate() if hasattr(report, "info_migrate") else str(report)
+
+
+VERBS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None]]] = {
+    "create": (_create, "Create a domain from an xm config file",
+               lambda p: (p.add_argument("config"), p.add_argument("vars", nargs="*", help="key=value overrides"),
+                          p.add_argument("-p", "--paused", action="store_true", help="leave the domain paused"))),
+    "list": (_list, "List domains (Xen 3 format)", lambda p: p.add_argument("domain", nargs="?")),
+    "destroy": (_simple("destroy"), "Terminate a domain immediately", lambda p: p.add_argument("domain")),
+    "shutdown": (_simple("shutdown"), "Ask a domain to shut down", lambda p: p.add_argument("domain")),
+    "reboot": (_simple("reboot"), "Ask a domain to reboot", lambda p: p.add_argument("domain")),
+    "pause": (_simple("pause"), "Pause a domain", lambda p: p.add_argument("domain")),
+    "unpause": (_simple("unpause"), "Unpause a paused domain", lambda p: p.add_argument("domain")),
+    "mem-set": (_mem_set, "Set a domain's balloon target (MiB, or with t/g/m/k suffix)",
+                lambda p: (p.add_argument("domain"), p.add_argument("mem"))),
+    "mem-max": (_mem_max, "Set a domain's maximum memory", lambda p: (p.add_argument("domain"), p.add_argument("mem"))),
+    "vcpu-set": (_vcpu_set, "Set the number of online vCPUs",
+                 lambda p: (p.add_argument("domain"), p.add_argument("vcpus", type=int))),
+    "save": (_save, "Save a domain's state to a file and stop it",
+             lambda p: (p.add_argument("domain"), p.add_argument("file"))),
+    "restore": (_restore, "Restore a domain from a save file", lambda p: p.add_argument("file")),
+    "console": (_console, "Print the domain's console", lambda p: p.add_argument("domain")),
+    "info": (_info, "Host information", lambda p: None),
+    "dmesg": (_dmesg, "Xen's own boot messages", lambda p: None),
+    "migrate": (_migrate, "Migrate a domain to another server of the pool",
+                lambda p: (p.add_argument("domain"), p.add_argument("host"),
+                           p.add_argument("-l", "--live", action="store_true", help="use live migration"),
+                           p.add_argument("-p", "--port", type=int, default=8002, help="relocation port (8002)"))),
+}
+
+
+def xm_parser(prog: str = "xm") -> Parser:
+    p = Parser(prog=prog, description="The Xen 3 xm toolstack, simulated.")
+    sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
+    sub.required = True
+    for verb, (_, help_, args) in VERBS.items():
+        args(sub.add_parser(verb, help=help_, description=help_))
+    return p
+
+
+def run_xm(pool: ServerPool, argv: list[str] | str, *, server: str | None = None) -> str:
+    """Run one xm command line against `pool` and return what xm would print."""
+    if isinstance(argv, str):
+        argv = shlex.split(argv)
+    try:
+        a = xm_parser().parse_args(argv)
+    except _HelpShown as h:
+        return str(h) or xm_parser().format_help()
+    return VERBS[a.verb][0](pool, server, a)
+
+
+def parse_mib(text: str) -> int:
+    return parse_size_mib(text, what="memory")

@@ -1,0 +1,116 @@
+"""`xm save` files: a suspended guest's memory and state, read back exactly by `xm restore`.
+
+Layout (all integers little-endian), after Xen's "LinuxGuestRecord" idea of a
+header followed by the pages:
+
+    magic      10 bytes  b"VMLABSAVE\\n"
+    version    u32       FORMAT_VERSION
+    hdr_len    u64       length of the JSON header
+    header     JSON      config, vCPUs, load, console, p2m size, page count
+    pfns       int64[n]  the guest pages that were populated
+    content    uint64[n] each page's content stamp
+    sha256     32 bytes  over everything above
+
+A truncated, altered, foreign or other-version file raises SnapshotError and
+restores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from vmlab.errors import ConfigError, SnapshotError
+from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.domain import DomainConfig, config_from_dict, config_to_dict
+
+MAGIC = b"VMLABSAVE\n"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaveImage:
+    config: DomainConfig
+    pfns: np.ndarray
+    content: np.ndarray
+    console: tuple[str, ...]
+    load: float
+    vcpus_online: int
+    target_pages: int
+    paused: bool
+
+
+def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
+    pfns = np.flatnonzero(dom.p2m != C.INVALID_MFN).astype(np.int64)
+    content = hv.memory.content[dom.p2m[pfns]].astype(np.uint64)
+    header = {"config": config_to_dict(dom.config), "console": dom.console[-200:], "load": dom.load,
+              "vcpus_online": dom.vcpus_online, "target_pages": dom.target_pages, "paused": resume_paused,
+              "p2m_size": int(dom.p2m.size), "pages": int(pfns.size), "source_host": hv.host.name,
+              "xen_version": list(C.XEN_VERSION)}
+    hdr = json.dumps(header, sort_keys=True).encode()
+    body = MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(hdr)) + hdr + pfns.tobytes() + content.tobytes()
+    data = body + hashlib.sha256(body).digest()
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # a crash mid-write never leaves a half file under `path`
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise SnapshotError(f"cannot write save file {path!r}: {e.strerror}; pick a writable path") from None
+
+
+def read_save_file(path: str) -> SaveImage:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise SnapshotError(f"cannot read save file {path!r}: {e.strerror}; give the path `xm save` wrote") from None
+    where = f"save file {path!r}"
+    if not data.startswith(MAGIC):
+        raise SnapshotError(f"{where} is not a vmlab save file (bad magic); restore a file written by `xm save`")
+    fixed = len(MAGIC) + 12
+    if len(data) < fixed + 32:
+        raise SnapshotError(f"{where} is truncated ({len(data)} bytes); save the guest again")
+    version, hdr_len = struct.unpack_from("<IQ", data, len(MAGIC))
+    if version != FORMAT_VERSION:
+        raise SnapshotError(f"{where} has format version {version}, this vmlab reads version {FORMAT_VERSION}; "
+                            "restore it with the vmlab that saved it")
+    body, digest = data[:-32], data[-32:]
+    if hdr_len > len(body) - fixed:
+        raise SnapshotError(f"{where} is truncated (header cut off); save the guest again")
+    try:
+        header = json.loads(body[fixed:fixed + hdr_len])
+        n = int(header["pages"])
+    except (ValueError, KeyError, TypeError):
+        raise SnapshotError(f"{where} has a damaged header; save the guest again") from None
+    if len(body) != fixed + hdr_len + 16 * n:
+        raise SnapshotError(f"{where} is truncated or padded ({len(data)} bytes, expected {fixed + hdr_len + 16 * n + 32}); "
+                            "save the guest again")
+    if hashlib.sha256(body).digest() != digest:
+        raise SnapshotError(f"{where} fails its checksum (the file was altered); save the guest again")
+    off = fixed + hdr_len
+    pfns = np.frombuffer(body, dtype=np.int64, count=n, offset=off).copy()
+    content = np.frombuffer(body, dtype=np.uint64, count=n, offset=off + 8 * n).copy()
+    try:
+        config = config_from_dict(header["config"])
+    except (ConfigError, KeyError, TypeError) as e:
+        raise SnapshotError(f"{where} holds an invalid config ({e}); save the guest again") from None
+    if n and (pfns.min() < 0 or pfns.max() >= frames_max(config)):
+        raise SnapshotError(f"{where} holds pages beyond the guest's maxmem; save the guest again")
+    return SaveImage(config=config, pfns=pfns, content=content, console=tuple(header.get("console", ())),
+                     load=float(header.get("load", 0.0)), vcpus_online=int(header.get("vcpus_online", config.vcpus)),
+                     target_pages=int(header.get("target_pages", n)), paused=bool(header.get("paused", False)))
+
+
+def frames_max(config: DomainConfig) -> int:
+    from vmlab.hardware.memory import frames_from_mib
+    return frames_from_mib(config.max_mib)

@@ -1,0 +1,126 @@
+"""The CLI's state file: the whole server pool in one SQLite database.
+
+Each `vmlab` command is a new process, so the simulated pool lives on disk
+between calls. Every command runs inside one SQLite transaction taken with
+BEGIN IMMEDIATE: concurrent commands queue instead of interleaving, and a crash
+before COMMIT leaves the previous state untouched.
+
+Path: --state, else $VMLAB_STATE, else $XDG_STATE_HOME/vmlab/state.sqlite
+(~/.local/state/vmlab/state.sqlite).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vmlab.errors import StateFileError
+from vmlab.hardware.host import HostSpec
+from vmlab.hypervisor.hypervisor import load_hypervisor, save_hypervisor
+from vmlab.toolstack.pool import Link, ServerPool
+
+FORMAT = "vmlab-state"
+FORMAT_VERSION = 1
+
+
+def default_path() -> Path:
+    if os.environ.get("VMLAB_STATE"):
+        return Path(os.environ["VMLAB_STATE"])
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "vmlab" / "state.sqlite"
+
+
+def default_pool() -> ServerPool:
+    pool = ServerPool("pool1")
+    pool.add_server(HostSpec(name="ovs1"))
+    return pool
+
+
+def dump_pool(pool: ServerPool) -> bytes:
+    meta = {"name": pool.name, "link": {"bandwidth_mbps": pool.link.bandwidth_mbps, "latency_ms": pool.link.latency_ms},
+            "servers": []}
+    arrays: dict[str, np.ndarray] = {}
+    for i, hv in enumerate(pool.servers.values()):
+        m, a = save_hypervisor(hv)
+        meta["servers"].append(m)
+        arrays.update({f"s{i}.{k}": v for k, v in a.items()})
+    arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def load_pool(blob: bytes) -> ServerPool:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays.pop("meta.json").tobytes())
+    pool = ServerPool(meta["name"], link=Link(**meta["link"]))
+    for i, m in enumerate(meta["servers"]):
+        prefix = f"s{i}."
+        hv = load_hypervisor(m, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        pool.servers[hv.host.name] = hv
+    return pool
+
+
+class StateFile:
+    """Open with `with StateFile(path).transaction() as pool: ...`; changes commit on success."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        return con
+
+    def _bad(self, why: str) -> StateFileError:
+        return StateFileError(f"state file {str(self.path)!r} {why}; move it aside or pass another --state path "
+                              "(a new one starts a fresh pool)")
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[ServerPool]:
+        con = self._connect()
+        try:
+            try:
+                con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            except sqlite3.DatabaseError as e:
+                raise self._bad(f"is not a vmlab state database ({e})") from None
+            if not tables:
+                con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                con.execute("CREATE TABLE blobs (name TEXT PRIMARY KEY, data BLOB NOT NULL)")
+                con.executemany("INSERT INTO meta VALUES (?, ?)", [("format", FORMAT), ("version", str(FORMAT_VERSION))])
+                pool = default_pool()
+            elif tables != {"meta", "blobs"}:
+                raise self._bad(f"belongs to another program (tables {sorted(tables)})")
+            else:
+                meta = dict(con.execute("SELECT key, value FROM meta"))
+                if meta.get("format") != FORMAT:
+                    raise self._bad(f"is not a vmlab state file (format {meta.get('format')!r})")
+                if meta.get("version") != str(FORMAT_VERSION):
+                    raise self._bad(f"has version {meta.get('version')}, this vmlab reads {FORMAT_VERSION}")
+                row = con.execute("SELECT data FROM blobs WHERE name='pool'").fetchone()
+                if row is None:
+                    pool = default_pool()
+                else:
+                    try:
+                        pool = load_pool(row[0])
+                    except Exception as e:  # any decoding failure means a damaged file
+                        raise self._bad(f"is damaged ({type(e).__name__})") from None
+            yield pool
+            if write:
+                con.execute("INSERT OR REPLACE INTO blobs VALUES ('pool', ?)", (dump_pool(pool),))
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
