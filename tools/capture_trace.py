@@ -57,8 +57,8 @@ TRACES = DATASETS / "traces"
 
 PAGE_SHIFT = 12
 WINDOW_INSTRUCTIONS = 100_000  # dirty-set window; loaders can merge k windows
-MAX_INSTRUCTIONS = 50_000_000  # safety cap; the workloads below finish well before it
-MAX_STREAM_RECORDS = 1_500_000  # keep the first this-many run records of the stream
+MAX_INSTRUCTIONS = 60_000_000  # safety cap; the workloads below finish well before it
+MAX_STREAM_RECORDS = 1_000_000  # keep the first this-many run records of the stream
 CHUNK_BYTES = 8 << 20
 SEED = 20_061_021  # ASPLOS 2006 met on 21 Oct 2006; any fixed number would do
 
@@ -119,16 +119,20 @@ def _sql(path: Path, n_rows: int, seed: int) -> None:
 
 
 PY_WORKLOAD = """\
-import random
-rng = random.Random(%d)
+# No `import random`: its module-level generator seeds itself from os.urandom, which
+# changes the instruction count run to run. A 64-bit LCG (Knuth MMIX constants) instead.
+state = %d
+def rand(n):
+    global state
+    state = (state * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+    return (state >> 33) %% n
 # a dict-heavy, allocation-heavy job: build an inventory, index it, sort it
-vms = [{"name": "guest%%05d" %% i, "mem": rng.randrange(128, 8192), "host": rng.randrange(64)}
-       for i in range(4000)]
+vms = [{"name": "guest%%05d" %% i, "mem": 128 + rand(8064), "host": rand(64)} for i in range(1000)]
 by_host = {}
 for vm in vms:
     by_host.setdefault(vm["host"], []).append(vm)
 ranked = sorted(vms, key=lambda v: (v["host"], -v["mem"]))
-total = sum(v["mem"] for v in ranked[:1000])
+total = sum(v["mem"] for v in ranked[:500])
 print(len(by_host), total)
 """
 
@@ -141,6 +145,7 @@ class Workload:
     description: str
     input_description: str
     prepare: Callable[[Path, str], list[str]]  # (workdir, program path) -> argv
+    extra_env: tuple[tuple[str, str], ...] = ()  # on top of the fixed minimal environment
 
 
 def _gzip(work: Path, exe: str) -> list[str]:
@@ -165,7 +170,9 @@ def _sqlite(work: Path, exe: str) -> list[str]:
 
 def _python(work: Path, exe: str) -> list[str]:
     (work / "job.py").write_text(PY_WORKLOAD % SEED)
-    return [exe, "-S", "-E", "-B", str(work / "job.py")]
+    # -S: no site-packages, so the trace does not depend on what is installed; PYTHONHASHSEED=0
+    # (see extra_env) fixes str hashing, else dict layouts and the trace change run to run
+    return [exe, "-S", "-B", str(work / "job.py")]
 
 
 WORKLOADS = {
@@ -207,9 +214,10 @@ WORKLOADS = {
             name="python",
             program=sys.executable,
             version_args=("--version",),
-            description="CPython (-S -E -B): build 4,000 dicts, group them, sort them",
-            input_description=f"inline script seeded with random.Random({SEED})",
+            description="CPython (-S -B, PYTHONHASHSEED=0): build 1,000 dicts, group them, sort them",
+            input_description=f"inline script (tools/capture_trace.py PY_WORKLOAD), 64-bit LCG seeded with {SEED}",
             prepare=_python,
+            extra_env=(("PYTHONHASHSEED", "0"),),
         ),
     ]
 }
@@ -323,6 +331,12 @@ def _version(exe: str, args: tuple[str, ...]) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0]
 
 
+def _version_named(exe: str, args: tuple[str, ...]) -> str:
+    v = _version(exe, args)
+    name = Path(exe).name
+    return v if name.split(".")[0].rstrip("0123456789") in v.lower() else f"{name} {v}"
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -338,7 +352,7 @@ def capture(wl: Workload, *, max_instr: int = MAX_INSTRUCTIONS, window: int = WI
     with tempfile.TemporaryDirectory(prefix=f"vmlab-{wl.name}-") as tmp:
         work = Path(tmp)
         argv = wl.prepare(work, exe)
-        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(work), "TMPDIR": str(work)}
+        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "HOME": str(work), "TMPDIR": str(work), **dict(wl.extra_env)}
         t0 = time.perf_counter()
         t, p, w, n_instr, n_data, capped, rc = _run_lackey(argv, env, work, max_instr)
         seconds = time.perf_counter() - t0
@@ -363,14 +377,14 @@ def capture(wl: Workload, *, max_instr: int = MAX_INSTRUCTIONS, window: int = WI
         "name": wl.name,
         "description": wl.description,
         "program": Path(exe).name,
-        "program_version": _version(exe, wl.version_args),
+        "program_version": _version_named(exe, wl.version_args),
         "input": wl.input_description,
         "seed": SEED,
         "command": " ".join(
             ["setarch", uname.machine, "-R", "valgrind", "--tool=lackey", "--trace-mem=yes",
-             "--log-fd=N", *[a.replace(str(Path(a).parent), "$WORK") if a.startswith("/tmp") else a
-                             for a in argv]]),
-        "environment": "LC_ALL=C PATH=/usr/bin:/bin HOME=TMPDIR=$WORK (a fresh temp dir)",
+             "--log-fd=N", *[a.replace(str(work), "$WORK") for a in argv]]),
+        "environment": " ".join(["LC_ALL=C PATH=/usr/bin:/bin HOME=TMPDIR=$WORK (a fresh temp dir)",
+                                 *(f"{k}={v}" for k, v in wl.extra_env)]),
         "valgrind_version": _version("valgrind", ("--version",)),
         "machine": uname.machine,
         "cpu": _cpu_model(),

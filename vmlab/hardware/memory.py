@@ -23,12 +23,19 @@ import numpy as np
 
 from vmlab.errors import CapacityError, ConfigError
 
-__all__ = ["MachineMemory", "PageType", "FREE", "PAGE_SIZE", "PAGE_SHIFT", "frames_from_mib", "mib_from_frames"]
+__all__ = ["MachineMemory", "all_distinct", "PageType", "FREE", "PAGE_SIZE", "PAGE_SHIFT", "frames_from_mib", "mib_from_frames"]
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT  # 4 KiB, x86
 FREE = -1  # owner value of a free frame (Xen: page on the heap's free list)
 ENTRIES_PER_TABLE = 512  # 4096 / 8-byte PTEs
+
+
+def all_distinct(index: np.ndarray, size: int) -> bool:
+    """True if no value repeats in `index` (all in [0, size)); O(n), no sort."""
+    seen = np.zeros(size, dtype=bool)
+    seen[index] = True
+    return int(np.count_nonzero(seen)) == index.size
 
 
 class PageType(IntEnum):
@@ -66,6 +73,7 @@ class MachineMemory:
         self.content = np.zeros(self.total_frames, dtype=np.uint64)
         self.words: dict[int, np.ndarray] = {}
         self._free = self.total_frames
+        self._hint = 0  # every frame below this mfn is in use: free-frame searches start here
 
     # --- accounting -------------------------------------------------------
     @property
@@ -80,8 +88,9 @@ class MachineMemory:
 
     def counts_by_owner(self) -> dict[int, int]:
         """{owner: frames}, FREE included; the values always sum to total_frames."""
-        owners, counts = np.unique(self.owner, return_counts=True)
-        return {int(o): int(c) for o, c in zip(owners, counts)}
+        counts = np.bincount(self.owner.astype(np.int64) - FREE)  # owners start at FREE = -1
+        nz = np.flatnonzero(counts)
+        return {int(i) + FREE: int(counts[i]) for i in nz}
 
     def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Maximal runs of frames with one owner: (start_mfn, length, owner) arrays."""
@@ -106,14 +115,25 @@ class MachineMemory:
             )
         if count == 0:
             return np.empty(0, dtype=np.int64)
-        mfns = np.flatnonzero(self.owner == FREE)[:count]
+        mfns = self._lowest_free(count)
+        self._hint = int(mfns[-1]) + 1
         self.owner[mfns] = owner
-        self.page_type[mfns] = PageType.WRITABLE if owner >= 0 else PageType.NONE
+        self.page_type[mfns] = PageType.NONE  # typed (l1..l4, writable) on first use, as in Xen
         self.type_count[mfns] = 0
         self.tot_count[mfns] = 0
         self.content[mfns] = 0  # Xen scrubs pages before handing them out
         self._free -= count
         return mfns.astype(np.int64)
+
+    def _lowest_free(self, count: int, chunk: int = 1 << 20) -> np.ndarray:
+        """The `count` lowest free mfns, scanning from the hint in chunks (not the whole array)."""
+        found, need, start = [], count, self._hint
+        while need > 0 and start < self.total_frames:
+            idx = np.flatnonzero(self.owner[start:start + chunk] == FREE)[:need] + start
+            found.append(idx)
+            need -= idx.size
+            start += chunk
+        return np.concatenate(found)
 
     def release(self, mfns: np.ndarray, *, owner: int) -> None:
         """Return frames to the free pool; every one must belong to `owner`."""
@@ -128,16 +148,18 @@ class MachineMemory:
             raise ConfigError(
                 f"mfn {int(wrong[0])} belongs to owner {int(self.owner[wrong[0]])}, not {owner}; only an owner releases its frames"
             )
-        if np.unique(mfns).size != mfns.size:
+        if not all_distinct(mfns, self.total_frames):
             raise ConfigError("the same mfn was released twice in one call; pass each frame once")
         self.owner[mfns] = FREE
         self.page_type[mfns] = PageType.NONE
         self.type_count[mfns] = 0
         self.tot_count[mfns] = 0
         self.content[mfns] = 0
-        for m in mfns.tolist():
-            self.words.pop(m, None)
+        if self.words:
+            for m in np.intersect1d(mfns, np.fromiter(self.words, dtype=np.int64)).tolist():
+                del self.words[m]
         self._free += int(mfns.size)
+        self._hint = min(self._hint, int(mfns.min()))
 
     def table(self, mfn: int) -> np.ndarray:
         """The 512 64-bit words of a frame used as a page table (zeroed on first use)."""
@@ -151,24 +173,33 @@ class MachineMemory:
         """Assert the accounting invariant: free count matches the owner array."""
         actual = int(np.count_nonzero(self.owner == FREE))
         assert actual == self._free, f"free-frame count {self._free} != {actual}"
+        assert not np.any(self.owner[: self._hint] == FREE), "a free frame lies below the allocation hint"
 
     def save(self) -> dict[str, np.ndarray]:
+        """A compact copy: every field as runs of equal values.
+
+        Most frames are free or zero, so a 64 GiB host saves in kilobytes, which
+        keeps every CLI call (load state, run a verb, save state) fast.
+        """
+        state = {"total_frames": np.array([self.total_frames], dtype=np.int64)}
+        for name in ("owner", "page_type", "type_count", "tot_count", "content"):
+            arr = getattr(self, name)
+            starts = np.concatenate(([0], np.flatnonzero(arr[1:] != arr[:-1]) + 1))
+            state[f"{name}.start"], state[f"{name}.val"] = starts.astype(np.int64), arr[starts]
         words_mfns = np.array(sorted(self.words), dtype=np.int64)
-        words = (np.stack([self.words[m] for m in words_mfns.tolist()])
-                 if words_mfns.size else np.zeros((0, ENTRIES_PER_TABLE), np.uint64))
-        return {"owner": self.owner, "page_type": self.page_type, "type_count": self.type_count,
-                "tot_count": self.tot_count, "content": self.content,
-                "words_mfns": words_mfns, "words": words}
+        state["words_mfns"] = words_mfns
+        state["words"] = (np.stack([self.words[m] for m in words_mfns.tolist()])
+                          if words_mfns.size else np.zeros((0, ENTRIES_PER_TABLE), np.uint64))
+        return state
 
     @classmethod
     def restore(cls, state: dict[str, np.ndarray]) -> "MachineMemory":
-        mem = cls.__new__(cls)
-        mem.owner = np.array(state["owner"], dtype=np.int32)
-        mem.total_frames = int(mem.owner.size)
-        mem.page_type = np.array(state["page_type"], dtype=np.uint8)
-        mem.type_count = np.array(state["type_count"], dtype=np.int32)
-        mem.tot_count = np.array(state["tot_count"], dtype=np.int32)
-        mem.content = np.array(state["content"], dtype=np.uint64)
+        mem = cls(int(state["total_frames"][0]))
+        for name in ("owner", "page_type", "type_count", "tot_count", "content"):
+            starts = np.asarray(state[f"{name}.start"], dtype=np.int64)
+            lengths = np.diff(np.append(starts, mem.total_frames))
+            getattr(mem, name)[:] = np.repeat(state[f"{name}.val"], lengths)
         mem.words = {int(m): np.array(w, dtype=np.uint64) for m, w in zip(state["words_mfns"], state["words"])}
         mem._free = int(np.count_nonzero(mem.owner == FREE))
+        mem._hint = 0
         return mem

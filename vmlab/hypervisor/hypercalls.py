@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from vmlab.hardware.memory import all_distinct
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import DomainConfig, DomainState
 
@@ -113,7 +114,7 @@ def do_memory_op(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DO
             return C.EINVAL
         if want.size and (want.min() < 0 or want.max() >= dom.p2m.size):
             return C.EINVAL
-        if np.unique(want).size != want.size or np.any(dom.p2m[want] != C.INVALID_MFN):
+        if not all_distinct(want, dom.p2m.size) or np.any(dom.p2m[want] != C.INVALID_MFN):
             return C.EINVAL  # populating a pfn twice
         room = min(dom.max_pages - dom.tot_pages, hv.memory.free_frames)
         done = int(max(0, min(room, want.size)))
@@ -127,7 +128,7 @@ def do_memory_op(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DO
             return C.EINVAL
         if give.size and (give.min() < 0 or give.max() >= dom.p2m.size):
             return C.EINVAL
-        if np.unique(give).size != give.size:
+        if not all_distinct(give, dom.p2m.size):
             return C.EINVAL
         populated = dom.p2m[give] != C.INVALID_MFN
         done = int(np.argmin(populated)) if not populated.all() else give.size  # stop at the first hole

@@ -304,13 +304,39 @@ class Hypervisor:
                           memory_mib=dom.memory_mib, vcpus=dom.vcpus_online, max_vcpus=dom.config.vcpus,
                           cpu_time_s=dom.cpu_time_s, privileged=dom.privileged)
 
-    def memory_columns(self) -> dict[str, list]:
-        """Runs of frames by owner, as plain columns for a memory-map plot."""
+    def owner_label(self, owner: int) -> str:
+        if owner == C.DOMID_XEN:
+            return "Xen"
+        if owner == FREE:
+            return "free"
+        dom = self.domains.get(owner)
+        return dom.name if dom is not None else f"dom{owner}"
+
+    def memory_columns(self, rows: int = 64) -> dict[str, list]:
+        """The memory map as plain columns: every machine frame, coloured by owner.
+
+        Machine memory is drawn as `rows` rows of equal frame ranges (mfn 0 at top
+        left); each run of frames with one owner becomes one rectangle per row it
+        touches: x0/x1 in [0, 1) of the row, y the row index, plus the run's mfns,
+        owner and label. Cost: one pass over the owner array (numpy), so a 64 GiB
+        host's 16.7 M frames map in tens of milliseconds.
+        """
         starts, lengths, owners = self.memory.runs()
-        names = {C.DOMID_XEN: "Xen", FREE: "free"}
-        names.update({d.domid: d.name for d in self.domains.values()})
-        return {"start_mfn": starts.tolist(), "frames": lengths.tolist(), "owner": owners.tolist(),
-                "label": [names.get(int(o), f"dom{int(o)}") for o in owners]}
+        total = self.memory.total_frames
+        per_row = -(-total // rows)
+        ends = starts + lengths
+        r0, r1 = starts // per_row, (ends - 1) // per_row
+        n = r1 - r0 + 1
+        idx = np.repeat(np.arange(starts.size), n)
+        row = r0[idx] + (np.arange(idx.size) - np.repeat(np.cumsum(n) - n, n))
+        seg_start = np.maximum(starts[idx], row * per_row)
+        seg_end = np.minimum(ends[idx], (row + 1) * per_row)
+        labels = {int(o): self.owner_label(int(o)) for o in np.unique(owners)}
+        own = owners[idx]
+        return {"x0": ((seg_start - row * per_row) / per_row).tolist(),
+                "x1": ((seg_end - row * per_row) / per_row).tolist(),
+                "y": row.tolist(), "start_mfn": seg_start.tolist(), "frames": (seg_end - seg_start).tolist(),
+                "owner": own.tolist(), "label": [labels[int(o)] for o in own]}
 
     def check_invariants(self) -> None:
         """Raise AssertionError if the frame accounting is inconsistent anywhere."""
@@ -359,8 +385,30 @@ def save_hypervisor(hv: Hypervisor, *, trace_tail: int = 2000) -> tuple[dict, di
                     for d in hv.domains.values()],
     }
     arrays = {f"mem.{k}": v for k, v in hv.memory.save().items()}
-    arrays.update({f"p2m.{d.domid}": d.p2m for d in hv.domains.values()})
+    for d in hv.domains.values():
+        arrays[f"p2m.{d.domid}.start"], arrays[f"p2m.{d.domid}.first"] = _p2m_runs(d.p2m)
+        arrays[f"p2m.{d.domid}.size"] = np.array([d.p2m.size], dtype=np.int64)
     return meta, arrays
+
+
+def _p2m_runs(p2m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a p2m as runs of consecutive mfns (holes are runs of INVALID_MFN): tiny for real guests."""
+    if p2m.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    step = np.diff(p2m)
+    invalid = p2m == C.INVALID_MFN
+    cont = ((step == 1) & ~invalid[:-1] & ~invalid[1:]) | (invalid[:-1] & invalid[1:])
+    starts = np.concatenate(([0], np.flatnonzero(~cont) + 1))
+    return starts.astype(np.int64), p2m[starts].astype(np.int64)
+
+
+def _p2m_from_runs(starts: np.ndarray, first: np.ndarray, size: int) -> np.ndarray:
+    if size == 0:
+        return np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, size))
+    offset = np.arange(size, dtype=np.int64) - np.repeat(starts, lengths)
+    base = np.repeat(first, lengths)
+    return np.where(base == C.INVALID_MFN, C.INVALID_MFN, base + offset)
 
 
 def load_hypervisor(meta: dict, arrays: dict[str, np.ndarray]) -> Hypervisor:
@@ -389,6 +437,7 @@ def load_hypervisor(meta: dict, arrays: dict[str, np.ndarray]) -> Hypervisor:
                      vcpus_online=d["vcpus_online"], cpu_time_s=d["cpu_time_s"], load=d["load"],
                      shutdown_reason=d["shutdown_reason"], console=list(d["console"]),
                      devices=[VirtualDevice(**v) for v in d["devices"]], created_ns=d["created_ns"])
-        dom.p2m = np.array(arrays[f"p2m.{dom.domid}"], dtype=np.int64)
+        k = f"p2m.{dom.domid}"
+        dom.p2m = _p2m_from_runs(arrays[f"{k}.start"], arrays[f"{k}.first"], int(arrays[f"{k}.size"][0]))
         hv.domains[dom.domid] = dom
     return hv

@@ -53,7 +53,7 @@ def dump_pool(pool: ServerPool) -> bytes:
         arrays.update({f"s{i}.{k}": v for k, v in a.items()})
     arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez(buf, **arrays)  # already sparse (runs, non-zero entries): compression would only cost time
     return buf.getvalue()
 
 

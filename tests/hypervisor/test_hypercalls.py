@@ -1,0 +1,68 @@
+import numpy as np
+
+from helpers import make_xm, pv, snapshot
+from vmlab.hypervisor import constants as C
+
+
+def test_domu_domctl_gets_eperm_and_nothing_changes():
+    xm = make_xm()
+    vm = xm.create(pv())
+    before = snapshot(xm.hv)
+    for cmd in ("destroydomain", "pausedomain", "max_mem", "createdomain"):
+        assert xm.hv.hypercall(vm.domid, "domctl", C.XEN_DOMCTL[cmd], 0) == C.EPERM
+    assert snapshot(xm.hv) == before
+    assert xm.hv.trace.events[-1].kind == "refused"
+
+
+def test_domu_cannot_touch_another_domains_memory():
+    xm = make_xm()
+    a, b = xm.create(pv("a")), xm.create(pv("b"))
+    pfns = np.arange(4)
+    before = snapshot(xm.hv)
+    assert xm.hv.hypercall(a.domid, "memory_op", C.XENMEM_decrease_reservation, b.domid, 4, pfns) == C.EPERM
+    assert xm.hv.hypercall(a.domid, "sched_op", C.SCHEDOP_remote_shutdown, {"domid": b.domid, "reason": 0}) == C.EPERM
+    assert xm.hv.hypercall(a.domid, "console_io", 0, "hi") == C.EPERM
+    assert snapshot(xm.hv) == before
+
+
+def test_unknown_and_malformed_hypercalls_get_errno_not_exceptions():
+    xm = make_xm()
+    vm = xm.create(pv())
+    assert xm.hv.hypercall(vm.domid, "no_such_call") == C.ENOSYS
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 3, [1]) == C.EINVAL
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 1, [10**9]) == C.EINVAL
+    assert xm.hv.hypercall(vm.domid, "sched_op", C.SCHEDOP_shutdown, 99) == C.EINVAL
+    assert xm.hv.hypercall(vm.domid, "xen_version", 0, 1, 2, 3, 4, 5) == C.EINVAL  # too many arguments
+    xm.hv.check_invariants()
+
+
+def test_hypercalls_resolve_by_number_too():
+    xm = make_xm()
+    assert xm.hv.hypercall(0, 17, C.XENVER_version) == (3 << 16) | 4
+
+
+def test_balloon_down_then_up_through_memory_op():
+    xm = make_xm()
+    vm = xm.create(pv(memory=256, maxmem=512))
+    top = np.flatnonzero(vm.p2m != C.INVALID_MFN)[-8:]
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_decrease_reservation, C.DOMID_SELF, 8, top) == 8
+    assert vm.tot_pages == 65536 - 8
+    holes = np.flatnonzero(vm.p2m == C.INVALID_MFN)[:16]
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 16, holes) == 16
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_current_reservation) == 65536 + 8
+    xm.hv.check_invariants()
+
+
+def test_increase_reservation_stops_at_max_pages_and_reports_progress():
+    xm = make_xm()
+    vm = xm.create(pv(memory=256, maxmem=512))
+    assert xm.hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_mem"], vm.domid, 256 * 1024 + 16) == 0  # 4 pages of room
+    holes = np.arange(65536, 65546)
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 10, holes) == 4
+    assert vm.tot_pages == vm.max_pages
+
+
+def test_max_mem_below_current_allocation_is_einval():
+    xm = make_xm()
+    vm = xm.create(pv(memory=256))
+    assert xm.hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_mem"], vm.domid, 128 * 1024) == C.EINVAL

@@ -1,0 +1,225 @@
+"""The stateful parts of costing a stream, done with cumulative numpy tricks.
+
+Everything a path pays per operation type is counts x cost. What is left depends
+on history, and lives here:
+
+- `hidden_faults`: under shadow paging (HVM-shadow and BT) a guest PTE write
+  leaves the shadow entry stale (the shadow is refilled lazily, as Xen's
+  out-of-sync shadows and KVM's unsync pages do); the next TLB miss on that entry
+  is a *hidden* page fault the hypervisor handles without the guest knowing.
+- `new_roots`: the first CR3 load of a root makes shadow paging build a shadow.
+- `translations`: BT translates a kernel block the first time it runs after the
+  translation cache was (re)started; a full cache is flushed whole.
+- `adaptive_traps`: BT lets the first `threshold` PTE writes of a block trap;
+  then adaptive translation rewrites the block to call out instead.
+- `batch_plan`: PV queues PTE writes in a multicall buffer (Linux
+  arch/x86/xen/multicalls.c): flushed when full ("slots"), before a TLB flush or
+  a CR3 load, in the page-fault handler, and at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from vmlab.errors import ConfigError
+from vmlab.execution.ops import FLUSH_POINTS, Op, OpStream
+
+__all__ = ["StreamAnalysis", "BatchPlan", "batch_plan", "first_occurrences", "MC_BATCH"]
+
+MC_BATCH = 32  # Linux arch/x86/xen/multicalls.h: entries per per-CPU multicall buffer
+_BIG = np.iinfo(np.int64).max
+
+
+def first_occurrences(keys: np.ndarray, n_keys: int | None = None) -> np.ndarray:
+    """Sorted positions where each distinct (non-negative int) key occurs first."""
+    if keys.size == 0:
+        return np.zeros(0, np.int64)
+    n_keys = int(keys.max()) + 1 if n_keys is None else n_keys
+    first = np.full(n_keys, _BIG, np.int64)
+    np.minimum.at(first, keys, np.arange(keys.size, dtype=np.int64))
+    return np.sort(first[first != _BIG])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BatchPlan:
+    """How a PV guest's PTE writes become hypercalls for one batch size."""
+
+    batch: int
+    updates: int
+    issue_pos: np.ndarray      # op index at which each batch is issued
+    sizes: np.ndarray          # entries per batch
+    reason: np.ndarray         # int8 codes into REASONS
+    runs: np.ndarray           # updates per run between flush points (k_i)
+
+    REASONS = ("slots", "tlb_flush", "cr3_load", "page_fault", "end")
+
+    @property
+    def hypercalls(self) -> int:
+        return int(self.sizes.size)
+
+    def histogram(self) -> np.ndarray:
+        """batch_histo as Linux keeps it: how many batches had 0..batch entries."""
+        return np.bincount(self.sizes, minlength=self.batch + 1)
+
+    def flush_reasons(self) -> dict[str, int]:
+        c = np.bincount(self.reason, minlength=len(self.REASONS))
+        return {r: int(n) for r, n in zip(self.REASONS, c)}
+
+
+_REASON_OF_OP = {Op.TLB_FLUSH: 1, Op.CR3_LOAD: 2, Op.PAGE_FAULT: 3}
+
+
+def batch_plan(stream: OpStream, batch: int = MC_BATCH) -> BatchPlan:
+    """Group a stream's PTE writes into multicall batches of at most `batch` entries.
+
+    Runs of writes between flush points are cut into ceil(k/batch) batches; a
+    batch is issued when the next write finds the buffer full (Linux flushes
+    before adding) or at the flush point that ends the run.
+    """
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise ConfigError(f"batch={batch!r} must be an integer >= 1 (1 = no batching; Linux uses {MC_BATCH})")
+    batch = int(batch)
+    op = stream.op
+    P = np.flatnonzero(op == Op.PTE_WRITE)
+    flush_mask = op == FLUSH_POINTS[0]
+    for f in FLUSH_POINTS[1:]:
+        flush_mask |= op == f
+    F = np.flatnonzero(flush_mask)
+    n = op.size
+    run = np.searchsorted(F, P)                        # run r ends at F[r] (or at the end: r == len(F))
+    k = np.bincount(run, minlength=F.size + 1)
+    nb = -(-k // batch)
+    total = int(nb.sum())
+    if total == 0:
+        z = np.zeros(0, np.int64)
+        return BatchPlan(batch=batch, updates=0, issue_pos=z, sizes=z, reason=z.astype(np.int8), runs=k[k > 0])
+    r = np.repeat(np.arange(k.size), nb)
+    first_batch = np.cumsum(nb) - nb
+    j = np.arange(total) - first_batch[r]
+    last = j == nb[r] - 1
+    run_start = np.cumsum(k) - k                       # index into P of each run's first write
+    sizes = np.full(total, batch, np.int64)
+    sizes[last] = k[r[last]] - (nb[r[last]] - 1) * batch
+    pos = np.empty(total, np.int64)
+    nl = ~last
+    pos[nl] = P[run_start[r[nl]] + (j[nl] + 1) * batch]
+    F_end = np.r_[F, n - 1]
+    pos[last] = F_end[r[last]]
+    reason = np.zeros(total, np.int8)
+    end_ops = np.r_[op[F], 255].astype(np.int64)
+    lr = end_ops[r[last]]
+    codes = np.full(lr.size, 4, np.int8)
+    for o, c in _REASON_OF_OP.items():
+        codes[lr == o] = c
+    reason[last] = codes
+    return BatchPlan(batch=batch, updates=int(P.size), issue_pos=pos, sizes=sizes, reason=reason, runs=k[k > 0])
+
+
+class StreamAnalysis:
+    """History-dependent facts about one stream, computed once and shared by the paths."""
+
+    def __init__(self, stream: OpStream) -> None:
+        self.stream = stream
+
+    @cached_property
+    def counts(self) -> np.ndarray:
+        return self.stream.counts()
+
+    @cached_property
+    def kernel_index(self) -> np.ndarray:
+        return np.flatnonzero(self.stream.block >= 0)
+
+    @cached_property
+    def hidden_faults(self) -> np.ndarray:
+        """Positions of TLB misses on an entry whose latest event was a guest PTE write."""
+        s = self.stream
+        w = np.flatnonzero(s.op == Op.PTE_WRITE)
+        m = np.flatnonzero(s.op == Op.TLB_MISS)
+        if w.size == 0 or m.size == 0:
+            return np.zeros(0, np.int64)
+        ws, ms = s.arg[w], s.arg[m]
+        both = np.intersect1d(np.unique(ws), np.unique(ms), assume_unique=True) if (w.size + m.size) < 200_000 \
+            else None
+        if both is None:  # bitmap filter: only slots both written and missed matter
+            hi = int(max(ws.max(), ms.max())) + 1
+            wr = np.zeros(hi, bool)
+            wr[ws] = True
+            mi = np.zeros(hi, bool)
+            mi[ms] = True
+            keep = wr & mi
+            w, m = w[keep[ws]], m[keep[ms]]
+        else:
+            w, m = w[np.isin(ws, both)], m[np.isin(ms, both)]
+        ev = np.sort(np.r_[w, m])
+        slots = s.arg[ev]
+        order = np.argsort(slots, kind="stable")      # by slot, then by position
+        ev_o, sl_o = ev[order], slots[order]
+        is_miss = s.op[ev_o] == Op.TLB_MISS
+        prev_write = np.r_[False, (s.op[ev_o[:-1]] == Op.PTE_WRITE) & (sl_o[:-1] == sl_o[1:])]
+        return np.sort(ev_o[is_miss & prev_write])
+
+    @cached_property
+    def new_roots(self) -> np.ndarray:
+        """Positions of CR3 loads of a root never loaded before."""
+        c = np.flatnonzero(self.stream.op == Op.CR3_LOAD)
+        if c.size == 0:
+            return c
+        _, first = np.unique(self.stream.arg[c], return_index=True)
+        return np.sort(c[first])
+
+    def translations(self, capacity: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions of block translations, positions of whole-cache flushes) for a cache of `capacity` blocks."""
+        kidx = self.kernel_index
+        kb = self.stream.block[kidx].astype(np.int64)
+        if kb.size == 0:
+            z = np.zeros(0, np.int64)
+            return z, z
+        nkeys = int(kb.max()) + 1
+        trans, flushes = [], []
+        start = 0
+        capacity = int(capacity)
+        while start < kb.size:
+            firsts = first_occurrences(kb[start:], nkeys)
+            if firsts.size <= capacity:
+                trans.append(firsts + start)
+                break
+            cut = int(firsts[capacity])                  # the block that finds the cache full
+            trans.append(firsts[:capacity] + start)
+            flushes.append(start + cut)
+            start += cut
+        return kidx[np.concatenate(trans)], kidx[np.asarray(flushes, np.int64)]
+
+    def adaptive_traps(self, threshold: int, flush_positions: np.ndarray) -> np.ndarray:
+        """Positions of PTE writes that still trap: the first `threshold` per (block, cache epoch)."""
+        s = self.stream
+        w = np.flatnonzero((s.op == Op.PTE_WRITE) & (s.block >= 0))
+        threshold = int(threshold)
+        if w.size == 0 or threshold <= 0:
+            return np.zeros(0, np.int64)
+        nb = int(s.block.max()) + 1
+        epoch = np.searchsorted(flush_positions, w, side="right")
+        key = epoch.astype(np.int64) * nb + s.block[w]
+        if threshold > 16:  # rank within key by a stable sort
+            order = np.argsort(key, kind="stable")
+            ks = key[order]
+            start = np.r_[0, np.flatnonzero(ks[1:] != ks[:-1]) + 1]
+            rank = np.arange(ks.size) - np.repeat(start, np.diff(np.r_[start, ks.size]))
+            return np.sort(w[order[rank < threshold]])
+        _, dense = np.unique(key, return_inverse=True) if key.size < 100_000 else (None, None)
+        if dense is None:
+            dense = key - key.min()
+        n_keys = int(dense.max()) + 1
+        taken = np.zeros(w.size, bool)
+        pos = np.arange(w.size, dtype=np.int64)
+        for _ in range(threshold):
+            cand = np.where(taken, _BIG, pos)
+            first = np.full(n_keys, _BIG, np.int64)
+            np.minimum.at(first, dense, cand)
+            got = first[first != _BIG]
+            if got.size == 0:
+                break
+            taken[got] = True
+        return w[taken]

@@ -1,0 +1,414 @@
+"""Event channels, 2-level ABI: Xen's virtual interrupts.
+
+A port is one bit in the shared-info page's `evtchn_pending` array, with a
+matching bit in `evtchn_mask`. Raising an event (xen/common/event_channel.c,
+evtchn_set_pending):
+
+    if test_and_set(pending[port]):  return          # already pending: edges merge
+    if mask[port]:                   return          # masked: no upcall (the edge is "lost"
+                                                     #   unless the guest re-checks on unmask)
+    if !test_and_set(vcpu.pending_sel, port / 64):   # the first level: one bit per 64-bit word
+        vcpu.evtchn_upcall_pending = 1               # and kick the vCPU
+
+The guest's upcall (evtchn_do_upcall) runs only while `evtchn_upcall_mask` is
+clear; that per-vCPU byte is the PV guest's interrupt flag, so `cli`/`sti` are
+plain stores, not hypercalls. 64-bit guests get 64 x 64 = 4096 ports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from vmlab.hypervisor import constants as C
+
+if TYPE_CHECKING:
+    from vmlab.hypervisor.domain import Domain
+    from vmlab.hypervisor.hypervisor import Hypervisor
+
+__all__ = [
+    "EventChannels", "DomainEvents", "VcpuEvents", "do_event_channel_op",
+    "EVTCHNOP_bind_interdomain", "EVTCHNOP_bind_virq", "EVTCHNOP_close", "EVTCHNOP_send",
+    "EVTCHNOP_status", "EVTCHNOP_alloc_unbound", "EVTCHNOP_bind_ipi", "EVTCHNOP_bind_vcpu", "EVTCHNOP_unmask",
+    "ECS_FREE", "ECS_RESERVED", "ECS_UNBOUND", "ECS_INTERDOMAIN", "ECS_PIRQ", "ECS_VIRQ", "ECS_IPI",
+    "VIRQ_TIMER", "VIRQ_DEBUG", "VIRQ_CONSOLE", "VIRQ_DOM_EXC", "NR_VIRQS", "NR_EVENT_CHANNELS",
+]
+
+# xen/include/public/event_channel.h
+EVTCHNOP_bind_interdomain = 0
+EVTCHNOP_bind_virq = 1
+EVTCHNOP_bind_pirq = 2
+EVTCHNOP_close = 3
+EVTCHNOP_send = 4
+EVTCHNOP_status = 5
+EVTCHNOP_alloc_unbound = 6
+EVTCHNOP_bind_ipi = 7
+EVTCHNOP_bind_vcpu = 8
+EVTCHNOP_unmask = 9
+
+# EVTCHNSTAT_* / xen/include/xen/sched.h ECS_*
+ECS_FREE = 0
+ECS_RESERVED = 1
+ECS_UNBOUND = 2
+ECS_INTERDOMAIN = 3
+ECS_PIRQ = 4
+ECS_VIRQ = 5
+ECS_IPI = 6
+
+# xen/include/public/xen.h
+VIRQ_TIMER = 0
+VIRQ_DEBUG = 1
+VIRQ_CONSOLE = 2
+VIRQ_DOM_EXC = 3
+NR_VIRQS = 24
+
+BITS_PER_WORD = 64
+NR_EVENT_CHANNELS = BITS_PER_WORD * BITS_PER_WORD  # 4096 for a 64-bit guest (2-level ABI)
+
+
+@dataclass(slots=True)
+class VcpuEvents:
+    """The per-vCPU part of shared info (vcpu_info)."""
+
+    upcall_pending: bool = False
+    upcall_mask: bool = False
+    pending_sel: int = 0
+
+
+@dataclass(slots=True)
+class DomainEvents:
+    """One domain's ports and its shared-info bitmaps."""
+
+    domid: int
+    nr_vcpus: int = 1
+    state: list[int] = field(default_factory=lambda: [ECS_RESERVED] + [ECS_FREE] * (NR_EVENT_CHANNELS - 1))
+    remote_dom: dict[int, int] = field(default_factory=dict)
+    remote_port: dict[int, int] = field(default_factory=dict)
+    virq_of: dict[int, int] = field(default_factory=dict)
+    vcpu_of: dict[int, int] = field(default_factory=dict)
+    virq_port: dict[tuple[int, int], int] = field(default_factory=dict)  # (virq, vcpu) -> port
+    # Linux masks every port at boot and unmasks a port when a driver binds it.
+    pending: bytearray = field(default_factory=lambda: bytearray(NR_EVENT_CHANNELS))
+    mask: bytearray = field(default_factory=lambda: bytearray(b"\x01" * NR_EVENT_CHANNELS))
+    vcpus: list[VcpuEvents] = field(default_factory=list)
+    handlers: dict[int, Callable[[int], None]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: {"raised": 0, "merged": 0, "masked": 0, "upcalls": 0,
+                                                            "delivered": 0, "deferred": 0})
+
+    def __post_init__(self) -> None:
+        if not self.vcpus:
+            self.vcpus = [VcpuEvents() for _ in range(max(1, self.nr_vcpus))]
+
+    def alloc_port(self) -> int:
+        try:
+            return self.state.index(ECS_FREE)
+        except ValueError:
+            return -1
+
+    def vcpu(self, port: int) -> VcpuEvents:
+        return self.vcpus[self.vcpu_of.get(port, 0) % len(self.vcpus)]
+
+    # --- the guest's side (plain stores into shared info) --------------------------
+    def local_irq_disable(self, vcpu: int = 0) -> None:
+        """PV `cli`: set evtchn_upcall_mask. A store, no hypercall."""
+        self.vcpus[vcpu].upcall_mask = True
+
+    def local_irq_enable(self, vcpu: int = 0) -> bool:
+        """PV `sti`: clear the mask; if an upcall waited, the guest forces it (Linux xen_restore_fl).
+
+        Returns True when that forced callback happened (it costs one hypercall in Linux).
+        """
+        v = self.vcpus[vcpu]
+        v.upcall_mask = False
+        return v.upcall_pending
+
+    def mask_port(self, port: int) -> None:
+        self.mask[port] = 1
+
+    def clear_mask_bit(self, port: int) -> None:
+        """Clear the mask bit with a bare store and do NOT re-check pending: the lost-edge bug.
+
+        An event raised while the port was masked stays pending with no upcall;
+        `unmask` (the hypercall, or Linux's unmask_evtchn) re-checks and delivers it.
+        """
+        self.mask[port] = 0
+
+    def upcall(self, vcpu: int = 0) -> list[int]:
+        """evtchn_do_upcall: scan pending & ~mask through pending_sel, clear and run handlers.
+
+        Returns the ports handled. Does nothing while the vCPU's upcall mask is set.
+        """
+        v = self.vcpus[vcpu]
+        if v.upcall_mask:
+            if v.upcall_pending:
+                self.counts["deferred"] += 1
+            return []
+        if not v.upcall_pending:
+            return []
+        v.upcall_pending = False
+        self.counts["upcalls"] += 1
+        handled: list[int] = []
+        while True:
+            sel, v.pending_sel = v.pending_sel, 0
+            if not sel:
+                break
+            while sel:
+                word = (sel & -sel).bit_length() - 1
+                sel &= sel - 1
+                base = word * BITS_PER_WORD
+                for port in range(base, base + BITS_PER_WORD):
+                    if self.pending[port] and not self.mask[port]:
+                        self.pending[port] = 0  # clear before the handler so a new event is a new edge
+                        handled.append(port)
+                        self.counts["delivered"] += 1
+                        h = self.handlers.get(port)
+                        if h is not None:
+                            h(port)
+        return handled
+
+    def has_work(self) -> bool:
+        return any(v.upcall_pending and not v.upcall_mask for v in self.vcpus)
+
+
+class EventChannels:
+    """Every domain's event channels on one hypervisor."""
+
+    def __init__(self, hv: "Hypervisor") -> None:
+        self.hv = hv
+        self.domains: dict[int, DomainEvents] = {}
+
+    def of(self, domid: int) -> DomainEvents:
+        d = self.domains.get(domid)
+        if d is None:
+            dom = self.hv.domains.get(domid)
+            d = self.domains[domid] = DomainEvents(domid=domid, nr_vcpus=dom.config.vcpus if dom else 1)
+        return d
+
+    # --- Xen's side -----------------------------------------------------------------
+    def set_pending(self, domid: int, port: int) -> None:
+        d = self.domains.get(domid)
+        if d is None:
+            return
+        d.counts["raised"] += 1
+        if d.pending[port]:
+            d.counts["merged"] += 1
+            return
+        d.pending[port] = 1
+        if d.mask[port]:
+            d.counts["masked"] += 1
+            return
+        v = d.vcpu(port)
+        bit = 1 << (port // BITS_PER_WORD)
+        if not v.pending_sel & bit:
+            v.pending_sel |= bit
+            v.upcall_pending = True
+
+    def alloc_unbound(self, caller: "Domain", dom: int, remote_dom: int) -> int:
+        dom = caller.domid if dom == C.DOMID_SELF else dom
+        remote_dom = caller.domid if remote_dom == C.DOMID_SELF else remote_dom
+        if dom != caller.domid and not caller.privileged:
+            return C.EPERM
+        if dom not in self.hv.domains:
+            return C.ESRCH
+        d = self.of(dom)
+        port = d.alloc_port()
+        if port < 0:
+            return -28  # -ENOSPC
+        d.state[port] = ECS_UNBOUND
+        d.remote_dom[port] = remote_dom
+        return port
+
+    def bind_interdomain(self, caller: "Domain", remote_dom: int, remote_port: int) -> int:
+        remote_dom = caller.domid if remote_dom == C.DOMID_SELF else remote_dom
+        if remote_dom not in self.hv.domains:
+            return C.ESRCH
+        rd = self.of(remote_dom)
+        if not 0 < remote_port < NR_EVENT_CHANNELS or rd.state[remote_port] != ECS_UNBOUND:
+            return C.EINVAL
+        if rd.remote_dom.get(remote_port) != caller.domid:
+            return C.EINVAL  # the unbound port was offered to another domain
+        ld = self.of(caller.domid)
+        lport = ld.alloc_port()
+        if lport < 0:
+            return -28
+        ld.state[lport] = ECS_INTERDOMAIN
+        ld.remote_dom[lport], ld.remote_port[lport] = remote_dom, remote_port
+        rd.state[remote_port] = ECS_INTERDOMAIN
+        rd.remote_port[remote_port] = lport
+        # Xen raises the event on the local port so neither side misses an event sent before the bind.
+        self.set_pending(caller.domid, lport)
+        return lport
+
+    def bind_virq(self, caller: "Domain", virq: int, vcpu: int) -> int:
+        if not 0 <= virq < NR_VIRQS:
+            return C.EINVAL
+        d = self.of(caller.domid)
+        if not 0 <= vcpu < len(d.vcpus):
+            return C.ENOENT
+        if (virq, vcpu) in d.virq_port:
+            return C.EEXIST
+        port = d.alloc_port()
+        if port < 0:
+            return -28
+        d.state[port] = ECS_VIRQ
+        d.virq_of[port], d.vcpu_of[port] = virq, vcpu
+        d.virq_port[(virq, vcpu)] = port
+        return port
+
+    def bind_ipi(self, caller: "Domain", vcpu: int) -> int:
+        d = self.of(caller.domid)
+        if not 0 <= vcpu < len(d.vcpus):
+            return C.ENOENT
+        port = d.alloc_port()
+        if port < 0:
+            return -28
+        d.state[port] = ECS_IPI
+        d.vcpu_of[port] = vcpu
+        return port
+
+    def close(self, domid: int, port: int) -> int:
+        d = self.domains.get(domid)
+        if d is None or not 0 < port < NR_EVENT_CHANNELS or d.state[port] in (ECS_FREE, ECS_RESERVED):
+            return C.EINVAL
+        st = d.state[port]
+        if st == ECS_INTERDOMAIN:
+            rdom, rport = d.remote_dom.get(port), d.remote_port.get(port)
+            rd = self.domains.get(rdom)
+            if rd is not None and rd.state[rport] == ECS_INTERDOMAIN and rd.remote_port.get(rport) == port:
+                # The other end survives as an unbound port offered back to us (Xen does this).
+                rd.state[rport] = ECS_UNBOUND
+                rd.remote_dom[rport] = domid
+                rd.remote_port.pop(rport, None)
+        elif st == ECS_VIRQ:
+            d.virq_port.pop((d.virq_of.get(port), d.vcpu_of.get(port, 0)), None)
+        d.state[port] = ECS_FREE
+        for m in (d.remote_dom, d.remote_port, d.virq_of, d.vcpu_of, d.handlers):
+            m.pop(port, None)
+        d.pending[port] = 0
+        d.mask[port] = 1
+        return 0
+
+    def send(self, domid: int, port: int) -> int:
+        d = self.domains.get(domid)
+        if d is None or not 0 < port < NR_EVENT_CHANNELS:
+            return C.EINVAL
+        st = d.state[port]
+        if st == ECS_INTERDOMAIN:
+            self.set_pending(d.remote_dom[port], d.remote_port[port])
+            return 0
+        if st == ECS_IPI:
+            self.set_pending(domid, port)
+            return 0
+        if st == ECS_UNBOUND:
+            return 0  # nobody is listening yet: Xen drops it silently
+        return C.EINVAL
+
+    def unmask(self, domid: int, port: int) -> int:
+        d = self.domains.get(domid)
+        if d is None or not 0 <= port < NR_EVENT_CHANNELS:
+            return C.EINVAL
+        if d.mask[port]:
+            d.mask[port] = 0
+            if d.pending[port]:
+                v = d.vcpu(port)
+                v.pending_sel |= 1 << (port // BITS_PER_WORD)
+                v.upcall_pending = True
+        return 0
+
+    def raise_virq(self, domid: int, virq: int, vcpu: int = 0) -> bool:
+        """Xen raises a virtual IRQ (e.g. VIRQ_TIMER on a timer tick). False if nobody bound it."""
+        d = self.domains.get(domid)
+        port = d.virq_port.get((virq, vcpu)) if d is not None else None
+        if port is None:
+            return False
+        self.set_pending(domid, port)
+        return True
+
+    def status(self, domid: int, port: int, out: dict) -> int:
+        d = self.domains.get(domid)
+        if d is None:
+            return C.ESRCH
+        if not 0 <= port < NR_EVENT_CHANNELS:
+            return C.EINVAL
+        st = d.state[port]
+        out["status"] = st
+        out["vcpu"] = d.vcpu_of.get(port, 0)
+        if st in (ECS_UNBOUND, ECS_INTERDOMAIN):
+            out["remote_dom"] = d.remote_dom.get(port)
+            out["remote_port"] = d.remote_port.get(port)
+        if st == ECS_VIRQ:
+            out["virq"] = d.virq_of[port]
+        return 0
+
+    def release_domain(self, domid: int) -> None:
+        d = self.domains.get(domid)
+        if d is None:
+            return
+        for port in range(1, NR_EVENT_CHANNELS):
+            if d.state[port] != ECS_FREE:
+                self.close(domid, port)
+        # Ports elsewhere still offered to this domain (unbound, remote = domid) stay unbound
+        # but point at nobody; Xen leaves them too. Nothing else names this domain.
+        del self.domains[domid]
+
+    def open_ports(self, domid: int) -> int:
+        d = self.domains.get(domid)
+        return 0 if d is None else sum(1 for s in d.state[1:] if s != ECS_FREE)
+
+
+def do_event_channel_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg: dict | None = None,
+                        out: dict | None = None) -> int:
+    """event_channel_op(cmd, arg): arg holds the op struct's fields by their Xen names.
+
+    alloc_unbound {dom, remote_dom} -> port; bind_interdomain {remote_dom, remote_port}
+    -> local_port; bind_virq {virq, vcpu} -> port; bind_ipi {vcpu} -> port;
+    close/send/unmask {port}; status {dom, port}. Ports come back both as the
+    return value and in `out`.
+    """
+    from vmlab.io.system import io_system
+    ev = io_system(hv).events
+    arg = arg or {}
+    out = out if out is not None else {}
+    me = caller.domid
+    if cmd == EVTCHNOP_send:
+        return ev.send(me, arg.get("port", -1))
+    if cmd == EVTCHNOP_alloc_unbound:
+        rc = ev.alloc_unbound(caller, arg.get("dom", C.DOMID_SELF), arg.get("remote_dom", C.DOMID_INVALID))
+        if rc >= 0:
+            out["port"] = rc
+        return rc
+    if cmd == EVTCHNOP_bind_interdomain:
+        rc = ev.bind_interdomain(caller, arg.get("remote_dom", C.DOMID_INVALID), arg.get("remote_port", -1))
+        if rc >= 0:
+            out["local_port"] = rc
+        return rc
+    if cmd == EVTCHNOP_bind_virq:
+        rc = ev.bind_virq(caller, arg.get("virq", -1), arg.get("vcpu", 0))
+        if rc >= 0:
+            out["port"] = rc
+        return rc
+    if cmd == EVTCHNOP_bind_ipi:
+        rc = ev.bind_ipi(caller, arg.get("vcpu", 0))
+        if rc >= 0:
+            out["port"] = rc
+        return rc
+    if cmd == EVTCHNOP_close:
+        return ev.close(me, arg.get("port", -1))
+    if cmd == EVTCHNOP_unmask:
+        return ev.unmask(me, arg.get("port", -1))
+    if cmd == EVTCHNOP_status:
+        dom = arg.get("dom", C.DOMID_SELF)
+        dom = me if dom == C.DOMID_SELF else dom
+        if dom != me and not caller.privileged:
+            return C.EPERM
+        return ev.status(dom, arg.get("port", -1), out)
+    if cmd == EVTCHNOP_bind_vcpu:
+        d = ev.domains.get(me)
+        port, vcpu = arg.get("port", -1), arg.get("vcpu", 0)
+        if d is None or not 0 < port < NR_EVENT_CHANNELS or d.state[port] == ECS_FREE:
+            return C.EINVAL
+        if not 0 <= vcpu < len(d.vcpus):
+            return C.ENOENT
+        d.vcpu_of[port] = vcpu
+        return 0
+    return C.ENOSYS

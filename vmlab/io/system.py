@@ -1,0 +1,188 @@
+"""The I/O half of one hypervisor: grant tables, event channels, xenstore, devices.
+
+`io_system(hv)` returns it, creating it (and registering grant_table_op (20) and
+event_channel_op (32) on the hypervisor) on first use. `run()` is the little
+scheduler that lets every domain's kernel react: it delivers xenstore watch
+events (xenbus's xenwatch thread), event-channel upcalls (interrupts) and lets
+woken backend threads (blkback, netback) work, until nothing is left to do.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.domain import DomainState
+from vmlab.hypervisor.hypercalls import HypercallEntry
+from vmlab.io.event_channel import EventChannels, do_event_channel_op
+from vmlab.io.grant_table import GrantTables, do_grant_table_op
+from vmlab.io.xenstore import Xenstore
+
+if TYPE_CHECKING:
+    from vmlab.hypervisor.hypervisor import Hypervisor
+
+__all__ = ["IoSystem", "io_system", "IO_PAGE_FIRST_PFN"]
+
+# Guest pages the model's drivers use for rings and buffers start here, below the
+# top of memory the balloon driver gives back first. ILLUSTRATIVE choice.
+IO_PAGE_FIRST_PFN = 4096
+
+_SYSTEMS: "weakref.WeakKeyDictionary[Hypervisor, IoSystem]" = weakref.WeakKeyDictionary()
+
+
+class Worker(Protocol):
+    def process(self, budget: int | None = None) -> bool: ...
+
+
+class IoSystem:
+    """Per-hypervisor I/O state. Everything a domain has here goes in `release_domain`."""
+
+    def __init__(self, hv: "Hypervisor") -> None:
+        self.hv = hv
+        self.grants = GrantTables(hv)
+        self.events = EventChannels(hv)
+        self.xenstore = Xenstore(hv)
+        self.disks: dict[str, object] = {}        # image path -> VirtualDisk (outlives guests, like a file)
+        self.bridges: dict[str, object] = {}      # bridge name -> Bridge
+        self.devices: dict[int, list] = {}        # frontend domid -> [BlockDevice | NetDevice | emulated]
+        self.ring_pages: dict[int, object] = {}   # mfn -> the SharedRing living in that frame
+        self.ready: dict[int, Worker] = {}        # woken backend threads, in wake order
+        self._io_pfns: dict[int, set[int]] = {}
+        hv.register(HypercallEntry("grant_table_op", C.HYPERCALL_NUMBERS["grant_table_op"], do_grant_table_op))
+        hv.register(HypercallEntry("event_channel_op", C.HYPERCALL_NUMBERS["event_channel_op"], do_event_channel_op))
+        self.events.of(0)
+        self.grants.table(0)
+
+    # --- guest pages for rings and buffers ------------------------------------------
+    def alloc_pages(self, domid: int, n: int) -> list[int]:
+        """Pages a driver in `domid` takes for rings/buffers (its kernel's page allocator)."""
+        dom = self.hv.domains[domid]
+        used = self._io_pfns.setdefault(domid, set())
+        populated = np.flatnonzero(dom.p2m != C.INVALID_MFN)
+        start = min(IO_PAGE_FIRST_PFN, populated.size // 2)
+        out: list[int] = []
+        for pfn in populated[start:].tolist():
+            if pfn not in used:
+                out.append(pfn)
+                if len(out) == n:
+                    break
+        if len(out) < n:
+            from vmlab.errors import CapacityError
+            raise CapacityError(f"domain {domid} has no {n} free pages for I/O buffers; give it more memory")
+        used.update(out)
+        return out
+
+    def free_pages(self, domid: int, pfns) -> None:
+        self._io_pfns.get(domid, set()).difference_update(pfns)
+
+    def mfn(self, domid: int, pfn: int) -> int:
+        return int(self.hv.domains[domid].p2m[pfn])
+
+    # --- the scheduler ----------------------------------------------------------------
+    def wake(self, worker: Worker) -> None:
+        self.ready.setdefault(id(worker), worker)
+
+    def deliver_events(self, domid: int | None = None) -> int:
+        """Run pending upcalls (interrupt handlers) of one domain, or of every live one."""
+        n = 0
+        for d, ev in list(self.events.domains.items()):
+            if domid is not None and d != domid:
+                continue
+            dom = self.hv.domains.get(d)
+            if dom is None or dom.state is DomainState.DYING:
+                continue
+            for v in range(len(ev.vcpus)):
+                n += len(ev.upcall(v))
+        return n
+
+    def run_backends(self, budget: int | None = None) -> int:
+        n = 0
+        while self.ready:
+            key, worker = next(iter(self.ready.items()))
+            del self.ready[key]
+            n += 1
+            if worker.process(budget):
+                self.ready[key] = worker  # more work left: stays runnable
+                if budget is not None:
+                    break
+        return n
+
+    def run(self, max_rounds: int = 100_000) -> int:
+        """Let every kernel react until the system is quiet. Returns the rounds taken."""
+        self.reap()
+        for r in range(max_rounds):
+            busy = self.xenstore.deliver_watches()
+            busy += self.deliver_events()
+            busy += self.run_backends()
+            if not busy:
+                return r
+        return max_rounds
+
+    # --- domains ----------------------------------------------------------------------
+    def reap(self) -> None:
+        """Forget domains that no longer exist (destroyed without `release_domain`)."""
+        known = set(self.hv.domains)
+        gone = (set(self.events.domains) | set(self.grants.tables) | set(self.grants.maptrack)
+                | set(self.devices) | set(self.xenstore.watches)) - known
+        for domid in gone:
+            self.release_domain(domid)
+
+    def release_domain(self, domid: int) -> dict[str, int]:
+        """Tear down every device of `domid`, then its grants, channels, watches and xenstore nodes."""
+        from vmlab.io.hotplug import detach_all
+        detached = detach_all(self, domid)
+        forced = self.grants.release_domain(domid)
+        self.events.release_domain(domid)
+        nodes = self.xenstore.release_domain(domid) if domid != 0 else 0
+        self._io_pfns.pop(domid, None)
+        for key, w in list(self.ready.items()):
+            if getattr(w, "frontend_domid", None) == domid:
+                del self.ready[key]
+        return {"devices": detached, "forced_unmaps": forced, "xenstore_nodes": nodes}
+
+    def leftovers(self, domid: int) -> dict[str, int]:
+        """What still names `domid`: all zero after release (the destroy property)."""
+        xs = self.xenstore
+        return {"grants": self.grants.live_grants(domid), "mappings": self.grants.live_mappings(domid),
+                "foreign_mappings": sum(1 for mt in self.grants.maptrack.values()
+                                        for g, *_ in mt.handles.values() if g == domid),
+                "ports": self.events.open_ports(domid), "watches": xs.watch_count(domid),
+                "xenstore_nodes": len(xs.nodes_of(domid)), "devices": len(self.devices.get(domid, []))}
+
+
+def io_system(hv: "Hypervisor") -> IoSystem:
+    """The IoSystem of `hv`, created (hypercalls registered) on first use."""
+    s = _SYSTEMS.get(hv)
+    if s is None:
+        s = _SYSTEMS[hv] = IoSystem(hv)
+    return s
+
+
+def new_io_machine(*, kind: str = "pv", host_mib: int = 1024, dom0_mib: int = 256, guest_mib: int = 128,
+                   name: str = "guest1", seed: int | None = None) -> tuple["Hypervisor", int]:
+    """A small host with dom0 and one running guest built by hypercalls (no toolstack, no devices).
+
+    For labs, widgets and benchmarks that need a machine to push I/O through.
+    Returns (hv, domid).
+    """
+    from vmlab.hardware.host import Host, HostSpec
+    from vmlab.hardware.memory import frames_from_mib
+    from vmlab.hypervisor.domain import DomainConfig, DomainKind
+    from vmlab.hypervisor.hypervisor import Hypervisor
+
+    hv = Hypervisor(Host(HostSpec(memory_mib=host_mib)), dom0_mem_mib=dom0_mib)
+    cfg = DomainConfig(name=name, kind=DomainKind(kind), memory_mib=guest_mib)
+    out: dict = {}
+    hv.hypercall(0, "domctl", C.XEN_DOMCTL["createdomain"], C.DOMID_INVALID, cfg, out)
+    domid = out["domid"]
+    hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_vcpus"], domid, 1)
+    hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_mem"], domid, guest_mib * 1024)
+    pfns = np.arange(frames_from_mib(guest_mib), dtype=np.int64)
+    hv.hypercall(0, "memory_op", C.XENMEM_populate_physmap, domid, pfns.size, pfns)
+    hv.set_load(domid, 0.5)
+    hv.hypercall(0, "domctl", C.XEN_DOMCTL["unpausedomain"], domid)
+    io_system(hv).xenstore.introduce_domain(domid, name, memory_kib=guest_mib * 1024)
+    return hv, domid

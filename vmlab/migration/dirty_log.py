@@ -1,0 +1,199 @@
+"""Log-dirty mode: the hypervisor remembers which pages a guest wrote.
+
+Xen keeps one bit per guest page while log-dirty is on; the save/migrate tool
+reads it with the shadow_op domctl (xen/include/public/domctl.h, verified):
+
+    XEN_DOMCTL_shadow_op = 10
+      XEN_DOMCTL_SHADOW_OP_OFF              0   leave log-dirty mode
+      XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY  2   start logging, bitmap all clear
+      XEN_DOMCTL_SHADOW_OP_CLEAN           11   read the bitmap and clear it
+      XEN_DOMCTL_SHADOW_OP_PEEK            12   read the bitmap, leave it alone
+
+CLEAN once per round gives "pages dirtied since the last round"; Xen 3's PEEK
+during a round gives "pages dirtied again already", which it skips (Clark et
+al.'s writable-working-set trick). KVM's equivalent is KVM_GET_DIRTY_LOG, which
+QEMU calls at every bitmap sync.
+
+The bitmap lives on the Domain as `dirty_bitmap` (np.bool_ per pfn) because
+`Hypervisor.guest_write` sets bits there whenever the attribute exists.
+`install_shadow_op(hv)` adds the sub-op to that hypervisor's domctl so the
+toolstack drives it through the hypercall gate, as libxc does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.hypercalls import HypercallEntry
+
+if TYPE_CHECKING:
+    from vmlab.hypervisor.domain import Domain
+    from vmlab.hypervisor.hypervisor import Hypervisor
+
+__all__ = ["DirtyLog", "SHADOW_OP", "install_shadow_op", "enable_log_dirty", "disable_log_dirty",
+           "shadow_op_clean", "shadow_op_peek"]
+
+XEN_DOMCTL_shadow_op = C.XEN_DOMCTL["shadow_op"]  # 10
+SHADOW_OP = {"OFF": 0, "ENABLE_LOGDIRTY": 2, "CLEAN": 11, "PEEK": 12}
+
+
+class DirtyLog:
+    """A log-dirty bitmap over `n_pages` pfns with Xen's read-and-clear semantics.
+
+    `bitmap` may be shared with a Domain (`dom.dirty_bitmap`) so that the
+    hypervisor's own guest writes set it.
+    """
+
+    BLOCK_SHIFT = 12  # summary bit per 4096 pages (16 MiB), so CLEAN scans only dirty blocks
+
+    def __init__(self, n_pages: int, bitmap: np.ndarray | None = None) -> None:
+        n_pages = int(n_pages)
+        if bitmap is None:
+            # Our own bitmap: every store comes through mark(), so a per-block summary
+            # stays exact and CLEAN need not scan clean gigabytes.
+            nblocks = -(-n_pages >> self.BLOCK_SHIFT) if n_pages else 0
+            self._padded = np.zeros(nblocks << self.BLOCK_SHIFT, dtype=np.bool_)
+            self.bitmap = self._padded[:n_pages]
+            self._blocks: np.ndarray | None = np.zeros(nblocks, dtype=np.bool_)
+        else:  # shared with a Domain: the hypervisor sets bits behind our back, scan it all
+            self.bitmap = bitmap
+            self._blocks = None
+        self._scratch = np.zeros(self.bitmap.size, dtype=np.bool_)
+
+    @property
+    def n_pages(self) -> int:
+        return int(self.bitmap.size)
+
+    def mark(self, pfns: np.ndarray) -> None:
+        self.bitmap[pfns] = True
+        if self._blocks is not None:
+            self._blocks[pfns >> self.BLOCK_SHIFT] = True
+
+    def peek(self, pfns: np.ndarray) -> np.ndarray:
+        """Which of `pfns` are dirty now (SHADOW_OP_PEEK restricted to a batch)."""
+        return self.bitmap[pfns]
+
+    def dirty_count(self) -> int:
+        return int(np.count_nonzero(self.bitmap))
+
+    def clean(self) -> np.ndarray:
+        """SHADOW_OP_CLEAN: the dirty pfns (sorted), and the bitmap cleared."""
+        if self._blocks is not None:
+            blocks = np.flatnonzero(self._blocks)
+            if blocks.size * 2 < self._blocks.size:
+                rows = self._padded.reshape(-1, 1 << self.BLOCK_SHIFT)
+                flat = np.flatnonzero(rows[blocks])
+                dirty = (blocks[flat >> self.BLOCK_SHIFT] << self.BLOCK_SHIFT) + (flat & ((1 << self.BLOCK_SHIFT) - 1))
+                rows[blocks] = False
+                self._blocks[blocks] = False
+                return dirty.astype(np.int64)
+            self._blocks[:] = False
+        dirty = np.flatnonzero(self.bitmap)
+        self.bitmap[dirty] = False
+        return dirty
+
+    def clean_merge(self, unsent: np.ndarray) -> tuple[np.ndarray, int]:
+        """Clean, and OR in `unsent` (pages still pending in the sender's bitmap).
+
+        Returns (merged sorted pfns, pages newly dirty = not already pending):
+        QEMU's migration_bitmap_sync counts only newly set bits
+        (num_dirty_pages_period).
+        """
+        dirty = self.clean()
+        if unsent.size == 0:
+            return dirty, int(dirty.size)
+        s = self._scratch
+        s[dirty] = True
+        s[unsent] = True
+        merged = np.flatnonzero(s)
+        s[merged] = False
+        return merged, int(merged.size - unsent.size)
+
+
+# --- the domctl sub-op, for live domains -------------------------------------------
+
+def _shadow_op(hv: "Hypervisor", dom: "Domain", op: int, out: dict) -> int:
+    if op == SHADOW_OP["ENABLE_LOGDIRTY"]:
+        if getattr(dom, "dirty_bitmap", None) is not None:
+            return C.EINVAL  # already in log-dirty mode (Xen: -EINVAL from paging_log_dirty_enable)
+        dom.dirty_bitmap = np.zeros(dom.p2m.size, dtype=np.bool_)
+        return 0
+    bitmap = getattr(dom, "dirty_bitmap", None)
+    if op == SHADOW_OP["OFF"]:
+        if bitmap is not None:
+            del dom.dirty_bitmap
+        return 0
+    if bitmap is None:
+        return C.EINVAL  # CLEAN/PEEK outside log-dirty mode
+    if op == SHADOW_OP["PEEK"]:
+        out["dirty"] = np.flatnonzero(bitmap)
+        out["dirty_count"] = int(out["dirty"].size)
+        return 0
+    if op == SHADOW_OP["CLEAN"]:
+        dirty = np.flatnonzero(bitmap)
+        bitmap[dirty] = False
+        out["dirty"] = dirty
+        out["dirty_count"] = int(dirty.size)
+        return 0
+    return C.EINVAL
+
+
+def install_shadow_op(hv: "Hypervisor") -> None:
+    """Teach this hypervisor's domctl the log-dirty shadow_op (idempotent).
+
+    The base domctl answers -ENOSYS for shadow_op; this wraps it so that
+    `hv.hypercall(0, "domctl", 10, domid, op, out)` works and every other domctl
+    is passed through unchanged.
+    """
+    entry = hv.hypercalls["domctl"]
+    if getattr(entry.handler, "_vmlab_shadow_op", False):
+        return
+    inner = entry.handler
+
+    def domctl(hv_, caller, cmd, domid=C.DOMID_INVALID, arg=None, out=None):
+        if cmd != XEN_DOMCTL_shadow_op:
+            return inner(hv_, caller, cmd, domid, arg, out)
+        dom = hv_.domains.get(domid)
+        if dom is None:
+            return C.ESRCH
+        if dom is caller:  # Xen refuses log-dirty on oneself
+            return C.EINVAL
+        return _shadow_op(hv_, dom, int(arg) if arg is not None else -1, out if out is not None else {})
+
+    domctl._vmlab_shadow_op = True  # type: ignore[attr-defined]
+    hv.register(HypercallEntry(entry.name, entry.number, domctl, entry.privileged))
+
+
+def _call(hv: "Hypervisor", domid: int, op: str) -> tuple[int, dict]:
+    install_shadow_op(hv)
+    out: dict = {}
+    rc = hv.hypercall(0, "domctl", XEN_DOMCTL_shadow_op, domid, SHADOW_OP[op], out)
+    return rc, out
+
+
+def enable_log_dirty(hv: "Hypervisor", domid: int) -> DirtyLog:
+    """Turn log-dirty on for a domain (as dom0); returns a DirtyLog sharing its bitmap."""
+    from vmlab.errors import HypercallError
+    rc, _ = _call(hv, domid, "ENABLE_LOGDIRTY")
+    if rc < 0:
+        raise HypercallError("domctl(shadow_op ENABLE_LOGDIRTY)", rc, f"domain {domid}")
+    dom = hv.domains[domid]
+    return DirtyLog(dom.p2m.size, bitmap=dom.dirty_bitmap)
+
+
+def disable_log_dirty(hv: "Hypervisor", domid: int) -> None:
+    if domid in hv.domains:
+        _call(hv, domid, "OFF")
+
+
+def shadow_op_clean(hv: "Hypervisor", domid: int) -> np.ndarray:
+    rc, out = _call(hv, domid, "CLEAN")
+    return out.get("dirty", np.empty(0, np.int64)) if rc >= 0 else np.empty(0, np.int64)
+
+
+def shadow_op_peek(hv: "Hypervisor", domid: int) -> np.ndarray:
+    rc, out = _call(hv, domid, "PEEK")
+    return out.get("dirty", np.empty(0, np.int64)) if rc >= 0 else np.empty(0, np.int64)

@@ -1,0 +1,180 @@
+"""Guest memory as the migration engine sees it: pfn -> 64-bit content stamp.
+
+Two sources share one interface, so the same engine runs on a standalone image
+(for widgets and 64 GiB benchmarks) or on a live Domain of a Hypervisor:
+
+    pfns            the populated pfns, sorted (holes are never sent)
+    read(pfns)      content stamps now (0 = a zero page)
+    write(pfns)     the guest stores: fresh stamps, and log-dirty bits set
+    log             the DirtyLog (None until log-dirty is enabled)
+
+A target holds what arrived; `store(pfns, stamps)` and `read(pfns)`. Correctness
+is then one comparison: target.read(pfns) == source.read(pfns) at pause.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vmlab.errors import ConfigError
+from vmlab.hypervisor import constants as C
+from vmlab.migration.dirty_log import DirtyLog, disable_log_dirty, enable_log_dirty
+
+if TYPE_CHECKING:
+    from vmlab.hypervisor.hypervisor import Hypervisor
+
+__all__ = ["MemoryImage", "TargetImage", "DomainSource", "DomainTarget"]
+
+_STAMP_TAG = np.uint64(1) << np.uint64(62)  # initial contents: never 0, never a write stamp
+
+
+def _as_slice(pfns: np.ndarray):
+    """A contiguous ascending run of pfns as a slice (much cheaper to gather/scatter)."""
+    k = len(pfns)
+    if k > 64 and int(pfns[-1]) - int(pfns[0]) == k - 1 and int(pfns[0]) <= int(pfns[-1]):
+        return slice(int(pfns[0]), int(pfns[-1]) + 1)
+    return pfns
+
+
+class MemoryImage:
+    """A standalone guest memory of `n_pages` 4 KiB pages.
+
+    `used_pages` of them (pfns 0..used-1) hold data; the rest are zero pages, as in
+    a guest that has not touched all its RAM yet (QEMU sends those as tiny
+    "duplicate" records).
+    """
+
+    def __init__(self, n_pages: int, *, used_pages: int | None = None) -> None:
+        n_pages = int(n_pages)
+        if n_pages <= 0:
+            raise ConfigError(f"n_pages={n_pages} must be positive; give the guest some memory")
+        used = n_pages if used_pages is None else int(used_pages)
+        if not 0 <= used <= n_pages:
+            raise ConfigError(f"used_pages={used_pages} is outside 0..{n_pages}; at most every page holds data")
+        self.n_pages = n_pages
+        self.content = np.zeros(n_pages, dtype=np.uint64)
+        self.content[:used] = np.arange(1, used + 1, dtype=np.uint64) | _STAMP_TAG
+        self.pfns = np.arange(n_pages, dtype=np.int64)
+        self.log: DirtyLog | None = None
+        self._seq = 0
+        self.paused = False
+
+    @classmethod
+    def from_mib(cls, memory_mib: float, *, used_fraction: float = 1.0) -> "MemoryImage":
+        n = int(round(memory_mib * 256))
+        return cls(n, used_pages=int(round(n * used_fraction)))
+
+    def read(self, pfns: np.ndarray) -> np.ndarray:
+        return self.content[_as_slice(pfns)]
+
+    def write(self, pfns: np.ndarray) -> None:
+        if self.paused:
+            raise ConfigError("the guest is paused; a paused guest cannot write memory")
+        if len(pfns) == 0:
+            return
+        self._seq += 1
+        self.content[pfns] = np.uint64(self._seq)  # one fresh, non-zero stamp per store burst
+        if self.log is not None:
+            self.log.mark(pfns)
+
+    def enable_log(self) -> DirtyLog:
+        self.log = DirtyLog(self.n_pages)
+        return self.log
+
+    def disable_log(self) -> None:
+        self.log = None
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+
+class TargetImage:
+    """What the receiving side holds: stamps per pfn, and which pfns have arrived."""
+
+    def __init__(self, n_pages: int) -> None:
+        self.content = np.zeros(int(n_pages), dtype=np.uint64)
+        self.received = np.zeros(int(n_pages), dtype=np.bool_)
+
+    def store(self, pfns: np.ndarray, stamps: np.ndarray) -> None:
+        where = _as_slice(pfns)
+        self.content[where] = stamps
+        self.received[where] = True
+
+    def read(self, pfns: np.ndarray) -> np.ndarray:
+        return self.content[_as_slice(pfns)]
+
+    def write(self, pfns: np.ndarray, stamp: int) -> None:
+        """The resumed guest stores on the target (post-copy)."""
+        self.content[pfns] = np.uint64(stamp)
+
+    def discard(self) -> None:
+        self.content[:] = 0
+        self.received[:] = False
+
+
+class DomainSource:
+    """A live domain on a source hypervisor, seen through dom0's eyes."""
+
+    def __init__(self, hv: "Hypervisor", domid: int) -> None:
+        self.hv = hv
+        self.domid = domid
+        self.dom = hv.domains[domid]
+        self.n_pages = int(self.dom.p2m.size)
+        self.pfns = np.flatnonzero(self.dom.p2m != C.INVALID_MFN).astype(np.int64)
+        self.log: DirtyLog | None = None
+        self.paused = False
+
+    def read(self, pfns: np.ndarray) -> np.ndarray:
+        return self.hv.memory.content[self.dom.p2m[pfns]]
+
+    def write(self, pfns: np.ndarray) -> None:
+        if len(pfns):
+            self.hv.guest_write(self.domid, pfns)
+
+    def enable_log(self) -> DirtyLog:
+        self.log = enable_log_dirty(self.hv, self.domid)
+        return self.log
+
+    def disable_log(self) -> None:
+        disable_log_dirty(self.hv, self.domid)
+        self.log = None
+
+    def pause(self) -> None:
+        from vmlab.errors import HypercallError
+        rc = self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["pausedomain"], self.domid)
+        if rc < 0:
+            raise HypercallError("domctl(pausedomain)", rc, f"domain {self.domid}")
+        self.paused = True
+
+    def resume(self) -> None:
+        if self.paused and self.domid in self.hv.domains:
+            self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["unpausedomain"], self.domid)
+        self.paused = False
+
+
+class DomainTarget:
+    """The reservation on the target host: a paused domain with frames populated."""
+
+    def __init__(self, hv: "Hypervisor", domid: int) -> None:
+        self.hv = hv
+        self.domid = domid
+        self.dom = hv.domains[domid]
+        self.received = np.zeros(self.dom.p2m.size, dtype=np.bool_)
+
+    def store(self, pfns: np.ndarray, stamps: np.ndarray) -> None:
+        self.hv.memory.content[self.dom.p2m[pfns]] = stamps
+        self.received[pfns] = True
+
+    def read(self, pfns: np.ndarray) -> np.ndarray:
+        return self.hv.memory.content[self.dom.p2m[pfns]]
+
+    def write(self, pfns: np.ndarray, stamp: int) -> None:
+        self.hv.guest_write(self.domid, pfns)
+
+    def discard(self) -> None:
+        self.received[:] = False

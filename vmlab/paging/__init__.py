@@ -1,0 +1,1 @@
+"""How a guest's page tables meet machine memory: PV direct paging, shadow paging, nested paging."""
