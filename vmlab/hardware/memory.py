@@ -74,6 +74,10 @@ class MachineMemory:
         self.words: dict[int, np.ndarray] = {}
         self._free = self.total_frames
         self._hint = 0  # every frame below this mfn is in use: free-frame searches start here
+        # Owners change only in allocate/release; `version` counts those changes so
+        # runs() and counts_by_owner() are computed once per change, not per question.
+        self.version = 0
+        self._runs_cache: tuple[int, tuple] | None = None
 
     # --- accounting -------------------------------------------------------
     @property
@@ -88,16 +92,24 @@ class MachineMemory:
 
     def counts_by_owner(self) -> dict[int, int]:
         """{owner: frames}, FREE included; the values always sum to total_frames."""
-        counts = np.bincount(self.owner.astype(np.int64) - FREE)  # owners start at FREE = -1
-        nz = np.flatnonzero(counts)
-        return {int(i) + FREE: int(counts[i]) for i in nz}
+        _, lengths, owners = self.runs()
+        counts: dict[int, int] = {}
+        for o, n in zip(owners.tolist(), lengths.tolist()):
+            counts[o] = counts.get(o, 0) + n
+        return counts
 
     def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Maximal runs of frames with one owner: (start_mfn, length, owner) arrays."""
+        """Maximal runs of frames with one owner: (start_mfn, length, owner) arrays (read-only)."""
+        if self._runs_cache is not None and self._runs_cache[0] == self.version:
+            return self._runs_cache[1]
         change = np.flatnonzero(self.owner[1:] != self.owner[:-1]) + 1
         starts = np.concatenate(([0], change))
         ends = np.concatenate((change, [self.total_frames]))
-        return starts, ends - starts, self.owner[starts].copy()
+        result = (starts, ends - starts, self.owner[starts].copy())
+        for a in result:
+            a.flags.writeable = False
+        self._runs_cache = (self.version, result)
+        return result
 
     # --- allocation -------------------------------------------------------
     def allocate(self, owner: int, count: int, *, what: str = "frames") -> np.ndarray:
@@ -123,6 +135,7 @@ class MachineMemory:
         self.tot_count[mfns] = 0
         self.content[mfns] = 0  # Xen scrubs pages before handing them out
         self._free -= count
+        self.version += 1
         return mfns.astype(np.int64)
 
     def _lowest_free(self, count: int, chunk: int = 1 << 20) -> np.ndarray:
@@ -160,6 +173,7 @@ class MachineMemory:
                 del self.words[m]
         self._free += int(mfns.size)
         self._hint = min(self._hint, int(mfns.min()))
+        self.version += 1
 
     def table(self, mfn: int) -> np.ndarray:
         """The 512 64-bit words of a frame used as a page table (zeroed on first use)."""
@@ -171,6 +185,7 @@ class MachineMemory:
     # --- state ------------------------------------------------------------
     def check(self) -> None:
         """Assert the accounting invariant: free count matches the owner array."""
+        self._runs_cache = None  # recheck from the arrays themselves
         actual = int(np.count_nonzero(self.owner == FREE))
         assert actual == self._free, f"free-frame count {self._free} != {actual}"
         assert not np.any(self.owner[: self._hint] == FREE), "a free frame lies below the allocation hint"
@@ -202,4 +217,5 @@ class MachineMemory:
         mem.words = {int(m): np.array(w, dtype=np.uint64) for m, w in zip(state["words_mfns"], state["words"])}
         mem._free = int(np.count_nonzero(mem.owner == FREE))
         mem._hint = 0
+        mem.version, mem._runs_cache = 0, None
         return mem

@@ -38,9 +38,10 @@ class DomainState(str, Enum):
     @property
     def flags(self) -> str:
         """The six-letter state column of `xm list`, e.g. 'r-----', '--p---'."""
-        i = list(DomainState).index(self)
-        return "".join(("rbpscd"[j] if j == i else "-") for j in range(6))
+        return _FLAGS[self]
 
+
+_FLAGS = {s: "".join(("rbpscd"[j] if j == i else "-") for j in range(6)) for i, s in enumerate(DomainState)}
 
 LEGAL_TRANSITIONS: dict[DomainState, frozenset[DomainState]] = {
     DomainState.RUNNING: frozenset({DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN,

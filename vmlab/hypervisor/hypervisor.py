@@ -299,9 +299,10 @@ class Hypervisor:
         return self.domains[0]
 
     def domain_info(self, dom: Domain) -> DomainInfo:
+        tot = self.memory.counts_by_owner().get(dom.domid, 0)  # Xen's d->tot_pages: frames it owns
         return DomainInfo(domid=dom.domid, name=dom.name, kind=dom.kind.value, state=dom.state.value,
-                          flags=dom.state.flags, tot_pages=dom.tot_pages, max_pages=dom.max_pages,
-                          memory_mib=dom.memory_mib, vcpus=dom.vcpus_online, max_vcpus=dom.config.vcpus,
+                          flags=dom.state.flags, tot_pages=tot, max_pages=dom.max_pages,
+                          memory_mib=(tot * 4) // 1024, vcpus=dom.vcpus_online, max_vcpus=dom.config.vcpus,
                           cpu_time_s=dom.cpu_time_s, privileged=dom.privileged)
 
     def owner_label(self, owner: int) -> str:
