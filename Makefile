@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
+# Jupyter refuses to run as root unless told; containers and lab VMs often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test unit nbval bench venv labs-build clean
 
@@ -19,7 +21,7 @@ venv: $(STAMP)
 
 lab: $(STAMP)
 	@echo "Starting JupyterLab on labs/ (no browser is opened; open the URL printed below)."
-	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --notebook-dir=labs
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --notebook-dir=labs $(ROOT_FLAG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
