@@ -126,3 +126,18 @@ def test_save_and_restore_bring_back_every_page_exactly(tmp_path):
     assert np.array_equal(np.flatnonzero(back.p2m != C.INVALID_MFN), pfns)
     assert np.array_equal(xm.hv.memory.content[back.p2m[pfns]], content)
     xm.hv.check_invariants()
+
+
+def test_a_create_that_fails_half_way_is_undone(monkeypatch):
+    from vmlab.toolstack import devices
+    xm = make_xm()
+    before = snapshot(xm.hv)
+
+    def broken(hv, dom):
+        raise ConfigError("backend exploded")
+
+    monkeypatch.setattr(devices, "connect", broken)
+    with pytest.raises(ConfigError, match="backend exploded"):
+        xm.create(pv("vm1"))
+    assert snapshot(xm.hv) == before
+    xm.hv.check_invariants()

@@ -83,16 +83,25 @@ class Toolstack:
         domid = out["domid"]
         try:
             self._build(domid, config, pfns=np.arange(frames_from_mib(config.memory_mib), dtype=np.int64))
+            dom = self.hv.domains[domid]
+            devices.connect(self.hv, dom)
+            self.hv.boot_guest(domid)
         except Exception:
-            if domid in self.hv.domains:
-                self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], domid)
+            self._undo_create(domid)
             raise
-        dom = self.hv.domains[domid]
-        devices.connect(self.hv, dom)
-        self.hv.boot_guest(domid)
         if not paused:
             self._call("domctl", C.XEN_DOMCTL["unpausedomain"], domid)
         return dom
+
+    def _undo_create(self, domid: int) -> None:
+        """Take a half-built domain away again, so a failed create changes nothing."""
+        dom = self.hv.domains.get(domid)
+        if dom is None:
+            return
+        try:
+            devices.disconnect(self.hv, dom)
+        finally:
+            self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], domid)
 
     def load_config(self, path: str) -> DomainConfig:
         try:
@@ -259,16 +268,16 @@ class Toolstack:
         domid = out["domid"]
         try:
             self._build(domid, config, pfns=image.pfns)
+            dom = self.hv.domains[domid]
+            self.hv.memory.content[dom.p2m[image.pfns]] = image.content
+            dom.console = list(image.console)
+            dom.load = image.load
+            dom.vcpus_online = image.vcpus_online
+            dom.target_pages = image.target_pages
+            devices.connect(self.hv, dom)
         except Exception:
-            self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], domid)
+            self._undo_create(domid)
             raise
-        dom = self.hv.domains[domid]
-        self.hv.memory.content[dom.p2m[image.pfns]] = image.content
-        dom.console = list(image.console)
-        dom.load = image.load
-        dom.vcpus_online = image.vcpus_online
-        dom.target_pages = image.target_pages
-        devices.connect(self.hv, dom)
         if not image.paused:
             self._call("domctl", C.XEN_DOMCTL["unpausedomain"], domid)
         return dom
