@@ -51,3 +51,19 @@ def test_modern_hvm_with_nested_paging_is_close_to_native(name):
     s = workload(name)
     hvm, nat = run_hvm(s, KVM, paging="nested"), run_native(s, KVM)
     assert hvm.total_cycles / nat.total_cycles < 1.10
+
+
+def per_iteration(name, paths=("native", "BT", "HVM")):
+    r = compare_paths(workload(name, 1000), P4, paths=paths, timeline=False)
+    return {k: v.total_cycles / 1000 for k, v in r.items()}
+
+
+def test_p4_nanobenchmark_findings_of_adams_and_agesen():
+    c = per_iteration("in")
+    assert c["BT"] < c["HVM"]                      # a callout into device emulation beats an exit
+    c = per_iteration("cr8wr")
+    assert c["BT"] < 2 * c["native"] < c["HVM"]    # a store under BT, an exit under first-gen VT-x
+    c = per_iteration("call/ret")
+    assert 1.3 < c["BT"] / c["native"] < 2.5 and c["HVM"] == pytest.approx(c["native"])
+    c = per_iteration("pgfault")
+    assert c["native"] < c["BT"] < c["HVM"]        # slow for both, HVM worse

@@ -75,9 +75,9 @@ def test_break_even_batch_size_matches_the_per_update_formula():
 def test_vectorized_hvm_equals_kvmtools_loop():
     s = workload("forkwait", 5)
     for paging in ("shadow", "nested"):
-        total, exits = run_loop(s, P4, paging=paging)
+        loop = run_loop(s, P4, paging=paging)
         r = run_hvm(s, P4, paging=paging)
-        assert r.total_cycles == pytest.approx(total) and r.exits == exits
+        assert r.total_cycles == pytest.approx(loop.total_cycles) and r.exits == loop.exits
 
 
 def test_nested_paging_removes_pte_write_exits_but_raises_tlb_miss_cost():
@@ -152,3 +152,26 @@ def test_run_path_rejects_unknown_path_and_paging():
 def test_costs_can_be_given_by_preset_name():
     r = run_path(workload("syscall", 10), "PV", "xen_pv")
     assert r.preset == "xen_pv"
+
+
+def test_tlb_miss_costs_come_from_the_memory_model():
+    from vmlab.paging.traffic import tlb_miss_cost
+    from vmlab.execution.hvm import tlb_miss_walk
+    for paging in ("shadow", "nested"):
+        assert tlb_miss_walk(paging, KVM) == (tlb_miss_cost(paging, costs=KVM)["refs"],
+                                              tlb_miss_cost(paging, costs=KVM)["cycles"])
+
+
+def test_walk_refs_override_models_walk_caches():
+    s = workload("database", 10)
+    cold = run_hvm(s, KVM, paging="nested")
+    cached = run_hvm(s, KVM, paging="nested", walk_refs_per_miss=8)
+    assert cached.breakdown["page walks"] == pytest.approx(cold.breakdown["page walks"] * 8 / 24)
+
+
+def test_timeline_is_built_lazily_and_only_when_asked():
+    s = workload("web", 5)
+    assert run_hvm(s, KVM, timeline=False).timeline is None
+    r = run_hvm(s, KVM)
+    assert r.timeline is r.timeline and len(r.timeline) == r.hypervisor_entries
+    assert r.timeline.counts() == {f"exit:{k}": v for k, v in r.exits.items()}

@@ -150,3 +150,30 @@ def test_shadow_op_enable_clean_peek_off_through_domctl():
     assert hv.hypercall(0, "domctl", 10, dom.domid, SHADOW_OP["OFF"], out) == 0
     assert hv.hypercall(0, "domctl", 10, dom.domid, SHADOW_OP["PEEK"], out) == C.EINVAL
     assert hv.hypercall(dom.domid, "domctl", 10, dom.domid, SHADOW_OP["PEEK"], out) == C.EPERM
+
+
+@pytest.mark.parametrize("policy", [QemuPolicy(), QemuPolicy(postcopy=True), PostCopy(), Xen3Policy()])
+def test_every_policy_moves_a_live_domain_with_memory_intact(policy):
+    pool = _pool()
+    _guest(pool)
+    rep = migrate(pool, "vm1", "ovs2", policy=policy,
+                  workload=UniformWrites(rate_pages_s=30_000, wws_pages=4_000))
+    assert rep.status == "completed" and rep.verified
+    dst = pool.server("ovs2")
+    assert any(d.name == "vm1" for d in dst.domains.values())
+    dst.check_invariants()
+    pool.server("ovs1").check_invariants()
+
+
+def test_a_fresh_guest_is_mostly_zero_pages_for_qemu():
+    pool = _pool()
+    _guest(pool)
+    rep = migrate(pool, "vm1", "ovs2", policy=QemuPolicy(), workload=UniformWrites(rate_pages_s=0, wws_pages=1))
+    assert rep.duplicate_pages > rep.normal_pages
+
+
+def test_migrating_by_domid_is_refused_in_a_pool():
+    pool = _pool()
+    _guest(pool)
+    with pytest.raises(Exception, match="name the guest"):
+        migrate(pool, "1", "ovs2")

@@ -212,3 +212,31 @@ def test_pinning_marks_the_page_dirty_for_migration(guest):
     dom.dirty_bitmap = np.zeros(dom.p2m.size, bool)
     assert pin(hv, domid, 4, mfns[0]) == 0
     assert dom.dirty_bitmap[0]
+
+
+def test_a_table_cannot_map_itself_writable_while_being_pinned(guest):
+    hv, domid, mfns = guest
+    x = mfns[5]
+    assert upd(hv, domid, [(pt_maddr(x, 0), make_pte(x, RW))]) == 0    # a plain write: x is not a table yet
+    before = snapshot(hv)
+    assert pin(hv, domid, 1, x) == C.EINVAL
+    assert snapshot(hv) == before
+    assert upd(hv, domid, [(pt_maddr(x, 0), make_pte(x, RO))]) == 0
+    assert pin(hv, domid, 1, x) == 0                                     # a read-only self-map is fine
+    assert direct.audit(hv, domid) == []
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+junk = st.one_of(st.none(), st.integers(-2**70, 2**70), st.text(max_size=3), st.floats(allow_nan=True),
+                 st.lists(st.integers(-5, 2**66), max_size=3), st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+                 st.lists(st.tuples(st.integers(-5, 2**66), st.integers(-5, 2**66)), max_size=3))
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(["mmu_update", "mmuext_op", "update_va_mapping", "multicall"]), st.lists(junk, max_size=4))
+def test_garbage_arguments_get_an_errno_never_an_exception(name, args):
+    k = boot_kernel("pv", memory_mib=16, host_memory_mib=256, dom0_mem_mib=32)
+    rc = k.hv.hypercall(k.domid, name, *args)
+    assert isinstance(rc, int) and rc <= 0 or name == "multicall"

@@ -76,3 +76,51 @@ def test_bytes_add_up_across_rounds_and_phases(policy, workload, seed):
         assert rep.precopy_bytes + rep.downtime_bytes + rep.postcopy_bytes == rep.transferred_bytes
         assert rep.normal_pages + rep.duplicate_pages == rep.pages_sent
         assert rep.downtime_ms <= rep.total_time_ms
+
+
+from hypothesis import settings  # noqa: E402
+
+from vmlab.hardware.host import Disk, HostSpec, StorageKind  # noqa: E402
+from vmlab.hypervisor import constants as C  # noqa: E402
+from vmlab.hypervisor.domain import DiskSpec, DomainConfig  # noqa: E402
+from vmlab.migration import Fault, MigrationFailed  # noqa: E402
+from vmlab.toolstack.migrate import migrate  # noqa: E402
+from vmlab.toolstack.pool import ServerPool  # noqa: E402
+
+
+def _pool():
+    pool = ServerPool()
+    for n in ("ovs1", "ovs2"):
+        pool.add_server(HostSpec(name=n, memory_mib=1024, disks=(Disk(name="repo0", storage=StorageKind.NFS,
+                                                                      mount="/OVS"),)), dom0_mem_mib=256)
+    return pool
+
+
+@settings(max_examples=25)
+@given(policy=policies, rate=st.floats(0, 50_000), wws=st.integers(1, 8_000), seed=st.integers(0, 1000),
+       fault=st.one_of(st.none(), st.builds(Fault, kind=st.sampled_from(["link", "target", "cancel"]),
+                                            at_s=st.floats(0, 3))))
+def test_a_domain_either_moves_intact_or_stays_on_the_source(policy, rate, wws, seed, fault):
+    pool = _pool()
+    src, dst = pool.server("ovs1"), pool.server("ovs2")
+    dom = pool.xm("ovs1").create(DomainConfig(name="vm", memory_mib=64, disks=(DiskSpec(path="/OVS/vm.img"),)))
+    src.set_load(dom.domid, 1.0)
+    free_dst = dst.memory.free_frames
+    try:
+        rep = migrate(pool, "vm", "ovs2", policy=policy, seed=seed, fault=fault, max_time_s=30,
+                      workload=UniformWrites(rate_pages_s=rate, wws_pages=wws))
+    except MigrationFailed as e:
+        rep = e.report
+    src.check_invariants()
+    dst.check_invariants()
+    names_src = {d.name for d in src.domains.values()}
+    names_dst = {d.name for d in dst.domains.values()}
+    if rep.status == "completed":
+        assert "vm" in names_dst and "vm" not in names_src
+    elif rep.guest_lost:
+        assert "vm" not in names_dst and "vm" not in names_src
+    else:
+        assert "vm" in names_src and "vm" not in names_dst
+        assert dst.memory.free_frames == free_dst
+        assert getattr(src.domains[dom.domid], "dirty_bitmap", None) is None
+        assert src.domains[dom.domid].is_live

@@ -35,12 +35,30 @@ _BIG = np.iinfo(np.int64).max
 
 def first_occurrences(keys: np.ndarray, n_keys: int | None = None) -> np.ndarray:
     """Sorted positions where each distinct (non-negative int) key occurs first."""
-    if keys.size == 0:
+    return first_k_occurrences(keys, 1, n_keys)
+
+
+def first_k_occurrences(keys: np.ndarray, k: int, n_keys: int | None = None) -> np.ndarray:
+    """Sorted positions of the first `k` occurrences of each distinct (non-negative int) key.
+
+    First occurrences cluster at the start of a stream, so only a prefix is sorted:
+    it grows (x4) until it holds min(k, total count) occurrences of every key.
+    """
+    if keys.size == 0 or k <= 0:
         return np.zeros(0, np.int64)
     n_keys = int(keys.max()) + 1 if n_keys is None else n_keys
-    first = np.full(n_keys, _BIG, np.int64)
-    np.minimum.at(first, keys, np.arange(keys.size, dtype=np.int64))
-    return np.sort(first[first != _BIG])
+    need = np.minimum(np.bincount(keys, minlength=n_keys), k)
+    length = min(keys.size, 1 << 16)
+    while True:
+        chunk = keys[:length]
+        if length >= keys.size or np.all(np.bincount(chunk, minlength=n_keys) >= need):
+            break
+        length = min(keys.size, length * 4)
+    order = np.argsort(chunk, kind="stable")
+    ks = chunk[order]
+    start = np.r_[0, np.flatnonzero(ks[1:] != ks[:-1]) + 1]
+    rank = np.arange(ks.size) - np.repeat(start, np.diff(np.r_[start, ks.size]))
+    return np.sort(order[rank < k]).astype(np.int64)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,8 +107,8 @@ def batch_plan(stream: OpStream, batch: int = MC_BATCH) -> BatchPlan:
         flush_mask |= op == f
     F = np.flatnonzero(flush_mask)
     n = op.size
-    run = np.searchsorted(F, P)                        # run r ends at F[r] (or at the end: r == len(F))
-    k = np.bincount(run, minlength=F.size + 1)
+    # run r holds the writes before flush point F[r] (the last run: up to the end)
+    k = np.diff(np.r_[0, np.searchsorted(P, F), P.size])
     nb = -(-k // batch)
     total = int(nb.sum())
     if total == 0:
@@ -129,6 +147,15 @@ class StreamAnalysis:
         return self.stream.counts()
 
     @cached_property
+    def compute_cycles(self) -> int:
+        return self.stream.compute_cycles()
+
+    @cached_property
+    def work(self) -> np.ndarray:
+        """Per-op native cycles of plain work (COMPUTE args, 0 elsewhere), as float64."""
+        return np.where(self.stream.op == Op.COMPUTE, self.stream.arg, 0).astype(np.float64)
+
+    @cached_property
     def kernel_index(self) -> np.ndarray:
         return np.flatnonzero(self.stream.block >= 0)
 
@@ -153,13 +180,20 @@ class StreamAnalysis:
             w, m = w[keep[ws]], m[keep[ms]]
         else:
             w, m = w[np.isin(ws, both)], m[np.isin(ms, both)]
-        ev = np.sort(np.r_[w, m])
+        mark = np.zeros(s.op.size, np.int8)            # merge the two sorted position lists
+        mark[w] = 2                                    # 2: a guest PTE write, 1: a TLB miss
+        mark[m] = 1
+        ev = np.flatnonzero(mark)                      # events in program order
+        is_write = mark[ev] == 2
         slots = s.arg[ev]
-        order = np.argsort(slots, kind="stable")      # by slot, then by position
-        ev_o, sl_o = ev[order], slots[order]
-        is_miss = s.op[ev_o] == Op.TLB_MISS
-        prev_write = np.r_[False, (s.op[ev_o[:-1]] == Op.PTE_WRITE) & (sl_o[:-1] == sl_o[1:])]
-        return np.sort(ev_o[is_miss & prev_write])
+        # sort by (slot, program order) with one SIMD int64 sort: key = slot << bits | rank
+        bits = max(1, int(ev.size).bit_length())
+        key = np.sort((slots << bits) | np.arange(ev.size, dtype=np.int64))
+        idx = key & ((1 << bits) - 1)
+        sl_o = key >> bits
+        w_o = is_write[idx]
+        hidden = ~w_o[1:] & w_o[:-1] & (sl_o[1:] == sl_o[:-1])
+        return np.sort(ev[idx[1:][hidden]])
 
     @cached_property
     def new_roots(self) -> np.ndarray:
@@ -200,26 +234,10 @@ class StreamAnalysis:
         if w.size == 0 or threshold <= 0:
             return np.zeros(0, np.int64)
         nb = int(s.block.max()) + 1
-        epoch = np.searchsorted(flush_positions, w, side="right")
-        key = epoch.astype(np.int64) * nb + s.block[w]
-        if threshold > 16:  # rank within key by a stable sort
-            order = np.argsort(key, kind="stable")
-            ks = key[order]
-            start = np.r_[0, np.flatnonzero(ks[1:] != ks[:-1]) + 1]
-            rank = np.arange(ks.size) - np.repeat(start, np.diff(np.r_[start, ks.size]))
-            return np.sort(w[order[rank < threshold]])
-        _, dense = np.unique(key, return_inverse=True) if key.size < 100_000 else (None, None)
-        if dense is None:
-            dense = key - key.min()
-        n_keys = int(dense.max()) + 1
-        taken = np.zeros(w.size, bool)
-        pos = np.arange(w.size, dtype=np.int64)
-        for _ in range(threshold):
-            cand = np.where(taken, _BIG, pos)
-            first = np.full(n_keys, _BIG, np.int64)
-            np.minimum.at(first, dense, cand)
-            got = first[first != _BIG]
-            if got.size == 0:
-                break
-            taken[got] = True
-        return w[taken]
+        if flush_positions.size:
+            bounds = np.searchsorted(w, flush_positions)
+            epoch = np.repeat(np.arange(bounds.size + 1), np.diff(np.r_[0, bounds, w.size]))
+            key = epoch.astype(np.int64) * nb + s.block[w]
+        else:
+            key = s.block[w].astype(np.int64)
+        return w[first_k_occurrences(key, threshold)]

@@ -75,7 +75,7 @@ def run_bt(stream: OpStream, costs: CostModel | str, *, timeline: bool = True, s
     """Cost a stream under binary translation with a translation cache and adaptive translation."""
     costs = as_costs(costs)
     a = analysis or StreamAnalysis(stream)
-    led = Ledger(stream, a.counts)
+    led = Ledger(stream, a)
     for op in Op:
         parts, entry = _bt_parts(op, costs)
         led.row(op, parts, entry=entry)

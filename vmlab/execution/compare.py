@@ -41,9 +41,9 @@ def run_path(stream: OpStream, path: str, costs: CostModel | str, *, batch: int 
 
 def compare_paths(stream: OpStream, costs: CostModel | str, *, batch: int = MC_BATCH, paging: str = "shadow",
                   large_nested_pages: bool = False, timeline: bool = True, state: bool = False,
-                  paths: tuple[str, ...] = PATHS) -> dict[str, RunResult]:
+                  paths: tuple[str, ...] = PATHS, analysis: StreamAnalysis | None = None) -> dict[str, RunResult]:
     """{path: RunResult} for one stream, sharing the stream's analysis between paths."""
-    a = StreamAnalysis(stream)
+    a = analysis or StreamAnalysis(stream)
     return {p: run_path(stream, p, costs, batch=batch, paging=paging, large_nested_pages=large_nested_pages,
                         timeline=timeline, state=state, analysis=a) for p in paths}
 

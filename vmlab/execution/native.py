@@ -59,7 +59,7 @@ def run_native(stream: OpStream, costs: CostModel | str, *, timeline: bool = Tru
     """Cost a stream on bare hardware. Never enters a hypervisor."""
     costs = as_costs(costs)
     a = analysis or StreamAnalysis(stream)
-    led = Ledger(stream, a.counts)
+    led = Ledger(stream, a)
     for op in Op:
         led.row(op, native_parts(op, costs))
     led.count("walk_refs", int(a.counts[Op.TLB_MISS]) * walk_refs("native"))

@@ -26,7 +26,7 @@ import numpy as np
 
 from vmlab.errors import ConfigError
 
-__all__ = ["Op", "OpStream", "ArchState", "architectural_state", "concat", "FLUSH_POINTS"]
+__all__ = ["Op", "OpStream", "ArchState", "architectural_state", "state_with_ptes", "concat", "FLUSH_POINTS"]
 
 
 class Op(IntEnum):
@@ -175,7 +175,7 @@ def architectural_state(stream: OpStream, *, initial_cr3: int = 0) -> ArchState:
     op = stream.op
     pte = op == Op.PTE_WRITE
     slots, values = final_ptes(stream.arg[pte], stream.value[pte])
-    return _state_from(stream, slots, values, initial_cr3)
+    return state_with_ptes(stream, slots, values, initial_cr3)
 
 
 def _last(arr: np.ndarray, mask: np.ndarray, default: int) -> int:
@@ -183,7 +183,8 @@ def _last(arr: np.ndarray, mask: np.ndarray, default: int) -> int:
     return int(arr[idx[-1]]) if idx.size else default
 
 
-def _state_from(stream: OpStream, slots: np.ndarray, values: np.ndarray, initial_cr3: int = 0) -> ArchState:
+def state_with_ptes(stream: OpStream, slots: np.ndarray, values: np.ndarray, initial_cr3: int = 0) -> ArchState:
+    """The architectural state of `stream` with these final page-table entries (from some mechanism)."""
     op = stream.op
     irq = np.flatnonzero((op == Op.IRQ_DISABLE) | (op == Op.IRQ_ENABLE))
     enabled = True if irq.size == 0 else bool(op[irq[-1]] == Op.IRQ_ENABLE)

@@ -23,7 +23,7 @@ import numpy as np
 from vmlab.costs import CostModel, as_costs
 from vmlab.execution.analysis import MC_BATCH, BatchPlan, StreamAnalysis, batch_plan
 from vmlab.execution.native import native_parts, walk_refs
-from vmlab.execution.ops import Op, OpStream, _state_from, final_ptes
+from vmlab.execution.ops import Op, OpStream, state_with_ptes
 from vmlab.execution.result import Ledger, RunResult
 
 __all__ = ["run_pv", "PteSink", "TablePteSink", "batch_costs", "break_even_batch"]
@@ -112,7 +112,7 @@ def run_pv(stream: OpStream, costs: CostModel | str, *, batch: int = MC_BATCH, t
     """Cost a stream as a paravirtualized guest whose PTE writes are batched `batch` per hypercall."""
     costs = as_costs(costs)
     a = analysis or StreamAnalysis(stream)
-    led = Ledger(stream, a.counts)
+    led = Ledger(stream, a)
     for op in Op:
         parts, entry, hc = _pv_parts(op, costs)
         led.row(op, parts, entry=entry, hypercall=hc)
@@ -146,7 +146,6 @@ def _pv_state(stream: OpStream, plan: BatchPlan, sink: PteSink):
         lo, hi = int(start[b]), int(start[b] + plan.sizes[b])
         sink.mmu_update(slots[lo:hi], values[lo:hi])
     s, v = sink.final_ptes()
-    return _state_from(stream, s, v)
+    return state_with_ptes(stream, s, v)
 
 
-_ = final_ptes  # re-exported for sinks that want the reference semantics

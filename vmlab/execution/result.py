@@ -69,9 +69,20 @@ class RunResult:
     exits: dict[str, int]
     hypercalls: dict[str, int]
     counts: dict[str, int]
-    timeline: Timeline | None = field(default=None, repr=False)
     state: ArchState | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict, repr=False)
+    timeline_source: object = field(default=None, repr=False, compare=False)  # a Timeline or a builder
+    _built: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def timeline(self) -> Timeline | None:
+        """Every hypervisor entry with its time. Built on first access (a cumulative sum over the stream)."""
+        src = self.timeline_source
+        if src is None or isinstance(src, Timeline):
+            return src
+        if "timeline" not in self._built:
+            self._built["timeline"] = src()
+        return self._built["timeline"]
 
     @property
     def label(self) -> str:
@@ -88,9 +99,11 @@ class RunResult:
 class Ledger:
     """Collects a path's costs: per-op-type rows, stateful extras at positions, hypervisor entries."""
 
-    def __init__(self, stream: OpStream, op_counts: np.ndarray | None = None) -> None:
+    def __init__(self, stream: OpStream, analysis=None) -> None:
+        from vmlab.execution.analysis import StreamAnalysis
         self.stream = stream
-        self.op_counts = stream.counts() if op_counts is None else op_counts
+        self.analysis = analysis if analysis is not None else StreamAnalysis(stream)
+        self.op_counts = self.analysis.counts
         self.lut = np.zeros(N_OPS, np.float64)
         self.entry_kind_lut = np.full(N_OPS, -1, np.int16)
         self.detail: dict[str, float] = {}
@@ -102,7 +115,7 @@ class Ledger:
         self._extra_cost: list[np.ndarray] = []
         self._entry_pos: list[np.ndarray] = []
         self._entry_kind: list[np.ndarray] = []
-        work = stream.compute_cycles()
+        work = self.analysis.compute_cycles
         self.add_detail("native work", "computation", work)
 
     # --- bookkeeping ---------------------------------------------------------------
@@ -168,33 +181,32 @@ class Ledger:
         entry_ops = np.flatnonzero(self.entry_kind_lut >= 0)
         n_entries = int(self.op_counts[entry_ops].sum()) + int(sum(p.size for p in self._entry_pos))
         self.counts["hypervisor_entries"] = n_entries
-        tl = None
-        if timeline:
-            tl = self._timeline(entry_ops)
+        tl = (lambda: self._timeline(entry_ops)) if timeline else None
         return RunResult(path=path, workload=s.name, preset=preset, config=config, total_cycles=total,
                          seconds=total / (clock_ghz * 1e9), breakdown=breakdown, detail=dict(self.detail),
                          exits=dict(self.exits), hypercalls=dict(self.hypercalls), counts=dict(self.counts),
-                         timeline=tl, state=state, extra=extra or {})
+                         timeline_source=tl, state=state, extra=extra or {})
 
     def _timeline(self, entry_ops: np.ndarray) -> Timeline:
         s = self.stream
         cost = self.lut[s.op]
-        comp = s.op == Op.COMPUTE
-        cost[comp] += s.arg[comp]
+        cost += self.analysis.work
         for pos, cyc in zip(self._extra_pos, self._extra_cost):
             np.add.at(cost, pos, cyc)
         # an entry's time is when it starts: the cycles of every op before it
-        start = np.cumsum(cost)
-        start -= cost
+        np.cumsum(cost, out=cost)
         if entry_ops.size:
-            mask = np.isin(s.op, entry_ops.astype(np.uint8)) if entry_ops.size > 1 else (s.op == entry_ops[0])
-            pos0 = np.flatnonzero(mask)
+            pos0 = np.flatnonzero(self.entry_kind_lut[s.op] >= 0)
             kind0 = self.entry_kind_lut[s.op[pos0]]
         else:
             pos0, kind0 = np.zeros(0, np.int64), np.zeros(0, np.int16)
         pos = np.concatenate([pos0] + self._entry_pos)
         kind = np.concatenate([kind0] + self._entry_kind)
-        order = np.argsort(pos, kind="stable")
-        pos, kind = pos[order], kind[order]
-        return Timeline(index=pos, time_cycles=start[pos] if pos.size else np.zeros(0), kind=kind.astype(np.int16),
+        if self._entry_pos:  # merge: sort (position, kind) pairs packed in one int64
+            key = np.sort((pos << 16) | kind.astype(np.int64))
+            pos, kind = key >> 16, (key & 0xFFFF).astype(np.int16)
+        before = cost[np.maximum(pos - 1, 0)] if pos.size else np.zeros(0)
+        if pos.size and pos[0] == 0:
+            before[pos == 0] = 0.0
+        return Timeline(index=pos, time_cycles=before, kind=kind.astype(np.int16),
                         kinds=tuple(self.kinds))

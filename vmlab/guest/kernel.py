@@ -36,13 +36,15 @@ from vmlab.paging.direct import MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD,
 from vmlab.paging.nested import EPT_VIOLATION, NestedTable, WalkCaches, walk_2d
 from vmlab.paging.shadow import ShadowPaging
 
-__all__ = ["GuestKernel", "AddressSpace", "SCHEMES", "MC_BATCH", "GuestKernelBug", "boot_kernel"]
+__all__ = ["GuestKernel", "AddressSpace", "SCHEMES", "MC_BATCH", "GuestKernelBug", "boot_kernel", "CYCLE_CATEGORIES"]
 
 SCHEMES = ("native", "pv", "shadow", "nested")
 MC_BATCH = 32   # arch/x86/xen/multicalls.c
 _LINK = PTE_P | PTE_RW | PTE_US
 STAT_KEYS = ("pt_writes", "pt_reads", "tlb_hits", "tlb_misses", "walk_refs", "hypercalls", "exits",
              "shadow_syncs", "faults", "cycles")
+# where the estimated cycles go (stacked bars in the traffic explorer)
+CYCLE_CATEGORIES = ("hypercall", "exit", "pte_update", "shadow_sync", "walk", "fault", "cr3")
 
 
 class GuestKernelBug(VmlabError, RuntimeError):
@@ -96,7 +98,7 @@ class GuestKernel:
         self.costs = costs
         self.mc = {"batches": 0, "hypercalls": 0, "batch_histo": np.zeros(self.batch_size + 1, np.int64),
                    "flush_reasons": Counter()}
-        self.stats: Counter = Counter({k: 0 for k in STAT_KEYS})
+        self.stats: Counter = Counter({k: 0 for k in STAT_KEYS + tuple(f"cycles_{c}" for c in CYCLE_CATEGORIES)})
         self.log: list[tuple[str, dict]] = []
         self._queue: list = []
         self._qlen = 0
@@ -166,9 +168,13 @@ class GuestKernel:
                 rc = direct._run(self.hv, self.dom, lambda txn: direct._ext_op(self.hv, txn, seg[1], seg[2]))
                 if rc < 0:
                     raise GuestKernelBug(f"mmuext_op {seg[1]} on {seg[2]:#x} refused ({rc}): {direct.explain(self.hv)}")
-        for s in sizes:
+        if len(sizes) <= 16:
+            for s in sizes:
+                self.hv.trace.record(time_ns=self.hv.now_ns, domid=self.domid, kind="hypercall",
+                                     detail="multicall" if s > 1 else "mmu_update", value=s)
+        else:   # one record for a run of full batches keeps the trace readable (and small)
             self.hv.trace.record(time_ns=self.hv.now_ns, domid=self.domid, kind="hypercall",
-                                 detail="multicall" if s > 1 else "mmu_update", value=s)
+                                 detail=f"multicall x{len(sizes)}", value=sum(sizes))
         n = len(sizes)
         entries = sum(sizes)
         self.mc["batches"] += n
@@ -178,8 +184,8 @@ class GuestKernel:
         self.stats["hypercalls"] += n
         self.stats["pt_writes"] += sum(len(s[1]) for s in segs if s[0] == "mmu")
         c = self.costs
-        self.stats["cycles"] += n * c.hypercall_roundtrip_cycles + entries * (c.multicall_per_entry_cycles +
-                                                                           c.pv_queue_entry_cycles)
+        self._charge("hypercall", n * c.hypercall_roundtrip_cycles)
+        self._charge("pte_update", entries * (c.multicall_per_entry_cycles + c.pv_queue_entry_cycles))
 
     def _flush_full(self) -> None:
         full = self._qlen // self.batch_size
@@ -204,7 +210,7 @@ class GuestKernel:
             self._queue_mmu((self.p2m[table_pfns] << 12) | (idx << 3) | cmd, vals)
             return
         self.stats["pt_writes"] += int(table_pfns.size)
-        self.stats["cycles"] += int(table_pfns.size) * self.costs.native_pte_write_cycles
+        self._charge("pte_update", int(table_pfns.size) * self.costs.native_pte_write_cycles)
         if self.scheme == "shadow":
             shadowed = np.zeros(table_pfns.size, bool)
             known = {g for t in self.shadow.trees.values() for g in t.shadow_of}
@@ -230,9 +236,10 @@ class GuestKernel:
         self.stats["exits"] += d["traps"] + d["shadow_faults"]
         self.stats["shadow_syncs"] += d["propagations"] + d["resyncs"] + d["builds"]
         self.stats["pt_reads"] += d["guest_reads"]
-        self.stats["cycles"] += (d["traps"] * c.shadow_pte_write_trap_cycles + d["resyncs"] * c.shadow_resync_cycles
-                                 + d["shadow_faults"] * (c.vmexit_roundtrip_cycles + c.shadow_fill_cycles)
-                                 + d["builds"] * c.shadow_fill_cycles)
+        self._charge("exit", d["traps"] * c.shadow_pte_write_trap_cycles
+                     + d["shadow_faults"] * c.vmexit_roundtrip_cycles)
+        self._charge("shadow_sync", d["resyncs"] * c.shadow_resync_cycles
+                     + (d["shadow_faults"] + d["builds"]) * c.shadow_fill_cycles)
 
     def _tables_for(self, aspace: AddressSpace, vpns: np.ndarray) -> np.ndarray:
         """Make sure L3/L2/L1 tables exist for these pages (linking new ones); return each page's L1 pfn."""
@@ -335,7 +342,8 @@ class GuestKernel:
             ro = (self._frame(pfns).astype(np.uint64) << np.uint64(12)) | np.uint64(PTE_P | PTE_US)
             self._write_ptes(l1c, vpns & 511, ro)
             if w.any():   # ptep_set_wrprotect on the parent's writable PTEs (A/D preserved)
-                l1p = np.array([parent.tables[(1, p)] for p in (vpns[w] >> 9).tolist()], np.int64)
+                uniq, inv = np.unique(vpns[w] >> 9, return_inverse=True)
+                l1p = np.array([parent.tables[(1, p)] for p in uniq.tolist()], np.int64)[inv]
                 self._write_ptes(l1p, vpns[w] & 511, ro[w], preserve_ad=True)
             for p in pfns.tolist():
                 self.page_refs[p] += 1
@@ -360,11 +368,11 @@ class GuestKernel:
             self.shadow.load_cr3(aspace.root)
             self._charge_shadow(before)
             self.stats["exits"] += 1
-            self.stats["cycles"] += c.vmexit_roundtrip_cycles + c.shadow_cr3_switch_cycles
+            self._charge("exit", c.vmexit_roundtrip_cycles + c.shadow_cr3_switch_cycles)
         else:
             if self.caches is not None:
                 self.caches.pwc.clear()   # the nested TLB is tagged by EPTP/VPID and survives a guest CR3 load
-            self.stats["cycles"] += c.native_cr3_load_cycles
+            self._charge("cr3", c.native_cr3_load_cycles)
         self._record("switch")
 
     def exec(self, pid: int) -> None:
@@ -442,7 +450,7 @@ class GuestKernel:
             r = walk(self.mem, int(self.p2m[self.current.root]), va, write=write, user=user)
             self.stats["walk_refs"] += r.refs
             self.stats["pt_reads"] += r.refs
-            self.stats["cycles"] += r.refs * c.tlb_miss_native_walk_ref_cycles
+            self._charge("walk", r.refs * c.tlb_miss_native_walk_ref_cycles)
             return r.frame, r.fault, r.refs
         if self.scheme == "shadow":
             before = dict(self.shadow.counters)
@@ -450,12 +458,12 @@ class GuestKernel:
             self._charge_shadow(before)
             self.stats["walk_refs"] += refs
             self.stats["pt_reads"] += refs
-            self.stats["cycles"] += refs * c.tlb_miss_native_walk_ref_cycles
+            self._charge("walk", refs * c.tlb_miss_native_walk_ref_cycles)
             return mfn, fault, refs
         r = walk_2d(self.nested, self.current.root, va, write=write, user=user, caches=self.caches)
         self.stats["walk_refs"] += r.refs
         self.stats["pt_reads"] += r.refs
-        self.stats["cycles"] += r.refs * c.nested_walk_ref_cycles
+        self._charge("walk", r.refs * c.nested_walk_ref_cycles)
         if r.fault == EPT_VIOLATION:
             self.stats["exits"] += 1
             return -1, EPT_VIOLATION, r.refs
@@ -495,7 +503,7 @@ class GuestKernel:
         bookkeeping = self.stats["walk_refs"] - snap["walk_refs"]
         self.stats["walk_refs"] -= bookkeeping
         self.stats["pt_reads"] -= bookkeeping
-        self.stats["cycles"] -= bookkeeping * per_ref
+        self._charge("walk", -bookkeeping * per_ref)
         ok = np.where(writes, ok_write[inv], ok_read[inv])
         miss = self.tlb.run(vpns, present=ok, frames=frame[inv])
         n_miss = int(miss.sum())
@@ -512,11 +520,16 @@ class GuestKernel:
         self.stats["walk_refs"] += walk_refs
         self.stats["pt_reads"] += walk_refs
         self.stats["faults"] += faults
-        self.stats["cycles"] += walk_refs * per_ref + faults * self.costs.native_page_fault_cycles
+        self._charge("walk", walk_refs * per_ref)
+        self._charge("fault", faults * self.costs.native_page_fault_cycles)
         self._record("access")
         return {"accesses": int(vas.size), "tlb_misses": n_miss, "walk_refs": walk_refs, "faults": faults}
 
     # --- inspection ----------------------------------------------------------------------
+    def _charge(self, category: str, cycles: float) -> None:
+        self.stats["cycles"] += cycles
+        self.stats[f"cycles_{category}"] += cycles
+
     def _record(self, event: str) -> None:
         snap = dict(self.stats)
         snap["batches"] = self.mc["batches"]
@@ -524,7 +537,7 @@ class GuestKernel:
 
     def counters(self) -> dict:
         """Linux's mc stats plus the traffic counters, as plain numbers."""
-        out = {k: int(v) if k != "cycles" else float(v) for k, v in self.stats.items()}
+        out = {k: float(v) if k.startswith("cycles") else int(v) for k, v in self.stats.items()}
         out.update(batches=self.mc["batches"], mc_hypercalls=self.mc["hypercalls"],
                    batch_histo=self.mc["batch_histo"].tolist(), flush_reasons=dict(self.mc["flush_reasons"]))
         if self.shadow is not None:

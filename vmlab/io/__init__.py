@@ -7,7 +7,7 @@
 """
 
 from vmlab.io.blkif import BlkBack, BlkFront, BlkifRequest, BlkifResponse, BlkifSegment, VirtualDisk
-from vmlab.io.costs import DEFAULT_IO_COSTS, IoCosts, cycles_breakdown, io_explore
+from vmlab.io.costs import DEFAULT_IO_COSTS, IoCosts, cycles_breakdown, io_compare, io_explore
 from vmlab.io.emulated import HvmEmulatedDisk
 from vmlab.io.event_channel import EventChannels
 from vmlab.io.grant_table import GrantTables, frame_access
@@ -15,6 +15,7 @@ from vmlab.io.hotplug import attach_block, attach_emulated_disk, attach_vif, det
 from vmlab.io.netif import Bridge, EthernetFrame, NetBack, NetFront
 from vmlab.io.ring import BackRing, FrontRing, SharedRing, ring_columns
 from vmlab.io.system import IoSystem, io_system, new_io_machine
+from vmlab.io.walkthrough import ring_walkthrough
 from vmlab.io.xenbus import XenbusState
 from vmlab.io.xenstore import Xenstore, XenstoreError
 
@@ -22,6 +23,6 @@ __all__ = [
     "io_system", "IoSystem", "new_io_machine", "GrantTables", "frame_access", "EventChannels", "Xenstore",
     "XenstoreError", "SharedRing", "FrontRing", "BackRing", "ring_columns", "XenbusState", "BlkFront", "BlkBack",
     "BlkifRequest", "BlkifResponse", "BlkifSegment", "VirtualDisk", "NetFront", "NetBack", "Bridge",
-    "EthernetFrame", "HvmEmulatedDisk", "IoCosts", "DEFAULT_IO_COSTS", "cycles_breakdown", "io_explore",
+    "EthernetFrame", "HvmEmulatedDisk", "IoCosts", "DEFAULT_IO_COSTS", "cycles_breakdown", "io_explore", "io_compare", "ring_walkthrough",
     "attach_block", "attach_vif", "attach_emulated_disk", "detach_device", "detach_all",
 ]

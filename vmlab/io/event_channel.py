@@ -156,14 +156,17 @@ class DomainEvents:
                 word = (sel & -sel).bit_length() - 1
                 sel &= sel - 1
                 base = word * BITS_PER_WORD
-                for port in range(base, base + BITS_PER_WORD):
-                    if self.pending[port] and not self.mask[port]:
-                        self.pending[port] = 0  # clear before the handler so a new event is a new edge
+                pending, mask = self.pending, self.mask
+                port = pending.find(1, base, base + BITS_PER_WORD)
+                while port >= 0:
+                    if not mask[port]:
+                        pending[port] = 0  # clear before the handler so a new event is a new edge
                         handled.append(port)
                         self.counts["delivered"] += 1
                         h = self.handlers.get(port)
                         if h is not None:
                             h(port)
+                    port = pending.find(1, port + 1, base + BITS_PER_WORD)
         return handled
 
     def has_work(self) -> bool:
@@ -365,9 +368,14 @@ def do_event_channel_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg: dict 
     close/send/unmask {port}; status {dom, port}. Ports come back both as the
     return value and in `out`.
     """
-    from vmlab.io.system import io_system
-    ev = io_system(hv).events
+    io = hv.__dict__.get("io_state")
+    if io is None:
+        from vmlab.io.system import io_system
+        io = io_system(hv)
+    ev = io.events
     arg = arg or {}
+    if not isinstance(arg, dict):
+        return C.EFAULT  # Xen could not copy the op struct from guest memory
     out = out if out is not None else {}
     me = caller.domid
     if cmd == EVTCHNOP_send:

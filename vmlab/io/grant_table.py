@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from vmlab.hardware.memory import PAGE_SIZE, PageType
 from vmlab.hypervisor import constants as C
 
@@ -95,6 +97,7 @@ MAX_GRANT_FRAMES = 64
 INITIAL_NR_GRANT_FRAMES = 4
 
 _MASK64 = (1 << 64) - 1
+_GRANTABLE_RW = (int(PageType.NONE), int(PageType.WRITABLE))
 
 
 def mix_stamp(*parts: int) -> int:
@@ -236,8 +239,12 @@ class GrantTables:
         return m
 
     # --- Xen's side -------------------------------------------------------------
-    def map_one(self, caller: int, ref: int, granter: int, flags: int) -> tuple[int, int, int]:
-        """One gnttab_map_grant_ref: returns (status, handle, mfn)."""
+    def map_one(self, caller: int, ref: int, granter: int, flags: int, pins: list | None = None) -> tuple[int, int, int]:
+        """One gnttab_map_grant_ref: returns (status, handle, mfn).
+
+        The frame's reference counts go up here, or, when `pins` is given, the caller
+        applies them for a whole batch at once (pins gets (mfn, writable)).
+        """
         if not flags & (GNTMAP_host_map | GNTMAP_device_map):
             return GNTST_bad_gntref, -1, -1
         if granter not in self.hv.domains:
@@ -253,9 +260,9 @@ class GrantTables:
             return GNTST_permission_denied, -1, -1
         mfn = t.frame[ref]
         mem = self.hv.memory
-        if not 0 <= mfn < mem.total_frames or int(mem.owner[mfn]) != granter:
+        if not 0 <= mfn < mem.total_frames or mem.owner.item(mfn) != granter:
             return GNTST_general_error, -1, -1  # "Could not pin the granted frame"
-        if not readonly and int(mem.page_type[mfn]) not in (PageType.NONE, PageType.WRITABLE):
+        if not readonly and mem.page_type.item(mfn) not in _GRANTABLE_RW:
             return GNTST_general_error, -1, -1  # a page table never becomes writable to anyone
         if readonly:
             t.pin_read[ref] += 1
@@ -263,8 +270,12 @@ class GrantTables:
         else:
             t.pin_write[ref] += 1
             t.flags[ref] = gflags | GTF_writing | GTF_reading
-            mem.type_count[mfn] += 1
-        mem.tot_count[mfn] += 1
+        if pins is not None:
+            pins.append((mfn, not readonly))
+        else:
+            if not readonly:
+                mem.type_count[mfn] += 1
+            mem.tot_count[mfn] += 1
         mt = self.track(caller)
         handle = mt.next_handle
         mt.next_handle += 1
@@ -276,7 +287,8 @@ class GrantTables:
         self.counts["map"] += 1
         return GNTST_okay, handle, mfn
 
-    def unmap_one(self, caller: int, handle: int) -> int:
+    def unmap_one(self, caller: int, handle: int, unpins: list | None = None, logging: bool | None = None) -> int:
+        """One gnttab_unmap_grant_ref (reference counts batched through `unpins` like map_one)."""
         mt = self.maptrack.get(caller)
         rec = mt.handles.pop(handle, None) if mt is not None else None
         if rec is None:
@@ -293,8 +305,6 @@ class GrantTables:
                 t.pin_read[ref] -= 1
             else:
                 t.pin_write[ref] -= 1
-                if int(mem.owner[mfn]) == granter and mem.type_count[mfn] > 0:
-                    mem.type_count[mfn] -= 1
             f = t.flags[ref]
             if t.pin_write[ref] == 0:
                 f &= ~GTF_writing
@@ -302,12 +312,63 @@ class GrantTables:
                 f &= ~GTF_reading
             t.flags[ref] = f
             # Xen marks a frame written through a writable mapping dirty for log-dirty migration.
-            if not readonly:
+            if not readonly and (self._logging if logging is None else logging):
                 self._mark_dirty(granter, mfn)
-        if int(mem.owner[mfn]) == granter and mem.tot_count[mfn] > 0:
-            mem.tot_count[mfn] -= 1
+        if unpins is not None:
+            unpins.append((mfn, granter, not readonly))
+        else:
+            self._unpin([(mfn, granter, not readonly)])
         self.counts["unmap"] += 1
         return GNTST_okay
+
+    def _pin(self, pins: list) -> None:
+        if pins:
+            mem = self.hv.memory
+            mfns = np.fromiter((m for m, _ in pins), dtype=np.int64, count=len(pins))
+            np.add.at(mem.tot_count, mfns, 1)
+            rw = mfns[np.fromiter((w for _, w in pins), dtype=bool, count=len(pins))]
+            if rw.size:
+                np.add.at(mem.type_count, rw, 1)
+
+    def _unpin(self, unpins: list) -> None:
+        # Only frames still owned by the granter carry the counts (a dead granter's frames were freed).
+        mem = self.hv.memory
+        for mfn, granter, writable in unpins:
+            if mem.owner.item(mfn) == granter:
+                if mem.tot_count.item(mfn) > 0:
+                    mem.tot_count[mfn] -= 1
+                if writable and mem.type_count.item(mfn) > 0:
+                    mem.type_count[mfn] -= 1
+
+    def map_many(self, caller: int, ops) -> tuple[list[int], list[int], list[int]]:
+        status, handles, mfns, pins = [], [], [], []
+        for op in ops:
+            st, h, mfn = self.map_one(caller, op.get("ref", -1), op.get("dom", C.DOMID_INVALID), op.get("flags", 0), pins)
+            status.append(st)
+            handles.append(h)
+            mfns.append(mfn)
+        self._pin(pins)
+        return status, handles, mfns
+
+    def unmap_many(self, caller: int, handles) -> list[int]:
+        unpins: list = []
+        logging = self._logging
+        status = [self.unmap_one(caller, h, unpins, logging) for h in handles]
+        if len(unpins) > 4:
+            mem = self.hv.memory
+            m = np.fromiter((u[0] for u in unpins), dtype=np.int64, count=len(unpins))
+            g = np.fromiter((u[1] for u in unpins), dtype=np.int64, count=len(unpins))
+            w = np.fromiter((u[2] for u in unpins), dtype=bool, count=len(unpins))
+            keep = mem.owner[m] == g
+            np.subtract.at(mem.tot_count, m[keep], 1)
+            np.subtract.at(mem.type_count, m[keep & w], 1)
+        else:
+            self._unpin(unpins)
+        return status
+
+    @property
+    def _logging(self) -> bool:
+        return any(getattr(d, "dirty_bitmap", None) is not None for d in self.hv.domains.values())
 
     def _mark_dirty(self, domid: int, mfn: int) -> None:
         dom = self.hv.domains.get(domid)
@@ -348,6 +409,8 @@ class GrantTables:
         flags = op.get("flags", 0)
         length = op.get("len", 0)
         src, dst = op.get("source", {}), op.get("dest", {})
+        if not isinstance(src, dict) or not isinstance(dst, dict):
+            return GNTST_bad_copy_arg
         s_off, d_off = src.get("offset", 0), dst.get("offset", 0)
         if length < 0 or not (0 <= s_off and s_off + length <= PAGE_SIZE and 0 <= d_off and d_off + length <= PAGE_SIZE):
             return GNTST_bad_copy_arg
@@ -406,7 +469,7 @@ class GrantTables:
         mem = self.hv.memory
         if not 0 <= mfn < mem.total_frames:
             return C.EINVAL
-        if int(mem.owner[mfn]) == domid:
+        if mem.owner.item(mfn) == domid:
             return 0
         mt = self.maptrack.get(domid)
         c = mt.by_mfn.get(mfn) if mt is not None else None
@@ -432,31 +495,31 @@ def do_grant_table_op(hv: "Hypervisor", caller: "Domain", cmd: int, ops=None, co
     status), -EINVAL for a bad count, -EFAULT for an unreadable op list, -ENOSYS
     for an unknown command.
     """
-    from vmlab.io.system import io_system
-    g = io_system(hv).grants
+    io = hv.__dict__.get("io_state")
+    if io is None:
+        from vmlab.io.system import io_system
+        io = io_system(hv)
+    g = io.grants
     out = out if out is not None else {}
     if ops is None:
         ops = []
     if isinstance(ops, dict):
         ops = [ops]
-    if not isinstance(ops, (list, tuple)):
-        return C.EFAULT
+    if not isinstance(ops, (list, tuple)) or not all(isinstance(op, dict) for op in ops):
+        return C.EFAULT  # Xen could not copy the op array from guest memory
     count = len(ops) if count is None else count
     if count < 0 or count > len(ops):
         return C.EINVAL
     me = caller.domid
     if cmd == GNTTABOP_map_grant_ref:
-        status, handles, bus = [], [], []
-        for op in ops[:count]:
-            st, h, mfn = g.map_one(me, op.get("ref", -1), op.get("dom", C.DOMID_INVALID), op.get("flags", 0))
-            status.append(st)
-            handles.append(h)
-            bus.append(mfn << 12 if st == GNTST_okay and op.get("flags", 0) & GNTMAP_device_map else 0)
-        out["status"], out["handle"], out["dev_bus_addr"] = status, handles, bus
-        out["mfn"] = [g.maptrack[me].handles[h][2] if h >= 0 else -1 for h in handles] if count else []
+        ops = ops[:count]
+        status, handles, mfns = g.map_many(me, ops)
+        out["status"], out["handle"], out["mfn"] = status, handles, mfns
+        out["dev_bus_addr"] = [m << 12 if st == GNTST_okay and op.get("flags", 0) & GNTMAP_device_map else 0
+                               for st, m, op in zip(status, mfns, ops)]
         return 0
     if cmd == GNTTABOP_unmap_grant_ref:
-        out["status"] = [g.unmap_one(me, op.get("handle", -1)) for op in ops[:count]]
+        out["status"] = g.unmap_many(me, [op.get("handle", -1) for op in ops[:count]])
         return 0
     if cmd == GNTTABOP_copy:
         out["status"] = [g.copy_one(me, op) for op in ops[:count]]

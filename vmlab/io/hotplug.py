@@ -81,7 +81,8 @@ def _disk_for(io: "IoSystem", domid: int, spec: DiskSpec, sectors: int | None) -
     if spec.mode == "w":
         for other, devs in io.devices.items():
             for d in devs:
-                if other != domid and isinstance(d, BlockDevice) and d.spec.path == spec.path and d.spec.mode != "r":
+                dspec = getattr(d, "spec", None)
+                if other != domid and isinstance(dspec, DiskSpec) and dspec.path == spec.path and dspec.mode != "r":
                     raise ConfigError(f"disk {spec.path} is already writable by domain {other}; use mode 'w!' to share "
                                       "it writable, 'r' for read-only, or detach it there first")
     if disk is None:

@@ -9,7 +9,6 @@ woken backend threads (blkback, netback) work, until nothing is left to do.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -29,9 +28,6 @@ __all__ = ["IoSystem", "io_system", "IO_PAGE_FIRST_PFN"]
 # Guest pages the model's drivers use for rings and buffers start here, below the
 # top of memory the balloon driver gives back first. ILLUSTRATIVE choice.
 IO_PAGE_FIRST_PFN = 4096
-
-_SYSTEMS: "weakref.WeakKeyDictionary[Hypervisor, IoSystem]" = weakref.WeakKeyDictionary()
-
 
 class Worker(Protocol):
     def process(self, budget: int | None = None) -> bool: ...
@@ -121,6 +117,11 @@ class IoSystem:
                 return r
         return max_rounds
 
+    def timer_tick(self, vcpu: int = 0) -> int:
+        """Xen's periodic timer fires: raise VIRQ_TIMER in every domain that bound it. Returns how many."""
+        from vmlab.io.event_channel import VIRQ_TIMER
+        return sum(self.events.raise_virq(d, VIRQ_TIMER, vcpu) for d in list(self.events.domains))
+
     # --- domains ----------------------------------------------------------------------
     def reap(self) -> None:
         """Forget domains that no longer exist (destroyed without `release_domain`)."""
@@ -154,10 +155,14 @@ class IoSystem:
 
 
 def io_system(hv: "Hypervisor") -> IoSystem:
-    """The IoSystem of `hv`, created (hypercalls registered) on first use."""
-    s = _SYSTEMS.get(hv)
+    """The IoSystem of `hv`, created (hypercalls registered) on first use.
+
+    It is kept as an attribute of the hypervisor (`hv.io_state`), so the two live
+    and die together (a weak-keyed table would keep every hypervisor alive).
+    """
+    s = hv.__dict__.get("io_state")
     if s is None:
-        s = _SYSTEMS[hv] = IoSystem(hv)
+        s = hv.io_state = IoSystem(hv)
     return s
 
 

@@ -159,7 +159,8 @@ class Xenstore:
         n.value = value
         n.gen = self._gen
 
-    def _remove(self, path: str) -> list[str]:
+    def _remove(self, path: str) -> list[tuple[str, list]]:
+        """Remove a subtree; returns (path, perms it had) for each node, for the watch events."""
         removed = []
         stack = [path]
         while stack:
@@ -167,7 +168,7 @@ class Xenstore:
             n = self.nodes.pop(p, None)
             if n is None:
                 continue
-            removed.append(p)
+            removed.append((p, n.perms))
             owner = n.perms[0][0]
             self.owned[owner] = self.owned.get(owner, 1) - 1
             stack.extend(f"{p}/{c}" if p != "/" else f"/{c}" for c in n.children)
@@ -295,9 +296,8 @@ class Xenstore:
             self._touch(t, path)
             t.writes[path] = None
             return
-        removed = self._remove(path)
-        for p in removed:
-            self._fire(p, descend=False)
+        for p, perms in self._remove(path):
+            self._fire(p, perms=perms)
 
     def directory(self, domid: int, path: str, tx: int = 0) -> list[str]:
         path = self._abs(domid, path)
@@ -368,10 +368,20 @@ class Xenstore:
                 return
         raise XenstoreError("ENOENT", f"domain {domid} has no watch on {path} with token {token!r}")
 
-    def _fire(self, path: str, *, descend: bool = False) -> None:
+    def _fire(self, path: str, *, perms: list | None = None) -> None:
+        """Queue an event for every watch at or above `path` whose domain may read the node.
+
+        xenstored does not tell a domain about nodes it cannot read (the event would
+        leak their existence); `perms` are a removed node's last permissions.
+        """
+        if perms is None:
+            n = self.nodes.get(path)
+            perms = n.perms if n is not None else [(0, "n")]
         for domid, lst in self.watches.items():
+            if not self._perm_for(perms, domid) & 1:
+                continue
             for wpath, token, cb in lst:
-                if path == wpath or path.startswith(wpath.rstrip("/") + "/") or (descend and wpath.startswith(path + "/")):
+                if path == wpath or path.startswith(wpath.rstrip("/") + "/"):
                     self.queue.append((domid, path, token, cb))
 
     def fire_special(self, name: str) -> None:
@@ -419,8 +429,8 @@ class Xenstore:
             removed += len(self._remove(f"/vm/{name}"))
         for p in [p for p, n in self.nodes.items() if n.perms[0][0] == domid]:
             if p in self.nodes:
-                for q in self._remove(p):
-                    self._fire(q)
+                for q, perms in self._remove(p):
+                    self._fire(q, perms=perms)
                     removed += 1
         self.watches.pop(domid, None)
         self.queue = [e for e in self.queue if e[0] != domid]

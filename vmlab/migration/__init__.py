@@ -17,6 +17,10 @@ from vmlab.migration.policies import (Decision, ModernXenPolicy, Policy, PostCop
 from vmlab.migration.report import MigrationReport, RoundRecord
 from vmlab.migration.workloads import (HotCold, Idle, SequentialScan, TraceWorkload, UniformWrites, Workload, Zipf,
                                        distinct_dirtied)
+from vmlab.migration.dirty_rate import DirtyRate, calc_dirty_rate, wws_curve, wws_over_time
+from vmlab.migration.baselines import cloudsim_migration, compare_models, simgrid_precopy
+from vmlab.migration.live import MigrationFailed, MigrationRefused, check_migration, migrate_domain
+from vmlab.migration.predict import dirtying_workload, predict_migration
 
 __all__ = [
     "DirtyLog", "install_shadow_op", "run_migration", "link_goodput_Bps", "Fault",
@@ -24,4 +28,8 @@ __all__ = [
     "Decision", "Policy", "SyncStats", "Xen3Policy", "ModernXenPolicy", "QemuPolicy", "StopAndCopy", "PostCopy",
     "policy_by_name", "MigrationReport", "RoundRecord",
     "Workload", "Idle", "UniformWrites", "HotCold", "Zipf", "SequentialScan", "TraceWorkload", "distinct_dirtied",
+    "DirtyRate", "calc_dirty_rate", "wws_curve", "wws_over_time",
+    "cloudsim_migration", "simgrid_precopy", "compare_models",
+    "MigrationFailed", "MigrationRefused", "check_migration", "migrate_domain",
+    "dirtying_workload", "predict_migration",
 ]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from vmlab.errors import ConfigError
-from vmlab.migration.image import MemoryImage
 from vmlab.migration.policies import PAGE_SIZE
 from vmlab.migration.workloads import Workload
 

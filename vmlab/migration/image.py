@@ -14,6 +14,7 @@ is then one comparison: target.read(pfns) == source.read(pfns) at pause.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,44 +31,61 @@ __all__ = ["MemoryImage", "TargetImage", "DomainSource", "DomainTarget"]
 _STAMP_TAG = np.uint64(1) << np.uint64(62)  # initial contents: never 0, never a write stamp
 
 
-def _as_slice(pfns: np.ndarray):
-    """A contiguous ascending run of pfns as a slice (much cheaper to gather/scatter)."""
-    k = len(pfns)
-    if k > 64 and int(pfns[-1]) - int(pfns[0]) == k - 1 and int(pfns[0]) <= int(pfns[-1]):
-        return slice(int(pfns[0]), int(pfns[-1]) + 1)
-    return pfns
-
-
 class MemoryImage:
     """A standalone guest memory of `n_pages` 4 KiB pages.
 
-    `used_pages` of them (pfns 0..used-1) hold data; the rest are zero pages, as in
-    a guest that has not touched all its RAM yet (QEMU sends those as tiny
-    "duplicate" records).
+    `used_pages` of them hold data; the rest are zero pages, as in a guest that
+    has not touched all its RAM yet (QEMU sends those as tiny "duplicate"
+    records). `layout="scattered"` (default) spreads the used pages over the whole
+    guest, as a running kernel's allocator does; `"front"` packs them at pfn 0.
     """
 
-    def __init__(self, n_pages: int, *, used_pages: int | None = None) -> None:
+    def __init__(self, n_pages: int, *, used_pages: int | None = None, layout: str = "scattered") -> None:
         n_pages = int(n_pages)
         if n_pages <= 0:
             raise ConfigError(f"n_pages={n_pages} must be positive; give the guest some memory")
         used = n_pages if used_pages is None else int(used_pages)
         if not 0 <= used <= n_pages:
             raise ConfigError(f"used_pages={used_pages} is outside 0..{n_pages}; at most every page holds data")
+        if layout not in ("scattered", "front"):
+            raise ConfigError(f"layout={layout!r} is not 'scattered' or 'front'")
         self.n_pages = n_pages
-        self.content = np.zeros(n_pages, dtype=np.uint64)
-        self.content[:used] = np.arange(1, used + 1, dtype=np.uint64) | _STAMP_TAG
-        self.pfns = np.arange(n_pages, dtype=np.int64)
+        if used == n_pages:  # one allocation, no temporary: matters at 16 M pages
+            self.content = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + n_pages, dtype=np.uint64)
+        else:
+            self.content = np.zeros(n_pages, dtype=np.uint64)
+        if used == n_pages:
+            pass
+        elif layout == "front":
+            self.content[:used] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + used, dtype=np.uint64)
+        elif used:
+            # pfn is used iff its image under a fixed bijection of [0, n) falls below `used`
+            a = 2_654_435_761
+            while math.gcd(a, n_pages) != 1:
+                a += 2
+            rank = (np.arange(n_pages, dtype=np.int64) * a) % n_pages
+            idx = np.flatnonzero(rank < used)
+            self.content[idx] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + idx.size, dtype=np.uint64)
+        self._pfns: np.ndarray | None = None
         self.log: DirtyLog | None = None
         self._seq = 0
         self.paused = False
 
     @classmethod
-    def from_mib(cls, memory_mib: float, *, used_fraction: float = 1.0) -> "MemoryImage":
+    def from_mib(cls, memory_mib: float, *, used_fraction: float = 1.0, layout: str = "scattered") -> "MemoryImage":
         n = int(round(memory_mib * 256))
-        return cls(n, used_pages=int(round(n * used_fraction)))
+        return cls(n, used_pages=int(round(n * used_fraction)), layout=layout)
 
-    def read(self, pfns: np.ndarray) -> np.ndarray:
-        return self.content[_as_slice(pfns)]
+    @property
+    def pfns(self) -> np.ndarray:
+        """Every pfn (a standalone image has no holes); built on first use."""
+        if self._pfns is None:
+            self._pfns = np.arange(self.n_pages, dtype=np.int64)
+        return self._pfns
+
+    def read(self, pfns) -> np.ndarray:
+        """Stamps of `pfns` (an index array, or a slice for a contiguous run)."""
+        return self.content[pfns]
 
     def write(self, pfns: np.ndarray) -> None:
         if self.paused:
@@ -101,12 +119,11 @@ class TargetImage:
         self.received = np.zeros(int(n_pages), dtype=np.bool_)
 
     def store(self, pfns: np.ndarray, stamps: np.ndarray) -> None:
-        where = _as_slice(pfns)
-        self.content[where] = stamps
-        self.received[where] = True
+        self.content[pfns] = stamps
+        self.received[pfns] = True
 
     def read(self, pfns: np.ndarray) -> np.ndarray:
-        return self.content[_as_slice(pfns)]
+        return self.content[pfns]
 
     def write(self, pfns: np.ndarray, stamp: int) -> None:
         """The resumed guest stores on the target (post-copy)."""

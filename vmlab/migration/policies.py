@@ -80,7 +80,8 @@ class Policy:
     setup_ms_per_gib: float = 2.0         # ILLUSTRATIVE: bitmap allocation / first sync
     sync_ms: float = 0.2                  # ILLUSTRATIVE: one CLEAN / KVM_GET_DIRTY_LOG
     sync_ms_per_gib: float = 0.25         # ILLUSTRATIVE
-    zero_page_scan_us: float = 0.25       # ILLUSTRATIVE: checking one page is zero (~16 GB/s)
+    zero_page_scan_us: float = 0.5        # ILLUSTRATIVE: the sender checks one 4 KiB page is zero (~8 GB/s)
+    normal_page_cpu_us: float = 0.4       # ILLUSTRATIVE: the sender copies one page into its buffer (~10 GB/s)
     device_state_kib: float = 16.0        # ILLUSTRATIVE: vCPU context + shared info
     stop_overhead_ms: float = 5.0         # ILLUSTRATIVE: suspend on source, resume on target
     min_iteration_ms: float = 0.0         # QEMU: the switchover check runs once per ram_save_iterate
@@ -164,6 +165,7 @@ class QemuPolicy(Policy):
     postcopy_after_syncs: int = 1      # migrate-start-postcopy after this many syncs (libvirt: after pass 1)
     bandwidth_period_ms: float = 100.0   # BUFFER_DELAY
     min_iteration_ms: float = 50.0       # ram.c MAX_WAIT: one ram_save_iterate sends for up to 50 ms
+    # (when the rate limit binds, an iteration ends when the 100 ms budget is spent instead)
     setup_ms: float = 10.0             # ILLUSTRATIVE
     setup_ms_per_gib: float = 1.5      # ILLUSTRATIVE
     device_state_kib: float = 256.0    # ILLUSTRATIVE: vCPU + device VMState

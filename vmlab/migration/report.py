@@ -158,6 +158,17 @@ class MigrationReport:
         cols["label"] = [f"{r.phase[0].upper()}{r.round}" for r in self.rounds]
         return cols
 
+    def rounds_text(self) -> str:
+        """A fixed-width table of the rounds (what `xm migrate` would log with debugging on)."""
+        head = f"{'round':>5s} {'phase':13s} {'start ms':>9s} {'ms':>8s} {'sent':>8s} {'skipped':>7s} " \
+               f"{'dirtied':>8s} {'left':>8s} {'Mbit/s':>7s} {'thr%':>4s}"
+        rows = [head]
+        for r in self.rounds:
+            rows.append(f"{r.round:5d} {r.phase:13s} {r.start_ms:9.1f} {r.duration_ms:8.1f} {r.pages_sent:8d} "
+                        f"{r.pages_skipped:7d} {r.pages_dirtied:8d} {r.remaining_pages:8d} {r.bandwidth_mbps:7.1f} "
+                        f"{r.throttle_pct:4d}")
+        return "\n".join(rows)
+
     def summary(self) -> str:
         """One line: policy, status, rounds, total time, downtime, data sent."""
         return (f"{self.policy}: {self.status} in {self.total_time_ms / 1000:.2f} s, downtime {self.downtime_ms:.1f} ms, "

@@ -171,6 +171,10 @@ class _Txn:
     def get_type(self, mfn: int, t: int) -> int:
         m = self.mem
         cur, cnt = int(m.page_type[mfn]), int(m.type_count[mfn])
+        if mfn in self.validating:
+            # Xen has already given the frame its new type (not yet validated): any other type conflicts
+            reason = EXPLAIN["writable_pt"] if t == PageType.WRITABLE else EXPLAIN["cycle"]
+            return self.fail(C.EINVAL, f"frame {mfn:#x} is being validated as a page table: {reason}")
         if cnt > 0:
             if cur != t:
                 what = "an RW mapping of page-table frame" if t == PageType.WRITABLE else "frame"
@@ -180,8 +184,6 @@ class _Txn:
             self.add_type(mfn, 1)
             return 0
         if t in _TABLE_TYPES:
-            if mfn in self.validating:
-                return self.fail(C.EINVAL, f"frame {mfn:#x}: " + EXPLAIN["cycle"])
             self.validating.add(mfn)
             try:
                 words = m.table(mfn)
@@ -498,12 +500,25 @@ def do_multicall(hv, caller, entries, count=None, out=None) -> int:
         else:
             try:
                 rc = int(entry.handler(hv, caller, *args))
-            except TypeError:
+            except (TypeError, ValueError, IndexError, KeyError, OverflowError, AttributeError):
                 rc = C.EINVAL
         results.append(rc)
     out["results"] = results
     out["done"] = count
     return 0
+
+
+def _guarded(fn):
+    """A malformed argument gets -EINVAL (with a reason), never a Python exception out of Xen."""
+    def handler(hv, caller, *args, **kwargs):
+        try:
+            return fn(hv, caller, *args, **kwargs)
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError, AttributeError) as e:
+            pv_state(hv).last_error = f"malformed {fn.__name__.removeprefix('do_')} request: {e}"
+            return C.EINVAL
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
 
 
 def install(hv) -> None:
@@ -512,7 +527,7 @@ def install(hv) -> None:
         hv.pv_paging = PVPagingState()
     for name, fn in (("mmu_update", do_mmu_update), ("mmuext_op", do_mmuext_op),
                      ("update_va_mapping", do_update_va_mapping), ("multicall", do_multicall)):
-        hv.register(HypercallEntry(name, C.HYPERCALL_NUMBERS[name], fn))
+        hv.register(HypercallEntry(name, C.HYPERCALL_NUMBERS[name], _guarded(fn)))
 
 
 def explain(hv) -> str:
@@ -551,7 +566,7 @@ def _eligible(hv, dom, ptrs: np.ndarray, vals: np.ndarray) -> np.ndarray:
     t = np.where(tin, tgt, 0)
     good_target = tin & (mem.owner[t] == dom.domid) & ((uvals & np.uint64(DISALLOW[1])) == 0)
     rw = (uvals & np.uint64(PTE_RW)) != 0
-    good_target &= ~rw | (mem.page_type[t] == PageType.WRITABLE)
+    good_target &= ~rw | (mem.page_type[t] == PageType.WRITABLE) | (mem.page_type[t] == PageType.NONE)
     ok &= ~present | good_target
     # repeated slots depend on order: send them down the exact path
     _, inv, cnt = np.unique(ptrs & ~7, return_inverse=True, return_counts=True)
@@ -582,14 +597,18 @@ def _apply_vector(hv, ptrs: np.ndarray, vals: np.ndarray) -> None:
     for arr, sign in ((uvals, 1), (old, -1)):
         pres = (arr & P) != 0
         frames = ((arr[pres] & FM) >> np.uint64(12)).astype(np.int64)
-        np.add.at(mem.tot_count, frames, sign)
+        u, c = np.unique(frames, return_counts=True)
+        mem.tot_count[u] += sign * c.astype(np.int32)
         rwf = ((arr[pres] & RW) != 0)
-        np.add.at(mem.type_count, frames[rwf], sign)
+        if sign > 0:   # first writable use of an untyped frame types it PGT_writable
+            mem.page_type[frames[rwf]] = PageType.WRITABLE
+        u, c = np.unique(frames[rwf], return_counts=True)
+        mem.type_count[u] += sign * c.astype(np.int32)
     for tbl, sel in tables:
         tbl[idx[sel]] = uvals[sel]
 
 
-def apply_updates(hv, domid: int, ptrs, vals, *, batch_size: int = 32, chunk: int = 4096,
+def apply_updates(hv, domid: int, ptrs, vals, *, batch_size: int = 32, chunk: int = 65536,
                   record: bool = True) -> BatchResult:
     """Flush k PTE updates (mmu_update requests) from `domid` in batches of `batch_size`.
 
@@ -612,8 +631,9 @@ def apply_updates(hv, domid: int, ptrs, vals, *, batch_size: int = 32, chunk: in
     k = ptrs.size
     results = np.zeros(k, dtype=np.int64)
     pos = vec = 0
+    step = 64   # adaptive: small after an order-dependent update, doubling while all are independent
     while pos < k:
-        end = min(pos + chunk, k)
+        end = min(pos + step, k)
         ok = _eligible(hv, dom, ptrs[pos:end], vals[pos:end])
         bad = np.flatnonzero(~ok)
         stop = pos + (int(bad[0]) if bad.size else end - pos)
@@ -621,11 +641,18 @@ def apply_updates(hv, domid: int, ptrs, vals, *, batch_size: int = 32, chunk: in
             _apply_vector(hv, ptrs[pos:stop], vals[pos:stop])
             vec += stop - pos
         if stop < end:
-            p, v = int(ptrs[stop]), int(vals[stop]) & ((1 << 64) - 1)
-            results[stop] = _run(hv, dom, lambda txn: _pt_update(txn, p, v))
-            pos = stop + 1
+            # the whole run of order-dependent updates goes down the exact path, in order
+            run_end = stop + 1
+            while run_end < end and not ok[run_end - pos]:
+                run_end += 1
+            for j in range(stop, run_end):
+                p, v = int(ptrs[j]), int(vals[j]) & ((1 << 64) - 1)
+                results[j] = _run(hv, dom, lambda txn: _pt_update(txn, p, v))
+            pos = run_end
+            step = 64
         else:
             pos = end
+            step = min(step * 2, chunk)
     sizes = tuple([batch_size] * (k // batch_size) + ([k % batch_size] if k % batch_size else []))
     if record:
         for s in sizes:

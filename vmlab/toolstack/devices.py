@@ -18,7 +18,7 @@ from vmlab.io.blkif import vbd_devid
 from vmlab.io.hotplug import attach_block, attach_emulated_disk, attach_vif, default_mac
 from vmlab.io.system import io_system
 
-__all__ = ["check", "connect", "disconnect", "block_attach", "network_attach"]
+__all__ = ["check", "connect", "disconnect", "block_attach", "network_attach", "vif_macs"]
 
 
 def check(hv, config) -> None:
@@ -27,8 +27,17 @@ def check(hv, config) -> None:
         if vif.bridge not in hv.bridges:
             raise ConfigError(f"vif bridge={vif.bridge!r} does not exist in dom0 (it has {', '.join(sorted(hv.bridges)) or 'none'}); "
                               "use one of those bridges")
+    io = io_system(hv)
+    io.reap()
     for disk in config.disks:
         vbd_devid(disk.vdev)
+        if disk.mode == "w":
+            for domid, devs in io.devices.items():
+                for dev in devs:
+                    spec = getattr(dev, "spec", None)
+                    if isinstance(spec, DiskSpec) and spec.path == disk.path and spec.mode != "r":
+                        raise ConfigError(f"disk {disk.path} is already writable by domain {domid}; use mode 'w!' to "
+                                          "share it writable, 'r' for read-only, or detach it there first")
 
 
 def _record_disk(hv, dom: Domain, disk: DiskSpec) -> None:
@@ -43,17 +52,22 @@ def _record_vif(hv, dom: Domain, vif: VifSpec, index: int, mac: str) -> None:
                                      backend=f"{vif.bridge} via {hv.bridges.get(vif.bridge, '?')} mac {mac}"))
 
 
-def connect(hv, dom: Domain) -> None:
-    """Introduce the domain to xenstore and bring up every disk= and vif= device."""
+def connect(hv, dom: Domain, *, macs: list[str] | None = None) -> None:
+    """Introduce the domain to xenstore and bring up every disk= and vif= device.
+
+    `macs` (optional, one per vif=) keeps the MACs a guest had before: a vif without
+    mac= gets 00:16:3e:<domid>:<index>, and a migrated or restored guest has a new
+    domid but must keep its MAC (pass the old ones, e.g. from `vif_macs(old_dom)`).
+    """
     io = io_system(hv)
     io.reap()
     io.xenstore.introduce_domain(dom.domid, dom.name, memory_kib=dom.tot_pages * 4)
     try:
         # vifs first, then disks: the order the device records have always had.
         for i, vif in enumerate(dom.config.vifs):
-            mac = vif.mac or default_mac(dom.domid, i)
+            mac = vif.mac or (macs[i] if macs is not None and i < len(macs) else default_mac(dom.domid, i))
             if dom.kind is not DomainKind.HVM:
-                attach_vif(io, dom.domid, vif, index=i)
+                attach_vif(io, dom.domid, _with_mac(vif, mac), index=i)
             # An HVM guest without PV drivers sees an emulated NIC; its data path is not modelled.
             _record_vif(hv, dom, vif, i, mac)
         for disk in dom.config.disks:
@@ -66,6 +80,16 @@ def connect(hv, dom: Domain) -> None:
         io.release_domain(dom.domid)
         dom.devices.clear()
         raise
+
+
+def _with_mac(vif: VifSpec, mac: str) -> VifSpec:
+    from dataclasses import replace
+    return replace(vif, mac=mac)
+
+
+def vif_macs(dom: Domain) -> list[str]:
+    """The MAC of each of the domain's vifs, in vif= order (from its device records)."""
+    return [d.backend.rsplit(" mac ", 1)[1] for d in dom.devices if d.kind == "vif" and " mac " in d.backend]
 
 
 def disconnect(hv, dom: Domain) -> None:

@@ -1,5 +1,6 @@
-"""The migration engine: pre-copy round loop (precopy.py) and post-copy phase (postcopy.py)."""
+"""The migration engine: shared state (state.py), the pre-copy round loop (precopy.py), post-copy (postcopy.py)."""
 
-from vmlab.migration.engine.precopy import Migration, link_goodput_Bps, run_migration
+from vmlab.migration.engine.precopy import run_migration
+from vmlab.migration.engine.state import TCP_EFFICIENCY, Migration, link_goodput_Bps
 
-__all__ = ["run_migration", "link_goodput_Bps", "Migration"]
+__all__ = ["run_migration", "link_goodput_Bps", "TCP_EFFICIENCY", "Migration"]

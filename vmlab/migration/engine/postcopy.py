@@ -35,6 +35,8 @@ def run_postcopy(m, needed_pfns: np.ndarray) -> MigrationReport:
                        remaining_pages=int(needed_pfns.size))
     if src.log is not None:
         src.disable_log()
+    if p.early_sync:  # ram_postcopy_send_discard_bitmap: a last sync with the source paused
+        m.sync_count += 1
     t0 = m.t
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev

@@ -29,197 +29,16 @@ from typing import Callable
 
 import numpy as np
 
-from vmlab.errors import ConfigError
+from vmlab.migration.engine.state import Migration
 from vmlab.migration.faults import Fault
 from vmlab.migration.policies import Decision, PAGE_SIZE, Policy, SyncStats
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.workloads import Idle, Workload
+from vmlab.migration.workloads import Workload
 
-__all__ = ["run_migration", "link_goodput_Bps", "TCP_EFFICIENCY", "Migration"]
+__all__ = ["run_migration"]
 
-# TCP over Ethernet with a 1500-byte MTU: 1448 payload bytes (1500 - 20 IP - 32 TCP
-# with timestamps) per 1538 bytes on the wire (+ 14 header, 4 FCS, 8 preamble,
-# 12 inter-frame gap). Derived from the frame formats, not measured.
-TCP_EFFICIENCY = 1448 / 1538
-CHUNKS_PER_PASS = 8     # granularity of the vectorized sweep (Xen peeks per 1024-page batch)
+CHUNKS_PER_PASS = 16     # granularity of the vectorized sweep (Xen peeks per 1024-page batch)
 MIN_CHUNK_PAGES = 1024   # Xen's MAX_BATCH_SIZE
-
-
-def link_goodput_Bps(link) -> float:
-    """Payload bytes per second a TCP stream gets over `link` (its raw Mbit/s x TCP efficiency)."""
-    return float(link.bandwidth_mbps) * 1e6 / 8 * TCP_EFFICIENCY
-
-
-def _rtt_s(link) -> float:
-    return float(getattr(link, "latency_ms", 0.1)) / 1000.0
-
-
-def _extent(workload: Workload) -> int:
-    for attr in ("extent_pages",):
-        if hasattr(workload, attr):
-            return int(getattr(workload, attr))
-    off = int(getattr(workload, "offset", 0))
-    return off + int(getattr(workload, "wws_pages", 0))
-
-
-class Migration:
-    """One migration in progress (state shared by the pre-copy and post-copy phases)."""
-
-    def __init__(self, source, target, *, workload: Workload | None, policy: Policy, link, rng: np.random.Generator,
-                 fault: Fault | None = None, progress: Callable[[RoundRecord], None] | None = None,
-                 max_time_s: float = 600.0, verify: bool = True, vcpus: int = 1) -> None:
-        self.src, self.dst = source, target
-        self.workload = workload if workload is not None else Idle()
-        self.policy = policy
-        self.link = link
-        self.rng = rng
-        self.fault = fault
-        self.progress = progress
-        self.max_time_s = float(max_time_s)
-        self.verify = verify
-        self.vcpus = vcpus
-        self.pfns = np.asarray(source.pfns, dtype=np.int64)
-        self.n = int(source.n_pages)
-        ext = _extent(self.workload)
-        if ext > self.n:
-            raise ConfigError(f"the workload writes up to pfn {ext - 1} but the guest has {self.n} pages; "
-                              "shrink the working set or grow the guest")
-        self.gib = self.pfns.size * PAGE_SIZE / 2**30
-        self.goodput = link_goodput_Bps(link)
-        cap = policy.max_bandwidth_mib_s
-        self.live_rate = min(self.goodput, cap * 2**20) if cap else self.goodput
-        self.rtt = _rtt_s(link)
-        self.sync_s = (policy.sync_ms + policy.sync_ms_per_gib * self.gib) / 1000.0
-        # running totals
-        self.t = 0.0
-        self.transferred = 0
-        self.precopy_bytes = self.downtime_bytes = self.postcopy_bytes = 0
-        self.normal = self.zero = 0
-        self.rounds: list[RoundRecord] = []
-        self.sync_count = 0
-        self.throttle = 0
-        self.max_throttle = 0
-        self.high_cnt = 0
-        self.dirty_pages_rate = 0
-        self.threshold = 0.0
-        self.bandwidth = 0.0  # bytes/s as QEMU last measured it
-        self._per_bytes = 0
-        self._per_t = 0.0
-        self._rate_t0 = 0.0
-        self._rate_bytes0 = 0
-        self._rate_dirty = 0
-        self.downtime_s = 0.0
-        self.setup_s = 0.0
-        self.faults = 0
-        self.stop_reason = ""
-        self.notes: list[str] = []
-        self.phase = "setup"
-        self.round_no = 1
-
-    # --- the guest ---------------------------------------------------------------
-    @property
-    def cpu_fraction(self) -> float:
-        return 1.0 - self.throttle / 100.0
-
-    def guest_runs(self, seconds: float) -> None:
-        """The guest executes for `seconds` on the source: its stores hit memory and the log."""
-        if seconds <= 0 or self.src.paused:
-            return
-        w = self.workload.writes(self.rng, seconds, self.cpu_fraction)
-        if w.size:
-            self.src.write(w)
-
-    # --- the wire ------------------------------------------------------------------
-    def wire(self, stamps: np.ndarray, rate_Bps: float) -> tuple[int, int, int, float]:
-        """(normal, zero, bytes, seconds) for sending pages with these stamps at `rate_Bps`."""
-        p = self.policy
-        k = int(stamps.size)
-        if p.zero_page_detection:
-            z = int(np.count_nonzero(stamps == 0))
-            nz = k - z
-            nbytes = nz * (PAGE_SIZE + p.page_header_bytes) + z * p.zero_page_bytes
-            secs = nbytes / rate_Bps + z * p.zero_page_scan_us * 1e-6
-            return nz, z, nbytes, secs
-        nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
-        return k, 0, nbytes, nbytes / rate_Bps
-
-    def send(self, pfns: np.ndarray, rate_Bps: float) -> tuple[int, int, int, float]:
-        stamps = self.src.read(pfns)
-        self.dst.store(pfns, stamps)
-        nz, z, nbytes, secs = self.wire(stamps, rate_Bps)
-        self.normal += nz
-        self.zero += z
-        self.transferred += nbytes
-        return nz, z, nbytes, secs
-
-    def measure(self, nbytes: int, secs: float) -> None:
-        """QEMU's migration_update_counters every BUFFER_DELAY: bandwidth and threshold."""
-        self._per_bytes += nbytes
-        self._per_t += secs
-        if self._per_t >= self.policy_bandwidth_period_s:
-            self.bandwidth = self._per_bytes / self._per_t
-            self.threshold = self.bandwidth * self.downtime_limit_s
-            self._per_bytes, self._per_t = 0, 0.0
-
-    @property
-    def policy_bandwidth_period_s(self) -> float:
-        return getattr(self.policy, "bandwidth_period_ms", 100.0) / 1000.0
-
-    @property
-    def downtime_limit_s(self) -> float:
-        return getattr(self.policy, "downtime_limit_ms", 0.0) / 1000.0
-
-    def fault_due(self) -> bool:
-        return self.fault is not None and self.fault.due(self.t, self.phase, self.round_no)
-
-    # --- reporting --------------------------------------------------------------------
-    def add_round(self, rec: RoundRecord) -> None:
-        self.rounds.append(rec)
-        if self.progress is not None:
-            self.progress(rec)
-
-    def report(self, status: str, *, remaining_pages: int = 0, verified: bool = False, error: str = "",
-               where: str = "target", guest_lost: bool = False, converged: bool = True) -> MigrationReport:
-        total_ms = self.t * 1000
-        transfer_s = max(1e-9, self.t - self.setup_s)
-        mbps = self.transferred * 8 / transfer_s / 1e6
-        pages = self.normal + self.zero
-        exp_dt = (remaining_pages * PAGE_SIZE / self.bandwidth * 1000) if self.bandwidth > 0 else 0.0
-        return MigrationReport(
-            status=status, policy=self.policy.label, live=self.policy.live, memory_pages=int(self.pfns.size),
-            rounds=tuple(self.rounds), total_time_ms=total_ms, downtime_ms=self.downtime_s * 1000,
-            setup_time_ms=self.setup_s * 1000, expected_downtime_ms=exp_dt, transferred_bytes=int(self.transferred),
-            precopy_bytes=int(self.precopy_bytes), downtime_bytes=int(self.downtime_bytes),
-            postcopy_bytes=int(self.postcopy_bytes), remaining_bytes=int(remaining_pages * PAGE_SIZE),
-            normal_pages=int(self.normal), duplicate_pages=int(self.zero), pages_sent=int(pages),
-            dirty_sync_count=self.sync_count, dirty_pages_rate=int(self.dirty_pages_rate), mbps=mbps,
-            pages_per_second=int(pages / transfer_s), cpu_throttle_pct=self.max_throttle, converged=converged,
-            stop_reason=self.stop_reason, postcopy_faults=self.faults, guest_lost=guest_lost, verified=verified,
-            error=error, where=where, link_mbps=float(self.link.bandwidth_mbps), notes=tuple(self.notes))
-
-    def abort(self, why: str, *, status: str = "failed", remaining_pages: int = 0, converged: bool = True) -> MigrationReport:
-        """Before commitment: the guest stays (or resumes) on the source; the target keeps nothing."""
-        self.src.resume()
-        if self.src.log is not None:
-            self.src.disable_log()
-        self.dst.discard()
-        return self.report(status, remaining_pages=remaining_pages, error=why, where="source", converged=converged)
-
-    def fault_message(self) -> str:
-        where = self.phase if self.phase != "precopy" else f"pre-copy round {self.round_no}"
-        tail = ("the guest keeps running on the source, nothing lost; the target holds nothing"
-                if self.phase != "postcopy" else "the guest's memory was split between hosts: the guest is lost")
-        return f"{self.fault.describe()} at {self.t:.3f} s during {where}; {tail}"
-
-    # --- verification --------------------------------------------------------------------
-    def verify_all(self) -> bool:
-        if not self.verify:
-            return False
-        same = self.dst.read(self.pfns) == self.src.read(self.pfns)
-        if not bool(np.all(same)):
-            bad = int(self.pfns[np.argmin(same)])
-            raise AssertionError(f"pfn {bad} differs on the target after migration: the engine lost a write")
-        return True
 
 
 def run_migration(source, target, *, policy: Policy, link, workload: Workload | None = None, seed: int = 0,
@@ -255,7 +74,7 @@ def run_migration(source, target, *, policy: Policy, link, workload: Workload | 
 def _precopy(m: Migration) -> MigrationReport:
     p, src = m.policy, m.src
     log = src.log
-    pending = m.pfns.copy()
+    pending = m.pfns  # never modified in place: slices and concatenations only
     ptr = 0
     m.sync_count = 1          # QEMU counts the initial sync (all pages dirty) as the first
     m.phase = "precopy"
@@ -264,7 +83,10 @@ def _precopy(m: Migration) -> MigrationReport:
     total_sent = 0
     r_t0, r_sent, r_norm, r_zero, r_bytes, r_skip = m.t, 0, 0, 0, 0, 0
     chunk_pages = max(MIN_CHUNK_PAGES, -(-pending.size // CHUNKS_PER_PASS))
-    min_iter_pages = int(p.min_iteration_ms / 1000 * m.live_rate / (PAGE_SIZE + p.page_header_bytes))
+    iter_s = p.min_iteration_ms / 1000
+    if m.live_rate < m.goodput:  # rate-limited: an iteration spends one BUFFER_DELAY budget
+        iter_s = max(iter_s, m.policy_bandwidth_period_s)
+    min_iter_pages = int(iter_s * m.live_rate / (PAGE_SIZE + p.page_header_bytes))
     m._rate_t0, m._rate_bytes0 = m.t, m.transferred
     while True:
         left = pending.size - ptr
@@ -277,13 +99,16 @@ def _precopy(m: Migration) -> MigrationReport:
                 k = min(left, max(left - below, min_iter_pages))
                 early = True
         if k > 0:
-            chunk = pending[ptr:ptr + k]
+            if pending is m.pfns and m.pfns_are_range:  # first pass over a fully populated guest
+                chunk = slice(ptr, ptr + k)
+            else:
+                chunk = pending[ptr:ptr + k]
             ptr += k
             if p.skip_redirtied:
                 again = log.peek(chunk)
                 n_again = int(np.count_nonzero(again))
                 if n_again:
-                    chunk = chunk[~again]
+                    chunk = (pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
                     r_skip += n_again
             nz, z, nbytes, secs = m.send(chunk, m.live_rate)
             m.precopy_bytes += nbytes
@@ -375,12 +200,18 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
     if m.fault_due():
         return m.abort(m.fault_message(), status="cancelled" if m.fault.kind == "cancel" else "failed",
                        remaining_pages=int(final.size))
+    final_sync_s = 0.0
+    if p.live and p.early_sync:
+        # ram.c ram_save_complete: one more bitmap sync with the guest stopped (it finds
+        # nothing new here: the decision and the stop happen at the same instant)
+        m.sync_count += 1
+        final_sync_s = m.sync_s
     nz, z, nbytes, secs = m.send(final, m.goodput)
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev
     m.downtime_bytes += nbytes + dev
-    m.downtime_s = p.stop_overhead_ms / 1000 + secs + dev / m.goodput + m.rtt
-    m.t += p.stop_overhead_ms / 1000 + secs + dev / m.goodput + m.rtt
+    m.downtime_s = p.stop_overhead_ms / 1000 + final_sync_s + secs + dev / m.goodput + m.rtt
+    m.t += m.downtime_s
     if m.fault is not None and m.fault.at_s is not None and m.fault.due(m.t, m.phase):
         m.t = max(t0, m.fault.at_s)
         return m.abort(m.fault_message(), status="cancelled" if m.fault.kind == "cancel" else "failed",

@@ -1,0 +1,114 @@
+"""MigrationExplorer: watch pre-copy converge (or not) as you change the guest and the link.
+
+Every control change calls `update()`, which calls one core function,
+`vmlab.migration.explorer.explore`, and pushes its plain columns into three
+ColumnDataSources: per-round bars (pages sent / dirtied), the dirty set
+remaining over time, and the read-outs. Tests set `.value` on the controls and
+read the sources.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+from bokeh.layouts import row
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.plotting import figure
+from jupyter_bokeh import BokehModel
+
+from vmlab.errors import VmlabError
+from vmlab.migration.explorer import EXPLORER_POLICIES, explore
+
+PHASE_COLOURS = {"precopy": "#1f77b4", "stop-and-copy": "#d62728", "postcopy": "#2ca02c"}
+
+
+class MigrationExplorer:
+    """Sliders for memory, working set, dirty rate, bandwidth, downtime limit; policy and switches."""
+
+    def __init__(self, *, memory_mib: int = 1024, seed: int = 0) -> None:
+        self.seed = seed
+        self.memory = W.IntSlider(value=memory_mib, min=64, max=16384, step=64, description="RAM MiB")
+        self.wws = W.IntSlider(value=64, min=1, max=4096, step=1, description="WWS MiB")
+        self.dirty = W.FloatSlider(value=64.0, min=0.0, max=1024.0, step=8.0, description="dirty MiB/s")
+        self.bandwidth = W.FloatLogSlider(value=1000.0, base=10, min=1, max=5, step=0.05, description="link Mbit/s")
+        self.downtime = W.IntSlider(value=300, min=10, max=5000, step=10, description="limit ms")
+        self.policy = W.Dropdown(options=list(EXPLORER_POLICIES), value="qemu", description="policy")
+        self.auto_converge = W.Checkbox(value=False, description="auto-converge")
+        self.postcopy = W.Checkbox(value=False, description="post-copy after pass 1")
+        self.readout = W.HTML()
+        self.rounds = ColumnDataSource(self._empty_rounds())
+        self.timeline = ColumnDataSource({"time_s": [], "remaining_mib": []})
+        self.totals: dict = {}
+        self._model = None
+        self.figure = self._figures()
+        for c in (self.memory, self.wws, self.dirty, self.bandwidth, self.downtime, self.policy,
+                  self.auto_converge, self.postcopy):
+            c.observe(lambda _change: self.update(), names="value")
+        self.update()
+
+    @staticmethod
+    def _empty_rounds() -> dict[str, list]:
+        return {"x": [], "label": [], "sent_mib": [], "dirtied_mib": [], "duration_ms": [], "colour": [],
+                "phase": [], "throttle_pct": []}
+
+    def _figures(self):
+        bars = figure(height=260, width=420, title="pages sent per round (MiB)", toolbar_location=None,
+                      x_axis_label="round", y_axis_label="MiB")
+        bars.vbar(x="x", top="sent_mib", width=0.8, fill_color="colour", line_color=None, source=self.rounds)
+        bars.scatter(x="x", y="dirtied_mib", size=6, color="#ff7f0e", source=self.rounds, legend_label="dirtied")
+        bars.add_tools(HoverTool(tooltips=[("round", "@label"), ("sent MiB", "@sent_mib{0.0}"),
+                                           ("dirtied MiB", "@dirtied_mib{0.0}"), ("ms", "@duration_ms{0}"),
+                                           ("throttle %", "@throttle_pct")]))
+        bars.legend.location = "top_right"
+        line = figure(height=260, width=420, title="dirty memory still to send", toolbar_location=None,
+                      x_axis_label="time (s)", y_axis_label="MiB")
+        line.step(x="time_s", y="remaining_mib", mode="after", source=self.timeline, line_width=2)
+        return row(bars, line)
+
+    # --- the one callback ----------------------------------------------------------
+    def update(self) -> bool:
+        """Re-run the migration with the current controls; False (and a message) if refused."""
+        try:
+            out = explore(memory_mib=self.memory.value, wws_mib=min(self.wws.value, self.memory.value),
+                          dirty_rate_mib_s=self.dirty.value, bandwidth_mbps=self.bandwidth.value,
+                          downtime_limit_ms=self.downtime.value, policy=self.policy.value,
+                          auto_converge=self.auto_converge.value, postcopy=self.postcopy.value, seed=self.seed)
+        except VmlabError as e:
+            self.readout.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            return False
+        r = out["rounds"]
+        self.rounds.data = {
+            "x": list(range(1, len(r["round"]) + 1)), "label": r["label"],
+            "sent_mib": [b / 2**20 for b in r["bytes_sent"]],
+            "dirtied_mib": [p * 4096 / 2**20 for p in r["pages_dirtied"]],
+            "duration_ms": r["duration_ms"], "colour": [PHASE_COLOURS[p] for p in r["phase"]],
+            "phase": r["phase"], "throttle_pct": r["throttle_pct"]}
+        self.timeline.data = {"time_s": out["timeline"]["time_s"], "remaining_mib": out["timeline"]["remaining_mib"]}
+        self.totals = out["totals"]
+        t = self.totals
+        colour = "#070" if t["status"] == "completed" else "#b00"
+        self.readout.value = (
+            f"<b style='color:{colour}'>{html.escape(t['status'])}</b> ({html.escape(t['policy'])}): "
+            f"total {t['total_time_s']:.2f} s, downtime {t['downtime_ms']:.1f} ms, "
+            f"{t['transferred_mib']:.0f} MiB sent, {t['rounds']} rounds"
+            + (f", throttle {t['throttle_pct']}%" if t["throttle_pct"] else "")
+            + (f", {t['postcopy_faults']} post-copy faults" if t["postcopy_faults"] else "")
+            + f"<br><small>{html.escape(t['stop_reason'] or '')}</small>")
+        return True
+
+    # --- display ---------------------------------------------------------------------
+    @property
+    def widget(self) -> W.Widget:
+        if self._model is None:
+            self._model = BokehModel(self.figure)
+        return W.VBox([
+            W.HBox([self.memory, self.wws, self.dirty]),
+            W.HBox([self.bandwidth, self.downtime, self.policy]),
+            W.HBox([self.auto_converge, self.postcopy]),
+            self.readout, self._model,
+        ])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)

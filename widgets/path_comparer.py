@@ -1,0 +1,139 @@
+"""PathComparer: what one workload costs natively, under PV, HVM and binary translation.
+
+Stacked bars of cycles by mechanism (native work, page walks, VM exits,
+hypercalls, traps, callouts, translation, shadow paging, emulation, device I/O)
+for the four paths; a workload picker, the cost preset, HVM's paging mode, PV's
+batch size and sliders for the headline costs. Every control calls `update()`,
+which makes ONE core call (`vmlab.execution.compare_paths` ->
+`comparison_columns`); the generated stream and its analysis are cached per
+(workload, size, seed), so moving a cost slider only re-costs.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as W
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.palettes import Category10_10
+from bokeh.plotting import figure
+from jupyter_bokeh import BokehModel
+
+from vmlab.costs import PRESETS, preset
+from vmlab.errors import VmlabError
+from vmlab.execution import MECHANISMS, WORKLOADS, compare_paths, comparison_columns, workload
+from vmlab.execution.analysis import StreamAnalysis
+
+# The costs a student most often wants to move, with slider ranges (cycles).
+SLIDERS = {
+    "vmexit_roundtrip_cycles": (100, 10_000),
+    "hypercall_roundtrip_cycles": (100, 10_000),
+    "shadow_pte_write_trap_cycles": (100, 20_000),
+    "bt_pte_write_cycles": (10, 5_000),
+    "bt_syscall_cycles": (50, 5_000),
+    "nested_walk_ref_cycles": (1, 200),
+}
+DEFAULT_SIZES = {"forkwait": 60, "kernel_compile": 2, "web": 200, "database": 200, "compute": 50}
+
+
+class PathComparer:
+    """Stacked bars of cycles by mechanism for native / PV / HVM / BT on one workload."""
+
+    def __init__(self, workload_name: str = "forkwait", preset_name: str = "p4_vtx_2006", *, seed: int = 0) -> None:
+        self.seed = seed
+        self._cache: dict = {}
+        self.workload = W.Dropdown(options=list(WORKLOADS), value=workload_name, description="workload")
+        self.preset = W.Dropdown(options=list(PRESETS), value=preset_name, description="preset")
+        self.paging = W.ToggleButtons(options=["shadow", "nested"], value="shadow", description="HVM paging")
+        self.batch = W.IntSlider(value=32, min=1, max=256, description="PV batch")
+        self.sliders = {f: W.IntSlider(value=0, min=lo, max=hi, description=f.removesuffix("_cycles"),
+                                       style={"description_width": "200px"}, layout=W.Layout(width="480px"),
+                                       continuous_update=False)
+                        for f, (lo, hi) in SLIDERS.items()}
+        self.reset = W.Button(description="reset costs to preset")
+        self.summary = W.HTML()
+        self._setting = False
+        self._load_preset()
+        self.source = ColumnDataSource(self.columns())
+        fig = figure(x_range=list(self.source.data["path"]), height=340, width=720, toolbar_location=None,
+                     title="Cycles by mechanism", y_axis_label="cycles")
+        fig.vbar_stack(list(MECHANISMS), x="path", width=0.7, source=self.source,
+                       color=list(Category10_10), legend_label=list(MECHANISMS))
+        fig.add_tools(HoverTool(tooltips=[("path", "@path"), ("total", "@total_cycles{0,0}"),
+                                          ("slowdown", "@slowdown{0.00}x"), ("entries", "@hypervisor_entries")]))
+        fig.legend.location = "top_left"
+        fig.legend.label_text_font_size = "8pt"
+        fig.y_range.start = 0
+        self.figure = fig
+        self._model = None
+        for w in (self.workload, self.paging, self.batch, *self.sliders.values()):
+            w.observe(lambda _: self.update(), names="value")
+        self.preset.observe(lambda _: self.change_preset(), names="value")
+        self.reset.on_click(lambda _: self.change_preset())
+        self.update()
+
+    # --- data -------------------------------------------------------------------------
+    def costs(self):
+        base = preset(self.preset.value)
+        changes = {f: float(s.value) for f, s in self.sliders.items() if float(s.value) != getattr(base, f)}
+        return base.replace(**changes) if changes else base
+
+    def _stream(self):
+        name = self.workload.value
+        key = (name, DEFAULT_SIZES.get(name), self.seed)
+        if key not in self._cache:
+            s = workload(name, DEFAULT_SIZES.get(name), seed=self.seed)
+            self._cache = {key: (s, StreamAnalysis(s))}
+        return self._cache[key]
+
+    def columns(self) -> dict[str, list]:
+        s, a = self._stream()
+        results = compare_paths(s, self.costs(), batch=self.batch.value, paging=self.paging.value,
+                                timeline=False, analysis=a)
+        self.results = results
+        return comparison_columns(results)
+
+    # --- callbacks ----------------------------------------------------------------------
+    def _load_preset(self) -> None:
+        self._setting = True
+        try:
+            p = preset(self.preset.value)
+            for f, s in self.sliders.items():
+                v = int(round(getattr(p, f)))
+                s.max = max(s.max, v)
+                s.value = v
+        finally:
+            self._setting = False
+
+    def change_preset(self) -> None:
+        self._load_preset()
+        self.update()
+
+    def update(self) -> None:
+        if self._setting:
+            return
+        try:
+            cols = self.columns()
+        except VmlabError as e:
+            self.summary.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            return
+        if hasattr(self, "source"):
+            self.figure.x_range.factors = list(cols["path"])
+            self.source.data = cols
+        rows = "".join(f"<tr><td>{p}</td><td>{t:,.0f}</td><td>{x:.2f}x</td><td>{e:,}</td></tr>"
+                       for p, t, x, e in zip(cols["path"], cols["total_cycles"], cols["slowdown"],
+                                             cols["hypervisor_entries"]))
+        self.summary.value = ("<table><tr><th>path</th><th>cycles</th><th>vs native</th>"
+                              f"<th>hypervisor entries</th></tr>{rows}</table>")
+
+    # --- display --------------------------------------------------------------------------
+    @property
+    def widget(self) -> W.Widget:
+        if self._model is None:
+            self._model = BokehModel(self.figure)
+        return W.VBox([W.HBox([self.workload, self.preset]), W.HBox([self.paging, self.batch]),
+                       W.VBox(list(self.sliders.values()) + [self.reset]), self.summary, self._model])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)

@@ -1,0 +1,101 @@
+"""TrafficExplorer: page-table traffic of PV direct, shadow and nested paging on the same work.
+
+Controls: scenario (fork, build, switch, mmap_churn, tlb_heavy), multicall batch size
+(PV only), and which counter the second bar chart shows. Plots: estimated cycles per
+scheme stacked by where they go (hypercalls, exits, PTE updates, shadow syncs, walks,
+faults, CR3 loads), one counter per scheme, and a timeline of cumulative cycles per event.
+Data: ONE core call, `vmlab.paging.traffic.compare_schemes`.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+from bokeh.layouts import row
+from bokeh.models import ColumnDataSource
+from bokeh.palettes import Category10
+from bokeh.plotting import figure
+from bokeh.transform import factor_cmap
+from jupyter_bokeh import BokehModel
+
+from vmlab.guest.kernel import CYCLE_CATEGORIES
+from vmlab.paging.traffic import COUNTERS, SCENARIOS, compare_schemes
+
+SCHEMES = ("pv", "shadow", "nested")
+BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+class TrafficExplorer:
+    """Scenario + batch size -> stacked cycle bars, a counter per scheme, a cumulative timeline."""
+
+    def __init__(self, scenario: str = "fork", *, pages: int = 256, accesses: int = 4000, seed: int = 0) -> None:
+        self.pages, self.accesses, self.seed = pages, accesses, seed
+        self.scenario = W.Dropdown(options=list(SCENARIOS), value=scenario, description="scenario")
+        self.batch = W.SelectionSlider(options=BATCHES, value=32, description="batch size")
+        self.counter = W.Dropdown(options=[c for c in COUNTERS if c != "cycles"], value="exits",
+                                  description="counter")
+        self.summary = W.HTML()
+        d = self.columns()
+        self.totals = ColumnDataSource(self._totals(d["totals"]))
+        self.timeline = ColumnDataSource(d["timeline"])
+        self._build_figures()
+        self._model = None
+        for w in (self.scenario, self.batch, self.counter):
+            w.observe(lambda _: self.update(), names="value")
+        self._summarize()
+
+    def columns(self) -> dict[str, dict]:
+        return compare_schemes(self.scenario.value, schemes=SCHEMES, pages=self.pages, accesses=self.accesses,
+                               batch_size=self.batch.value, seed=self.seed)
+
+    def _totals(self, t: dict) -> dict:
+        out = dict(t)
+        out["selected"] = list(t[self.counter.value])
+        out["kcycles"] = [c / 1000 for c in t["cycles"]]
+        for c in CYCLE_CATEGORIES:
+            out[f"k_{c}"] = [v / 1000 for v in t[f"cycles_{c}"]]
+        return out
+
+    def update(self) -> None:
+        d = self.columns()
+        self.totals.data = self._totals(d["totals"])
+        self.timeline.data = d["timeline"]
+        self.count_fig.title.text = f"{self.counter.value} per scheme"
+        self._summarize()
+
+    def _summarize(self) -> None:
+        t = self.totals.data
+        parts = [f"{s}: {c / 1000:,.0f} kcycles, {h} hypercalls, {e} exits, {w:,} walk refs"
+                 for s, c, h, e, w in zip(t["scheme"], t["cycles"], t["hypercalls"], t["exits"], t["walk_refs"])]
+        best = t["scheme"][min(range(len(t["cycles"])), key=t["cycles"].__getitem__)]
+        self.summary.value = (f"<b>{self.scenario.value}</b>, batch {self.batch.value}: " + "; ".join(parts)
+                              + f". Cheapest: <b>{best}</b> (estimated cycles, ILLUSTRATIVE 3 GHz clock for time).")
+
+    def _build_figures(self) -> None:
+        stack = [f"k_{c}" for c in CYCLE_CATEGORIES]
+        s = figure(x_range=list(SCHEMES), height=300, width=360, title="estimated kcycles, by where they go",
+                   toolbar_location=None)
+        s.vbar_stack(stack, x="scheme", width=0.7, source=self.totals, color=Category10[10][:len(stack)],
+                     legend_label=list(CYCLE_CATEGORIES))
+        s.legend.label_text_font_size = "7pt"
+        s.legend.location = "top_left"
+        c = figure(x_range=list(SCHEMES), height=300, width=280, title=f"{self.counter.value} per scheme",
+                   toolbar_location=None)
+        c.vbar(x="scheme", top="selected", width=0.7, source=self.totals,
+               color=factor_cmap("scheme", Category10[3], list(SCHEMES)))
+        t = figure(height=300, width=420, title="cumulative estimated time per event", x_axis_label="event #",
+                   y_axis_label="seconds (3 GHz, ILLUSTRATIVE)", toolbar_location=None)
+        t.scatter("step", "time_s", source=self.timeline, size=6,
+                  color=factor_cmap("scheme", Category10[3], list(SCHEMES)), legend_field="scheme")
+        t.legend.location = "top_left"
+        self.stack_fig, self.count_fig, self.time_fig = s, c, t
+        self.layout = row(s, c, t)
+
+    @property
+    def widget(self) -> W.Widget:
+        if self._model is None:
+            self._model = BokehModel(self.layout)
+        return W.VBox([W.HBox([self.scenario, self.batch, self.counter]), self.summary, self._model])
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
