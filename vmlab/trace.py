@@ -27,6 +27,14 @@ class Trace:
         self.capacity = capacity
         self.events: list[Event] = []
         self.dropped = 0
+        self._subscribers: list[tuple[frozenset[str], object]] = []
+
+    def subscribe(self, callback, kinds: set[str] | frozenset[str]) -> None:
+        """Call `callback(event)` after each event of one of these kinds (a widget's refresh)."""
+        self._subscribers.append((frozenset(kinds), callback))
+
+    def unsubscribe(self, callback) -> None:
+        self._subscribers = [(k, c) for k, c in self._subscribers if c is not callback]
 
     def record(self, **kwargs) -> Event:
         ev = Event(**kwargs)
@@ -35,6 +43,9 @@ class Trace:
             cut = len(self.events) - self.capacity
             del self.events[:cut]
             self.dropped += cut
+        for kinds, callback in self._subscribers:
+            if ev.kind in kinds:
+                callback(ev)
         return ev
 
     def __len__(self) -> int:

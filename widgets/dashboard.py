@@ -37,30 +37,41 @@ class DomainDashboard:
         self.xm = xm
         self.rows = rows
         self.source = ColumnDataSource(self._columns())
-        fig = figure(height=300, width=720, x_range=(0, 1), y_range=(rows, 0), toolbar_location=None,
+        fig = figure(height=300, width=820, x_range=(0, 1), y_range=(rows, 0), toolbar_location=None,
                      title=f"Machine memory of {xm.hv.host.name}: one row = {self._mib_per_row()} MiB")
         fig.quad(left="x0", right="x1", bottom="y", top="y_top", fill_color="colour", line_color=None,
                  source=self.source, legend_field="label")
         fig.add_tools(HoverTool(tooltips=[("owner", "@label"), ("mfn", "@start_mfn"), ("frames", "@frames")]))
         fig.axis.visible = False
         fig.grid.visible = False
-        fig.legend.location = "bottom_right"
         fig.legend.label_text_font_size = "8pt"
+        fig.add_layout(fig.legend[0], "right")  # beside the map, never over it
         self.figure = fig
         self.table = W.HTML()
         self.message = W.HTML()
         self.name = W.Text(value="vm1", description="name")
         self.memory = W.IntSlider(value=512, min=64, max=8192, step=64, description="MiB")
-        self.kind = W.ToggleButtons(options=["pv", "hvm"], value="pv", description="kind")
+        self.kind = W.ToggleButtons(options=["pv", "hvm"], value="pv", description="kind",
+                                    style={"button_width": "56px"})
         self.target = W.Dropdown(description="domain")
         self.mem_target = W.IntSlider(value=256, min=16, max=8192, step=16, description="mem-set")
-        self.buttons = {v: W.Button(description=v) for v in ("create", "pause", "unpause", "destroy", "mem-set")}
+        self.buttons = {v: W.Button(description=v)
+                        for v in ("create", "pause", "unpause", "destroy", "mem-set", "refresh")}
         self.buttons["create"].on_click(lambda _: self.create())
         self.buttons["pause"].on_click(lambda _: self.pause())
         self.buttons["unpause"].on_click(lambda _: self.unpause())
         self.buttons["destroy"].on_click(lambda _: self.destroy())
         self.buttons["mem-set"].on_click(lambda _: self.mem_set())
+        self.buttons["refresh"].on_click(lambda _: self.refresh())
         self._model = None
+        self.refresh()
+        # Follow the hypervisor: verbs run from code or %xm redraw the dashboard too.
+        xm.hv.trace.subscribe(self._on_event, kinds=self.FOLLOW)
+
+    # The events after which the table or the map can have changed.
+    FOLLOW = frozenset({"create", "destroy", "state", "balloon"})
+
+    def _on_event(self, event) -> None:
         self.refresh()
 
     # --- data ---------------------------------------------------------------
@@ -124,7 +135,7 @@ class DomainDashboard:
         b = self.buttons
         return W.VBox([
             W.HBox([self.name, self.memory, self.kind, b["create"]]),
-            W.HBox([self.target, b["pause"], b["unpause"], b["destroy"], self.mem_target, b["mem-set"]]),
+            W.HBox([self.target, b["pause"], b["unpause"], b["destroy"], self.mem_target, b["mem-set"], b["refresh"]]),
             self.message, self.table, self._model,
         ])
 

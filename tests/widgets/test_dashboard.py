@@ -52,3 +52,14 @@ def test_widget_tree_builds_without_a_browser():
     dash = DomainDashboard(make_xm())
     box = dash.widget
     assert len(box.children) == 5
+
+
+def test_dashboard_follows_verbs_run_outside_it():
+    xm = make_xm()
+    dash = DomainDashboard(xm)
+    xm.create(pv("side", memory=256))
+    assert frames(dash)["side"] == 65536 and "side" in dash.table.value
+    xm.pause("side")
+    assert "--p---" in dash.table.value
+    xm.destroy("side")
+    assert "side" not in frames(dash)
