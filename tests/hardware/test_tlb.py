@@ -67,3 +67,21 @@ def test_unmapped_pages_miss_every_time():
     miss = t.run(np.array([1, 1, 1, 2, 2]), present=np.array([False] * 3 + [True] * 2))
     assert miss.tolist() == [True, True, True, True, False]
     assert (t.hits, t.misses) == (1, 4)
+
+
+def test_vectorized_run_matches_access_by_access_on_random_streams():
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        sets, ways = [(1, 1), (1, 4), (4, 2), (16, 4), (2, 8)][trial % 5]
+        n = int(rng.integers(1, 400))
+        vpns = rng.integers(0, int(rng.integers(1, 60)), n)
+        present = rng.random(n) > 0.1
+        a, b = TLB(sets, ways), TLB(sets, ways)
+        for t in (a, b):                      # same warm state
+            for v in (3, 5, 9):
+                t.insert(v << 12, v)
+        fast = a.run(vpns, present=present)
+        slow = b.run_reference(vpns, present=present)
+        assert fast.tolist() == slow.tolist(), (sets, ways, trial)
+        assert (a.hits, a.misses) == (b.hits, b.misses)
+        assert [list(s) for s in a._sets] == [list(s) for s in b._sets]

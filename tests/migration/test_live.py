@@ -177,3 +177,16 @@ def test_migrating_by_domid_is_refused_in_a_pool():
     _guest(pool)
     with pytest.raises(Exception, match="name the guest"):
         migrate(pool, "1", "ovs2")
+
+
+def test_a_ballooned_guest_migrates_with_its_holes():
+    pool = _pool()
+    dom = _guest(pool, mib=256)
+    pool.xm("ovs1").mem_set("vm1", 128)
+    holes = np.flatnonzero(dom.p2m == C.INVALID_MFN)
+    assert holes.size > 0
+    rep = migrate(pool, "vm1", "ovs2", workload=UniformWrites(rate_pages_s=10_000, wws_pages=1_000))
+    new = next(d for d in pool.server("ovs2").domains.values() if d.name == "vm1")
+    assert np.array_equal(np.flatnonzero(new.p2m == C.INVALID_MFN), holes)
+    assert rep.memory_pages == dom.p2m.size - holes.size
+    pool.server("ovs2").check_invariants()

@@ -158,3 +158,26 @@ def test_progress_callback_sees_every_round():
     seen = []
     _, _, rep = migrate(Xen3Policy(), UniformWrites(wws_pages=8_000), progress=seen.append)
     assert seen == list(rep.rounds)
+
+
+def test_fault_needs_a_time_or_a_phase_and_a_known_kind():
+    with pytest.raises(ConfigError):
+        Fault(kind="link")
+    with pytest.raises(ConfigError, match="kind"):
+        Fault(kind="meteor", at_s=1.0)
+    with pytest.raises(ConfigError, match="phase"):
+        Fault(kind="link", phase="teleport")
+
+
+def test_policy_names_map_to_policies():
+    from vmlab.migration import policy_by_name
+    assert policy_by_name("qemu+postcopy").label == "qemu+postcopy"
+    assert policy_by_name("qemu+auto-converge").auto_converge
+    assert policy_by_name("xen3").max_iters == 29
+    with pytest.raises(ConfigError, match="xen3"):
+        policy_by_name("vmware")
+
+
+def test_qemu_refuses_a_nonpositive_downtime_limit():
+    with pytest.raises(ConfigError, match="downtime_limit_ms"):
+        QemuPolicy(downtime_limit_ms=0)

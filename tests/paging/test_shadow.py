@@ -82,3 +82,13 @@ def test_fork_of_a_touched_space_traps_once_per_parent_pte():
     traps = k.shadow.counters["traps"]
     k.fork(pid)
     assert k.shadow.counters["traps"] - traps == 16   # ptep_set_wrprotect on each parent PTE
+
+
+def test_a_one_entry_cache_rebuilds_on_every_switch():
+    k, pid = kernel(shadow_cache=1)
+    other = k.fork(pid)
+    b0 = k.shadow.counters["builds"]
+    for target in (other, pid, other):
+        k.switch_to(target)
+    assert len(k.shadow.trees) == 1 and k.shadow.counters["builds"] == b0 + 3
+    assert k.translate(VA)[1] is None

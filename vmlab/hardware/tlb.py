@@ -84,45 +84,109 @@ class TLB:
             ) -> np.ndarray:
         """Look up a whole stream of page numbers; returns a bool array, True where it missed.
 
-        Runs of the same page are collapsed first (after the first access the page is
-        the set's most recent entry, so the rest are hits that change nothing), then
-        the distinct runs go through the LRU sets. `present[i]` False means the page
-        is unmapped: the miss faults and nothing is inserted. `frames` fills entries.
+        Exactly what `lookup` + `insert`-on-miss would do access by access, computed with
+        numpy: an access hits iff fewer than `ways` distinct other pages of its set were
+        used since that page's previous access (LRU stack distance). `present[i]` False
+        means the page is unmapped: the access misses and nothing is inserted.
+        `frames` fills the entries left in the TLB afterwards.
         """
         vpns = np.asarray(vpns, dtype=np.int64)
         n = vpns.size
-        miss = np.zeros(n, dtype=bool)
+        miss = np.ones(n, dtype=bool)
         if n == 0:
-            return miss
-        starts = np.flatnonzero(np.concatenate(([True], vpns[1:] != vpns[:-1])))
-        run_vpns = vpns[starts].tolist()
-        run_present = [True] * len(run_vpns) if present is None else np.asarray(present)[starts].tolist()
-        run_frames = [0] * len(run_vpns) if frames is None else np.asarray(frames)[starts].tolist()
-        mask = self.sets - 1
-        ways = self.ways
-        sets = self._sets
-        missed_runs = []
-        for k, vpn in enumerate(run_vpns):
-            s = sets[vpn & mask]
-            if vpn in s:
-                s.move_to_end(vpn)
-                continue
-            missed_runs.append(k)
-            if run_present[k]:
-                s[vpn] = (run_frames[k], 0, False)
-                if len(s) > ways:
-                    s.popitem(last=False)
-        run_lengths = np.diff(np.concatenate((starts, [n])))
-        missed_runs_arr = np.asarray(missed_runs, dtype=np.int64)
-        miss[starts[missed_runs_arr]] = True
-        # an unmapped page misses on every access of its run (no entry is ever inserted)
-        if present is not None:
-            absent_runs = missed_runs_arr[~np.asarray(run_present, dtype=bool)[missed_runs_arr]] if missed_runs else missed_runs_arr
-            for k in absent_runs.tolist():
-                miss[starts[k]: starts[k] + run_lengths[k]] = True
-        self.misses += int(miss.sum())
-        self.hits += int(n - miss.sum())
+            return np.zeros(0, dtype=bool)
+        keep = np.ones(n, bool) if present is None else np.asarray(present, bool).copy()
+        fr = np.zeros(n, np.int64) if frames is None else np.asarray(frames, np.int64)
+        # the entries already in the TLB act as earlier accesses, in LRU -> MRU order per set
+        pre_v = [v for st in self._sets for v in st]
+        pre_f = [e[0] for st in self._sets for e in st.values()]
+        idx = np.flatnonzero(keep)
+        v = np.concatenate((np.asarray(pre_v, np.int64), vpns[idx]))
+        f = np.concatenate((np.asarray(pre_f, np.int64), fr[idx]))
+        m = len(pre_v)
+        old = {k: e for st in self._sets for k, e in st.items()}
+        hit = self._lru_hits(v)
+        miss[idx] = ~hit[m:]
+        self._rebuild(v, f, old)
+        nmiss = int(miss.sum())
+        self.misses += nmiss
+        self.hits += n - nmiss
         return miss
+
+    def _lru_hits(self, v: np.ndarray) -> np.ndarray:
+        N = v.size
+        hit = np.zeros(N, bool)
+        if N == 0:
+            return hit
+        ways, mask = self.ways, self.sets - 1
+        order = np.argsort(v & mask, kind="stable")          # each set's accesses, in time order
+        sv = v[order]
+        pos = np.arange(N)
+        by_page = np.lexsort((pos, sv))                      # each page's accesses, in time order
+        same = sv[by_page[1:]] == sv[by_page[:-1]]
+        prev = np.full(N, -1, np.int64)
+        nxt = np.full(N, N + 1, np.int64)
+        prev[by_page[1:][same]] = by_page[:-1][same]
+        nxt[by_page[:-1][same]] = by_page[1:][same]
+        gap = pos - prev - 1
+        seen = prev >= 0
+        h = seen & (gap < ways)                              # at most ways-1 accesses between: a hit
+        act = np.flatnonzero(seen & (gap >= ways))
+        q = act - 1
+        cnt = np.zeros(act.size, np.int64)
+        for _ in range(64):                                  # count distinct pages in the window, newest first
+            if act.size == 0:
+                break
+            lim = prev[act]
+            inside = q > lim
+            cnt += inside & (nxt[q] > act)                   # q is the last use of its page before act
+            resolved_hit = ~inside & (cnt < ways)
+            resolved_miss = cnt >= ways
+            h[act[resolved_hit]] = True
+            left = ~(resolved_hit | resolved_miss)
+            act, q, cnt = act[left], q[left] - 1, cnt[left]
+        for i, q0, c in zip(act.tolist(), q.tolist(), cnt.tolist()):   # rare long windows: finish exactly
+            lim = int(prev[i])
+            while q0 > lim and c < ways:
+                c += int(nxt[q0] > i)
+                q0 -= 1
+            h[i] = c < ways
+        hit[order] = h
+        return hit
+
+    def _rebuild(self, v: np.ndarray, f: np.ndarray, old: dict) -> None:
+        """Each set keeps its `ways` most recently used pages, oldest first."""
+        if v.size == 0:
+            return
+        rev = v[::-1]
+        _, first = np.unique(rev, return_index=True)
+        last_pos = v.size - 1 - first                        # last access of each distinct page
+        last_pos.sort()
+        pages, frames = v[last_pos], f[last_pos]
+        sets = pages & (self.sets - 1)
+        for st in self._sets:
+            st.clear()
+        for s_idx in np.unique(sets).tolist():
+            sel = np.flatnonzero(sets == s_idx)[-self.ways:]
+            st = self._sets[s_idx]
+            for pg, fr in zip(pages[sel].tolist(), frames[sel].tolist()):
+                e = old.get(pg)
+                st[pg] = (fr, e[1], e[2]) if e is not None else (fr, 0, False)
+
+    def run_reference(self, vpns, present=None, frames=None) -> np.ndarray:
+        """`run` one access at a time (the definition `run` must match; used by the tests)."""
+        vpns = np.asarray(vpns, np.int64)
+        out = np.zeros(vpns.size, bool)
+        for i, v in enumerate(vpns.tolist()):
+            ok = True if present is None else bool(present[i])
+            if ok and self.lookup(v << 12) is not None:
+                continue
+            if not ok:
+                self.misses += 1
+            out[i] = True
+            if ok:
+                self.insert(v << 12, 0 if frames is None else int(frames[i]))
+        return out
 
 
 def simulate_lru(vpns: np.ndarray, *, sets: int = 16, ways: int = 4) -> np.ndarray:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import repeat
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from vmlab.errors import ConfigError

@@ -174,14 +174,29 @@ def _call(hv: "Hypervisor", domid: int, op: str) -> tuple[int, dict]:
     return rc, out
 
 
+class DomainDirtyLog(DirtyLog):
+    """A live domain's log: CLEAN goes through the hypercall gate (and the trace), as libxc's does."""
+
+    def __init__(self, hv: "Hypervisor", domid: int) -> None:
+        dom = hv.domains[domid]
+        super().__init__(dom.p2m.size, bitmap=dom.dirty_bitmap)
+        self.hv, self.domid = hv, domid
+
+    def clean(self) -> np.ndarray:
+        rc, out = _call(self.hv, self.domid, "CLEAN")
+        if rc < 0:
+            from vmlab.errors import HypercallError
+            raise HypercallError("domctl(shadow_op CLEAN)", rc, f"domain {self.domid}")
+        return out["dirty"]
+
+
 def enable_log_dirty(hv: "Hypervisor", domid: int) -> DirtyLog:
     """Turn log-dirty on for a domain (as dom0); returns a DirtyLog sharing its bitmap."""
     from vmlab.errors import HypercallError
     rc, _ = _call(hv, domid, "ENABLE_LOGDIRTY")
     if rc < 0:
         raise HypercallError("domctl(shadow_op ENABLE_LOGDIRTY)", rc, f"domain {domid}")
-    dom = hv.domains[domid]
-    return DirtyLog(dom.p2m.size, bitmap=dom.dirty_bitmap)
+    return DomainDirtyLog(hv, domid)
 
 
 def disable_log_dirty(hv: "Hypervisor", domid: int) -> None:

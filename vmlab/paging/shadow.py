@@ -111,10 +111,9 @@ class ShadowPaging:
         self.counters["builds"] += 1
         self.trees[root_gfn] = tree
         while len(self.trees) > self.cache_size:
-            old_gfn, old = next(iter(self.trees.items()))
-            if old is self.current or old is tree:
-                self.trees.move_to_end(old_gfn)
-                continue
+            # the least recently used shadow goes (never the one just built; the old current
+            # address space is being switched away from, so it may go too)
+            old_gfn = next(g for g in self.trees if g != root_gfn)
             self._drop_tree(old_gfn)
         return tree
 
