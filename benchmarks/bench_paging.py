@@ -48,7 +48,7 @@ def bench_stream_nested():
 
 
 def bench_stream_nested_with_walk_caches():
-    """target none (no cache fast path): 1,000,000 accesses, nested with a nested TLB + PWC (misses walked one by one)"""
+    """target none (2 s not promised): 1,000,000 accesses, nested + nested TLB + PWC (each miss replayed through the caches in Python)"""
     return _stream("nested", nested_tlb=32, pwc=16)
 
 

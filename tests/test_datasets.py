@@ -157,7 +157,9 @@ def test_every_cost_preset_defines_every_operation_in_cycles():
     for p in presets:
         costs = ds.cost_preset(p)
         assert REQUIRED_OPERATIONS <= set(costs), (p, REQUIRED_OPERATIONS - set(costs))
-        assert all(isinstance(v, float) and v > 0 for v in costs.values())
+        # a few rows are legitimately 0 (no TPR exit on modern VT-x, no separate PV syscall bounce)
+        assert all(isinstance(v, float) and v >= 0 for v in costs.values())
+        assert sum(v == 0 for v in costs.values()) <= 2
         assert costs["guest_instruction"] == 1
 
 

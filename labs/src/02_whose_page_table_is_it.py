@@ -259,9 +259,15 @@ of those numbers are ILLUSTRATIVE, so read the ratios, not the digits.
 ("code", r"""
 fork = compare_schemes("fork")["totals"]
 cols = ("pt_writes", "hypercalls", "exits", "shadow_syncs", "tlb_misses", "walk_refs")
-print(f"{'scheme':8s}" + "".join(f"{c:>14s}" for c in cols) + f"{'kcycles':>10s}")
+print(f"{'scheme':8s}" + "".join(f"{c:>14s}" for c in cols))
 for i, sch in enumerate(fork["scheme"]):
-    print(f"{sch:8s}" + "".join(f"{fork[c][i]:14,d}" for c in cols) + f"{fork['cycles'][i] / 1000:10,.0f}")
+    print(f"{sch:8s}" + "".join(f"{fork[c][i]:14,d}" for c in cols))
+"""),
+("code", r"""
+# NBVAL_IGNORE_OUTPUT
+# Estimated cycles depend on the cost presets (datasets/tables/cost_presets.csv), so this cell is not checked.
+for sch, cyc in zip(fork["scheme"], fork["cycles"]):
+    print(f"{sch:8s} {cyc / 1000:10,.0f} kcycles")
 """),
 ("md", r"""
 Same guest work, same number of page-table writes — but PV pays in **hypercalls** (few, thanks to
@@ -288,14 +294,19 @@ answer_churn = ex.reveal("cheaper for mmap_churn")   # ← "shadow" or "nested"
 answer_tlb = ex.reveal("cheaper for tlb_heavy")      # ← "shadow" or "nested"
 """),
 ("code", r"""
+# NBVAL_IGNORE_OUTPUT
+# The estimated cycles behind the answer (they depend on the cost presets, so this cell is not checked).
 def cheaper(scenario):
     t = compare_schemes(scenario, schemes=("shadow", "nested"))["totals"]
     for sch, cyc, ex_, refs in zip(t["scheme"], t["cycles"], t["exits"], t["walk_refs"]):
         print(f"  {scenario:10s} {sch:7s} {cyc / 1000:9,.0f} kcycles  {ex_:5d} exits  {refs:8,d} walk refs")
     return t["scheme"][int(np.argmin(t["cycles"]))]
 
-ex.add("cheaper for mmap_churn", expected=cheaper("mmap_churn"), explain="page-table writes trap under shadow")
-ex.add("cheaper for tlb_heavy", expected=cheaper("tlb_heavy"), explain="every TLB miss costs 24 references under nested")
+cheapest = {scenario: cheaper(scenario) for scenario in ("mmap_churn", "tlb_heavy")}
+"""),
+("code", r"""
+ex.add("cheaper for mmap_churn", expected=cheapest["mmap_churn"], explain="page-table writes trap under shadow")
+ex.add("cheaper for tlb_heavy", expected=cheapest["tlb_heavy"], explain="every TLB miss costs 24 references under nested")
 ex.check("cheaper for mmap_churn", answer_churn)
 ex.check("cheaper for tlb_heavy", answer_tlb)
 """),

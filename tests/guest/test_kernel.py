@@ -107,3 +107,21 @@ def test_workloads_are_seeded_arrays():
     for gen in (sequential, uniform, hot_cold, strided):
         x = gen(500, 32, seed=1)
         assert x.shape == (500,) and ((x - VA) >> 12).max() < 32
+
+
+@pytest.mark.parametrize("scheme", ["native", "pv", "shadow", "nested"])
+def test_hypervisor_invariants_hold_under_every_scheme(scheme):
+    k = boot_kernel(scheme, memory_mib=16, host_memory_mib=256, dom0_mem_mib=32)
+    a = k.spawn()
+    k.map(a, VA, 40)
+    b = k.fork(a)
+    k.switch_to(b)
+    k.access(VA + np.arange(40) * 4096)
+    k.exec(b)
+    k.map(b, VA, 3)
+    k.switch_to(a)
+    k.exit(b)
+    k.hv.check_invariants()
+    if scheme == "pv":
+        assert direct.audit(k.hv, k.domid) == []
+    assert sorted(k.procs) == [a]

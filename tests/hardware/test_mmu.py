@@ -5,7 +5,7 @@ import numpy as np
 from vmlab.hardware.memory import MachineMemory
 from vmlab.hardware.mmu import (PFEC_INSTR, PFEC_PRESENT, PFEC_RSVD, PFEC_USER, PFEC_WRITE, PTE_A, PTE_D, PTE_NX,
                                 PTE_P, PTE_PS, PTE_RW, PTE_US, PTE_G, canonical, describe_pte, is_canonical, make_pte,
-                                pte_frame, pte_flags, va_indices, walk)
+                                pte_frame, pte_flags, va_indices, walk, walk_many)
 
 RW = PTE_P | PTE_RW | PTE_US
 
@@ -105,3 +105,27 @@ def test_a_non_canonical_address_faults_without_touching_memory():
     mem = MachineMemory(64)
     r = walk(mem, 1, 0x8000_0000_0000)
     assert not r.ok and r.refs == 0
+
+
+def test_walk_many_matches_walk_page_by_page():
+    rng = np.random.default_rng(5)
+    results = []
+    for vector in (True, False):
+        mem = MachineMemory(256)
+        tables(mem, 0x1000, 9)
+        l1 = mem.table(4)
+        for i in range(2, 40):
+            flags = [PTE_P | PTE_US, PTE_P | PTE_RW | PTE_US, PTE_P | PTE_RW, 0][i % 4]
+            l1[i] = make_pte(100 + i, flags)
+        vpns = np.array([1, 2, 3, 4, 5, 6, 7, 50, 1 << 27, 39])
+        writes = np.array([True, True, True, False, True, False, True, False, False, True])
+        if vector:
+            frame, fault, refs, _ = walk_many(mem, 1, vpns, writes=writes)
+            got = list(zip(frame.tolist(), [None if f < 0 else f for f in fault.tolist()], refs.tolist()))
+        else:
+            got = []
+            for v, w in zip(vpns.tolist(), writes.tolist()):
+                r = walk(mem, 1, v << 12, write=w)
+                got.append((r.frame, r.fault, r.refs))
+        results.append((got, {m: w.tobytes() for m, w in mem.words.items()}))
+    assert results[0] == results[1]

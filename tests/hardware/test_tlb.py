@@ -85,3 +85,14 @@ def test_vectorized_run_matches_access_by_access_on_random_streams():
         assert fast.tolist() == slow.tolist(), (sets, ways, trial)
         assert (a.hits, a.misses) == (b.hits, b.misses)
         assert [list(s) for s in a._sets] == [list(s) for s in b._sets]
+
+
+def test_dense_page_ids_give_the_same_answer():
+    rng = np.random.default_rng(11)
+    vpns = rng.integers(0, 300, 5000) * 7 + 1_000_000
+    a, b = TLB(8, 4), TLB(8, 4)
+    a.insert(5 << 12, 1)
+    b.insert(5 << 12, 1)
+    _, inv = np.unique(vpns, return_inverse=True)
+    assert a.run(vpns, page_ids=inv).tolist() == b.run(vpns).tolist()
+    assert [list(s) for s in a._sets] == [list(s) for s in b._sets]

@@ -81,3 +81,26 @@ def test_guest_page_table_writes_do_not_exit_under_nested_paging():
     k = kernel()
     k.fork(k.current.pid)
     assert k.stats["exits"] == 0 and k.stats["hypercalls"] == 0 and k.stats["pt_writes"] > 1200
+
+
+def test_cached_miss_path_matches_walk_2d_one_by_one():
+    from vmlab.guest.workloads import access_stream
+    out = []
+    for fast in (True, False):
+        k = boot_kernel("nested", memory_mib=16, host_memory_mib=256, dom0_mem_mib=32, nested_tlb=8, pwc=4)
+        if not fast:
+            def slow(uniq, pages, writes, k=k):
+                return sum(walk_2d(k.nested, k.current.root, int(uniq[p]) << 12, write=w, caches=k.caches,
+                                   set_ad=False).refs for p, w in zip(pages.tolist(), writes.tolist()))
+            k._cached_nested_misses = slow
+        pid = k.spawn()
+        k.map(pid, VA, 300)
+        k.map(pid, VA + (5 << 30), 20, writable=False)
+        runs = []
+        for seed in range(2):
+            vas, w = access_stream("uniform", 1500, 600, seed=seed)
+            runs.append(k.access(np.concatenate([vas, VA + (5 << 30) + np.arange(30) * 4096]),
+                                 np.concatenate([w, np.ones(30, bool)])))
+        c = k.caches
+        out.append((runs, c.nested_hits, c.nested_misses, c.pwc_hits, c.pwc_misses, list(c.nested_tlb), list(c.pwc)))
+    assert out[0] == out[1]

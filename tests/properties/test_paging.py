@@ -76,7 +76,7 @@ VARIANTS = [("pv", "pv", {}), ("shadow", "shadow", {}), ("nested", "nested", {})
             ("nested-2M-caches", "nested", {"nested_large_pages": True, "nested_tlb": 16, "pwc": 8})]
 
 
-@settings(max_examples=200)
+@settings(max_examples=300)
 @given(st.lists(op, max_size=14))
 def test_pv_shadow_and_nested_give_the_same_translations_and_faults(ops):
     outs = {}
@@ -90,7 +90,7 @@ def test_pv_shadow_and_nested_give_the_same_translations_and_faults(ops):
         assert got == first, f"{name} differs from pv"
 
 
-@settings(max_examples=200)
+@settings(max_examples=300)
 @given(st.lists(op, max_size=14))
 def test_batch_size_changes_the_cost_never_the_tables(ops):
     snaps, costs = [], []

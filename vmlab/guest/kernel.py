@@ -14,7 +14,10 @@ a per-CPU multicall buffer of `batch_size` entries (MC_BATCH = 32), flushed when
 demand; a flush of one entry is issued as a plain hypercall. Counters mirror Linux's
 mc stats: batches, hypercalls (entries issued), batch_histo and flush_reasons.
 Simplification: Linux also coalesces consecutive mmu_updates into one multicall entry
-(up to MC_ARGS bytes); here every PTE update is its own entry.
+(up to MC_ARGS bytes); here every PTE update is its own entry. A flush enters Xen through
+`vmlab.paging.direct.apply_updates` / `apply_ext_op` — the same validation code the
+mmu_update, mmuext_op and multicall handlers run — and records one trace event per hypercall
+(a long run of full batches is recorded as one "multicall xN" event).
 
 Data pages are shared copy-on-write after fork (both sides read-only) and counted by a
 per-frame reference count; a write to a COW page is counted as a fault, not resolved.
@@ -28,11 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vmlab.errors import CapacityError, ConfigError, VmlabError
-from vmlab.hardware.mmu import PTE_P, PTE_RW, PTE_US, is_canonical, walk
+from vmlab.hardware.mmu import PFEC_RSVD, PTE_P, PTE_RW, PTE_US, is_canonical, walk, walk_many
 from vmlab.hardware.tlb import TLB
 from vmlab.hypervisor import constants as C
 from vmlab.paging import direct
-from vmlab.paging.direct import MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT, pt_maddr
+from vmlab.paging.direct import MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, MMUEXT
 from vmlab.paging.nested import EPT_VIOLATION, NestedTable, WalkCaches, walk_2d
 from vmlab.paging.shadow import ShadowPaging
 
@@ -165,7 +168,7 @@ class GuestKernel:
                     raise GuestKernelBug(f"mmu_update of ptr {int(seg[1][bad]):#x} refused "
                                          f"({int(r.results[bad])}): {direct.explain(self.hv)}")
             else:
-                rc = direct._run(self.hv, self.dom, lambda txn: direct._ext_op(self.hv, txn, seg[1], seg[2]))
+                rc = direct.apply_ext_op(self.hv, self.domid, seg[1], seg[2])
                 if rc < 0:
                     raise GuestKernelBug(f"mmuext_op {seg[1]} on {seg[2]:#x} refused ({rc}): {direct.explain(self.hv)}")
         if len(sizes) <= 16:
@@ -489,7 +492,9 @@ class GuestKernel:
         ok_write = np.zeros(uniq.size, bool)
         refs = np.zeros(uniq.size, np.int64)
         snap = dict(self.stats)
-        for k, v in enumerate(uniq.tolist()):
+        todo = self._walk_pages(uniq, wrote, frame, ok_read, ok_write, refs)
+        for k in np.flatnonzero(todo).tolist():
+            v = int(uniq[k])
             mfn, fault, r = self._walk(v << 12, bool(wrote[k]), True)
             if fault is None:
                 frame[k], ok_read[k], ok_write[k], refs[k] = mfn, True, bool(wrote[k]), r
@@ -505,14 +510,11 @@ class GuestKernel:
         self.stats["pt_reads"] -= bookkeeping
         self._charge("walk", -bookkeeping * per_ref)
         ok = np.where(writes, ok_write[inv], ok_read[inv])
-        miss = self.tlb.run(vpns, present=ok, frames=frame[inv])
+        miss = self.tlb.run(vpns, present=ok, frames=frame[inv], page_ids=inv)
         n_miss = int(miss.sum())
         faults = int((~ok).sum())
         if self.scheme == "nested" and self.caches is not None:
-            walk_refs = 0
-            for v, w in zip(vas[miss].tolist(), writes[miss].tolist()):
-                walk_refs += walk_2d(self.nested, self.current.root, v, write=w, caches=self.caches,
-                                     set_ad=False).refs
+            walk_refs = self._cached_nested_misses(uniq, inv[miss], writes[miss])
         else:
             walk_refs = int(refs[inv][miss].sum())
         self.stats["tlb_hits"] += vas.size - n_miss
@@ -524,6 +526,132 @@ class GuestKernel:
         self._charge("fault", faults * self.costs.native_page_fault_cycles)
         self._record("access")
         return {"accesses": int(vas.size), "tlb_misses": n_miss, "walk_refs": walk_refs, "faults": faults}
+
+    def _cached_nested_misses(self, uniq: np.ndarray, pages: np.ndarray, writes: np.ndarray) -> int:
+        """References of a run of nested TLB misses with walk caches, one miss at a time.
+
+        Exactly what `walk_2d(..., caches=...)` does per miss (same cache hits, misses and LRU
+        order), but with each page's guest path worked out once up front.
+        """
+        c = self.caches
+        root = self.current.root
+        _, flt, _, reads = walk_many(self.mem, root, uniq, frame_of=self.p2m, set_ad=False)
+        path = np.full((uniq.size, 4), -1, np.int64)
+        for depth, (a, t) in enumerate(reads):
+            path[a, depth] = t
+        depth_reached = (path >= 0).sum(axis=1)
+        fw, fltw, _, _ = walk_many(self.mem, root, uniq, writes=np.ones(uniq.size, bool), frame_of=self.p2m,
+                                   set_ad=False)
+        data = np.where(flt < 0, walk_many(self.mem, root, uniq, frame_of=self.p2m, set_ad=False)[0], -1)
+        levels = {}
+        nt, nt_size, pwc, pwc_size = c.nested_tlb, c.nested_tlb_size, c.pwc, c.pwc_size
+        total = 0
+        uvpn = uniq.tolist()
+        paths, reached, read_ok, write_ok, datas = (path.tolist(), depth_reached.tolist(), (flt < 0).tolist(),
+                                                    (fltw < 0).tolist(), data.tolist())
+
+        def gpa(gfn: int) -> int:
+            if nt_size:
+                if gfn in nt:
+                    nt.move_to_end(gfn)
+                    c.nested_hits += 1
+                    return 0
+                c.nested_misses += 1
+            lv = levels.get(gfn)
+            if lv is None:
+                lv = levels[gfn] = int(self.nested.levels_array(np.array([gfn]))[0])
+            if nt_size:
+                nt[gfn] = int(self.p2m[gfn])
+                if len(nt) > nt_size:
+                    nt.popitem(last=False)
+            return lv
+
+        for k, w in zip(pages.tolist(), writes.tolist()):
+            vpn, pth = uvpn[k], paths[k]
+            start, refs = 0, 0
+            if pwc_size:
+                for depth in (3, 2, 1):
+                    key = (root, depth, vpn >> (36 - 9 * depth))
+                    if key in pwc:
+                        pwc.move_to_end(key)
+                        c.pwc_hits += 1
+                        start = depth
+                        break
+                else:
+                    c.pwc_misses += 1
+            r = reached[k]
+            for depth in range(start, r):
+                refs += gpa(pth[depth]) + 1
+                if depth + 1 < r and pwc_size:
+                    key = (root, depth + 1, vpn >> (36 - 9 * (depth + 1)))
+                    pwc[key] = pth[depth + 1]
+                    pwc.move_to_end(key)
+                    if len(pwc) > pwc_size:
+                        pwc.popitem(last=False)
+            if read_ok[k] and (write_ok[k] or not w):
+                refs += gpa(datas[k])
+            total += refs
+        return total
+
+    def _walk_pages(self, uniq, wrote, frame, ok_read, ok_write, refs) -> np.ndarray:
+        """Walk every distinct page once with numpy (A/D bits, translations, refs per miss).
+
+        Fills the arrays in place; returns a mask of pages that need the one-by-one path
+        (shadow faults, EPT violations, nested walk caches whose state is sequential).
+        """
+        n = uniq.size
+        todo = np.zeros(n, bool)
+        if self.scheme == "nested" and self.caches is not None:
+            return ~todo
+        if self.scheme in ("native", "pv"):
+            root, frame_of = int(self.p2m[self.current.root]), None
+        elif self.scheme == "nested":
+            root, frame_of = self.current.root, self.p2m
+        else:
+            if self.shadow.out_of_sync:
+                self.shadow._resync_all()
+            root, frame_of = self.shadow.current.root, None
+        fw, flt, rf, reads = walk_many(self.mem, root, uniq, writes=wrote, frame_of=frame_of)
+        rf = rf.copy()
+        redo = np.flatnonzero(wrote & (flt >= 0))
+        read_ok = flt < 0
+        fr = fw.copy()
+        if redo.size and self.scheme != "shadow":
+            f2, flt2, rf2, reads2 = walk_many(self.mem, root, uniq[redo], frame_of=frame_of)
+            read_ok[redo] = flt2 < 0
+            fr[redo] = f2
+            rf[redo] = rf2
+            if self.scheme == "nested":
+                nested_read = np.zeros(n, np.int64)
+                for a, t in reads2:
+                    nested_read[redo[a]] += self.nested.levels_array(t)
+        if self.scheme == "shadow":
+            todo = flt >= 0                     # a shadow fault: Xen must look at the guest's table
+            good = np.flatnonzero(~todo)
+            if good.size:                       # copy A/D back into the guest's entries
+                walk_many(self.mem, self.shadow.current.root_gfn, uniq[good], writes=wrote[good], user=False,
+                          frame_of=self.p2m)
+                self.shadow.counters["ad_syncs"] += int(good.size)
+        if self.scheme == "nested":
+            nested = np.zeros(n, np.int64)
+            for a, t in reads:
+                nested[a] += self.nested.levels_array(t)
+            if redo.size:
+                nested[redo] = nested_read[redo]
+            ok = np.flatnonzero(read_ok)
+            data_mfn = np.full(n, -1, np.int64)
+            data_mfn[ok] = self.p2m[fr[ok]]
+            nested[ok] += self.nested.levels_array(fr[ok])
+            todo |= read_ok & (data_mfn < 0)
+            todo |= (flt >= 0) & ((flt & PFEC_RSVD) != 0)   # a guest table outside the p2m: an EPT violation
+            rf = rf + nested
+            fr = np.where(read_ok, data_mfn, -1)
+        sel = ~todo
+        frame[sel] = np.where(read_ok, fr, -1)[sel]
+        ok_read[sel] = read_ok[sel]
+        ok_write[sel] = (wrote & (flt < 0))[sel]
+        refs[sel] = rf[sel]
+        return todo
 
     # --- inspection ----------------------------------------------------------------------
     def _charge(self, category: str, cycles: float) -> None:

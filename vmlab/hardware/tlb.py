@@ -80,15 +80,16 @@ class TLB:
     def reset_counters(self) -> None:
         self.hits = self.misses = self.flushes = 0
 
-    def run(self, vpns: np.ndarray, present: np.ndarray | None = None, frames: np.ndarray | None = None
-            ) -> np.ndarray:
+    def run(self, vpns: np.ndarray, present: np.ndarray | None = None, frames: np.ndarray | None = None,
+            *, page_ids: np.ndarray | None = None) -> np.ndarray:
         """Look up a whole stream of page numbers; returns a bool array, True where it missed.
 
         Exactly what `lookup` + `insert`-on-miss would do access by access, computed with
         numpy: an access hits iff fewer than `ways` distinct other pages of its set were
         used since that page's previous access (LRU stack distance). `present[i]` False
         means the page is unmapped: the access misses and nothing is inserted.
-        `frames` fills the entries left in the TLB afterwards.
+        `frames` fills the entries left in the TLB afterwards. `page_ids` (optional) are dense
+        ids of the pages, e.g. the inverse of np.unique(vpns): they let the sort run in radix time.
         """
         vpns = np.asarray(vpns, dtype=np.int64)
         n = vpns.size
@@ -105,24 +106,38 @@ class TLB:
         f = np.concatenate((np.asarray(pre_f, np.int64), fr[idx]))
         m = len(pre_v)
         old = {k: e for st in self._sets for k, e in st.items()}
-        hit = self._lru_hits(v)
+        ids = None
+        if page_ids is not None:
+            uniq = np.unique(vpns)
+            pv = np.asarray(pre_v, np.int64)
+            at = np.searchsorted(uniq, pv)
+            found = (at < uniq.size) & (uniq[np.minimum(at, uniq.size - 1)] == pv) if pv.size else np.zeros(0, bool)
+            pre_ids = np.where(found, at, uniq.size + np.arange(pv.size))
+            ids = np.concatenate((pre_ids, np.asarray(page_ids, np.int64)[idx]))
+        hit, last = self._lru_hits(v, ids)
         miss[idx] = ~hit[m:]
-        self._rebuild(v, f, old)
+        self._rebuild(v, f, old, last)
         nmiss = int(miss.sum())
         self.misses += nmiss
         self.hits += n - nmiss
         return miss
 
-    def _lru_hits(self, v: np.ndarray) -> np.ndarray:
+    def _lru_hits(self, v: np.ndarray, ids: np.ndarray | None = None):
         N = v.size
         hit = np.zeros(N, bool)
         if N == 0:
-            return hit
+            return hit, np.zeros(0, np.int64)
         ways, mask = self.ways, self.sets - 1
-        order = np.argsort(v & mask, kind="stable")          # each set's accesses, in time order
+        set_of = v & mask
+        if self.sets <= 1 << 16:
+            set_of = set_of.astype(np.uint16)                # radix sort
+        order = np.argsort(set_of, kind="stable")            # each set's accesses, in time order
         sv = v[order]
         pos = np.arange(N)
-        by_page = np.lexsort((pos, sv))                      # each page's accesses, in time order
+        key = sv
+        if ids is not None and ids.size and int(ids.max()) < 1 << 16:
+            key = ids[order].astype(np.uint16)
+        by_page = np.argsort(key, kind="stable")             # each page's accesses, in time order
         same = sv[by_page[1:]] == sv[by_page[:-1]]
         prev = np.full(N, -1, np.int64)
         nxt = np.full(N, N + 1, np.int64)
@@ -152,16 +167,13 @@ class TLB:
                 q0 -= 1
             h[i] = c < ways
         hit[order] = h
-        return hit
+        last = np.sort(order[nxt == N + 1])                  # each page's last access, in time order
+        return hit, last
 
-    def _rebuild(self, v: np.ndarray, f: np.ndarray, old: dict) -> None:
+    def _rebuild(self, v: np.ndarray, f: np.ndarray, old: dict, last_pos: np.ndarray) -> None:
         """Each set keeps its `ways` most recently used pages, oldest first."""
         if v.size == 0:
             return
-        rev = v[::-1]
-        _, first = np.unique(rev, return_index=True)
-        last_pos = v.size - 1 - first                        # last access of each distinct page
-        last_pos.sort()
         pages, frames = v[last_pos], f[last_pos]
         sets = pages & (self.sets - 1)
         for st in self._sets:

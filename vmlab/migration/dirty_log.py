@@ -69,8 +69,11 @@ class DirtyLog:
 
     def mark(self, pfns: np.ndarray) -> None:
         self.bitmap[pfns] = True
-        if self._blocks is not None:
-            self._blocks[pfns >> self.BLOCK_SHIFT] = True
+        if self._blocks is not None and len(pfns):
+            if len(pfns) > 4096:  # mark the span's blocks: a safe over-approximation, two cheap passes
+                self._blocks[int(pfns.min()) >> self.BLOCK_SHIFT:(int(pfns.max()) >> self.BLOCK_SHIFT) + 1] = True
+            else:
+                self._blocks[pfns >> self.BLOCK_SHIFT] = True
 
     def peek(self, pfns: np.ndarray) -> np.ndarray:
         """Which of `pfns` are dirty now (SHADOW_OP_PEEK restricted to a batch)."""

@@ -41,7 +41,7 @@ __all__ = [
     "MMU_NORMAL_PT_UPDATE", "MMU_MACHPHYS_UPDATE", "MMU_PT_UPDATE_PRESERVE_AD",
     "MMUEXT", "UVMF_NONE", "UVMF_TLB_FLUSH", "UVMF_INVLPG", "DISALLOW",
     "PVPagingState", "install", "pv_state", "BatchResult", "apply_updates", "pv_apply_updates",
-    "pt_maddr", "explain", "audit",
+    "pt_maddr", "explain", "audit", "apply_ext_op",
 ]
 
 # xen/include/public/xen.h
@@ -519,6 +519,12 @@ def _guarded(fn):
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
     return handler
+
+
+def apply_ext_op(hv, domid: int, cmd: int, arg) -> int:
+    """One mmuext_op request from `domid`, atomically (0 or -errno; `explain(hv)` says why)."""
+    dom = hv.domains[domid]
+    return _run(hv, dom, lambda txn: _ext_op(hv, txn, int(cmd), arg))
 
 
 def install(hv) -> None:

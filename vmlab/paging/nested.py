@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vmlab.errors import ConfigError
-from vmlab.hardware.mmu import (PFEC_PRESENT, PFEC_USER, PFEC_WRITE, PTE_A, PTE_D, PTE_NX, PTE_P, PTE_PS,
-                                PTE_RW, PTE_US, PTE_FRAME_MASK, is_canonical, pte_frame, va_indices)
+from vmlab.hardware.mmu import (PFEC_PRESENT, PFEC_USER, PFEC_WRITE, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW,
+                                PTE_US, is_canonical, pte_frame, va_indices)
 from vmlab.hypervisor import constants as C
 
 __all__ = ["EPT_R", "EPT_W", "EPT_X", "EPT_LARGE", "walk_refs", "NestedTable", "WalkCaches",
@@ -58,6 +58,7 @@ class NestedTable:
         self.domid = domid
         self.large_pages = large_pages
         self.frames: list[int] = []
+        self.large_blocks: set[int] = set()   # gfn >> 9 of every 2 MiB nested mapping
         self.root = self._alloc()
         p2m = hv.domains[domid].p2m
         gfns = np.flatnonzero(p2m != C.INVALID_MFN)
@@ -101,6 +102,7 @@ class NestedTable:
                     l2 = self._table_for(int(gfns[sel[0]]), 2)
                     l2[b & 511] = np.uint64((m0 << 12) | EPT_R | EPT_W | EPT_X | EPT_LARGE)
                     keep[sel] = False
+                    self.large_blocks.add(int(b))
             gfns, mfns = gfns[keep], mfns[keep]
             if gfns.size == 0:
                 return
@@ -109,6 +111,14 @@ class NestedTable:
         for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             l1 = self._table_for(int(gfns[a]), 1)
             l1[gfns[a:b] & 511] = (mfns[a:b].astype(np.uint64) << np.uint64(12)) | rwx
+
+    def levels_array(self, gfns: np.ndarray) -> np.ndarray:
+        """Nested levels walked for each gfn (mapped gfns only): 4, or 3 under a 2 MiB nested page."""
+        gfns = np.asarray(gfns, np.int64)
+        if not self.large_blocks:
+            return np.full(gfns.size, 4, np.int64)
+        blocks = np.fromiter(self.large_blocks, np.int64, len(self.large_blocks))
+        return np.where(np.isin(gfns >> 9, blocks), 3, 4)
 
     def levels_for(self, gfn: int) -> int:
         """Nested levels a walk for gfn reads: 4, or 3 where a 2 MiB nested page maps it."""

@@ -23,7 +23,7 @@ from collections import OrderedDict
 import numpy as np
 
 from vmlab.errors import ConfigError
-from vmlab.hardware.mmu import (PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_PS, PTE_RW, pte_frame, walk)
+from vmlab.hardware.mmu import PTE_FRAME_MASK, PTE_P, PTE_PS, PTE_RW, pte_frame, walk
 from vmlab.hypervisor import constants as C
 
 __all__ = ["ShadowPaging"]
