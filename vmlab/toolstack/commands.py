@@ -114,7 +114,7 @@ def _migrate(pool, server, a) -> str:
         from vmlab.toolstack.migrate import migrate
     except ImportError:
         raise ConfigError("xm migrate: live migration is not built yet in this vmlab; see issue 6") from None
-    report = migrate(pool, a.domain, a.host, live=a.live, port=a.port)
+    report = migrate(pool, a.domain, a.host, live=a.live, port=a.port, policy=a.policy)
     return report.info_migrate() if hasattr(report, "info_migrate") else str(report)
 
 
@@ -142,7 +142,10 @@ VERBS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None]]
     "migrate": (_migrate, "Migrate a domain to another server of the pool",
                 lambda p: (p.add_argument("domain"), p.add_argument("host"),
                            p.add_argument("-l", "--live", action="store_true", help="use live migration"),
-                           p.add_argument("-p", "--port", type=int, default=8002, help="relocation port (8002)"))),
+                           p.add_argument("-p", "--port", type=int, default=8002, help="relocation port (8002)"),
+                           p.add_argument("--policy", default=None,
+                                          help="xen3 (default with -l), xen, qemu, qemu+auto-converge, "
+                                               "qemu+postcopy, postcopy, stop-and-copy (default without -l)"))),
 }
 
 
