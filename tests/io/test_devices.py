@@ -127,3 +127,18 @@ def test_a_reconnected_guest_keeps_its_generated_mac_when_told_to():
     assert devices.vif_macs(vm) == ["00:16:3e:00:77:00"]
     (net,) = io_system(xm.hv).devices[vm.domid]
     assert net.mac == "00:16:3e:00:77:00"
+
+
+def test_reconnect_rebuilds_devices_for_a_hypervisor_loaded_from_a_state_file():
+    from vmlab.hypervisor.hypervisor import load_hypervisor, save_hypervisor
+    xm = make_xm()
+    vm = _vm(xm)
+    mac = devices.vif_macs(vm)
+    meta, arrays = save_hypervisor(xm.hv)
+    hv2 = load_hypervisor(meta, arrays)
+    vm2 = hv2.domains[vm.domid]
+    assert devices.reconnect(hv2) == 1 and devices.reconnect(hv2) == 0
+    io = io_system(hv2)
+    assert devices.vif_macs(vm2) == mac and [d.kind for d in vm2.devices] == ["vif", "vbd"]
+    (blk,) = [d for d in io.devices[vm2.domid] if d.kind == "vbd"]
+    assert blk.front.connected

@@ -289,19 +289,19 @@ class BlkFront:
         ring = self.ring
         if ring is None:
             return
-        table = self.io.grants.table(self.domid)
-        p2m = self.io.hv.domains[self.domid].p2m
-        while self.waiting and not ring.full():
-            rid, op, sector, pfns, first, last, done = self.waiting.popleft()
+        grant = self.io.grants.table(self.domid).grant_foreign_access
+        p2m_item = self.io.hv.domains[self.domid].p2m.item
+        waiting, shadow, counts, backend = self.waiting, self.shadow, self.counts, self.backend_domid
+        while waiting and not ring.full():
+            rid, op, sector, pfns, first, last, done = waiting.popleft()
             readonly = op != BLKIF_OP_READ  # the backend only reads our page for a write
-            grefs = [table.grant_foreign_access(self.backend_domid, p2m.item(p), readonly=readonly) for p in pfns]
-            self.counts["grants_issued"] += len(grefs)
-            segs = tuple(BlkifSegment(g, first, last) for g in grefs)
-            req = BlkifRequest(op, rid, sector, segs)
-            self.shadow[rid] = _Shadow(req, grefs, pfns, done)
+            grefs = [grant(backend, p2m_item(p), readonly=readonly) for p in pfns]
+            req = BlkifRequest(op, rid, sector, tuple([BlkifSegment(g, first, last) for g in grefs]))
+            shadow[rid] = _Shadow(req, grefs, pfns, done)
             ring.put_request(req)
-            self.counts["requests"] += 1
-            self.counts["segments"] += len(segs)
+            counts["grants_issued"] += len(grefs)
+            counts["requests"] += 1
+            counts["segments"] += len(grefs)
 
     def kick(self) -> bool:
         """flush_requests: publish queued requests; notify the backend if the ring asks. True if notified."""

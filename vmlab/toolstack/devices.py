@@ -18,7 +18,7 @@ from vmlab.io.blkif import vbd_devid
 from vmlab.io.hotplug import attach_block, attach_emulated_disk, attach_vif, default_mac
 from vmlab.io.system import io_system
 
-__all__ = ["check", "connect", "disconnect", "block_attach", "network_attach", "vif_macs"]
+__all__ = ["check", "connect", "disconnect", "block_attach", "network_attach", "vif_macs", "reconnect"]
 
 
 def check(hv, config) -> None:
@@ -90,6 +90,31 @@ def _with_mac(vif: VifSpec, mac: str) -> VifSpec:
 def vif_macs(dom: Domain) -> list[str]:
     """The MAC of each of the domain's vifs, in vif= order (from its device records)."""
     return [d.backend.rsplit(" mac ", 1)[1] for d in dom.devices if d.kind == "vif" and " mac " in d.backend]
+
+
+def reconnect(hv, dom: Domain | None = None) -> int:
+    """Bring up real devices for guests that have device records but nothing behind them.
+
+    After a hypervisor is loaded from a state file, or a guest arrives by migration,
+    its `devices` records exist but the I/O system (xenstore, rings, grants) does not.
+    This rebuilds them from the config's disk= and vif= lines, keeping each vif's
+    MAC from the records. Devices hot-plugged with block-attach / network-attach are
+    not in the config and do not come back. Returns how many guests were reconnected.
+    """
+    io = io_system(hv)
+    io.reap()
+    doms = [dom] if dom is not None else [d for d in hv.domains.values() if not d.privileged]
+    n = 0
+    for d in doms:
+        if d.domid in io.devices or not (d.config.disks or d.config.vifs):
+            continue
+        if d.state.value == "dying":
+            continue
+        macs = vif_macs(d)
+        d.devices.clear()
+        connect(hv, d, macs=macs)
+        n += 1
+    return n
 
 
 def disconnect(hv, dom: Domain) -> None:
