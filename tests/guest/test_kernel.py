@@ -125,3 +125,27 @@ def test_hypervisor_invariants_hold_under_every_scheme(scheme):
     if scheme == "pv":
         assert direct.audit(k.hv, k.domid) == []
     assert sorted(k.procs) == [a]
+
+
+def test_destroying_the_domain_gives_shadow_and_nested_frames_back_to_the_heap():
+    from vmlab.guest.kernel import GuestKernel
+    from vmlab.hardware.host import Host, HostSpec
+    from vmlab.hypervisor import constants as C
+    from vmlab.hypervisor.hypervisor import Hypervisor
+    from vmlab.toolstack.config import virt_install
+    from vmlab.toolstack.xm import Toolstack
+
+    xm = Toolstack(Hypervisor(Host(HostSpec(memory_mib=2048))))
+    xen_before = xm.hv.memory.count_owned(C.DOMID_XEN)
+    for scheme in ("shadow", "nested"):
+        dom = xm.create(virt_install(name=f"g{scheme}", ram=128, hvm=True))
+        k = GuestKernel(xm.hv, dom.domid, scheme=scheme)
+        pid = k.spawn()
+        k.map(pid, 0x400000, 64)
+        k.switch_to(pid)
+        k.access([0x400000 + 4096 * i for i in range(64)])
+        assert xm.hv.memory.count_owned(C.DOMID_XEN) > xen_before
+        xm.destroy(dom.name)
+        assert xm.hv.memory.count_owned(C.DOMID_XEN) == xen_before
+    assert xm.hv.destroy_hooks == []
+    xm.hv.check_invariants()

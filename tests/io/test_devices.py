@@ -142,3 +142,26 @@ def test_reconnect_rebuilds_devices_for_a_hypervisor_loaded_from_a_state_file():
     assert devices.vif_macs(vm2) == mac and [d.kind for d in vm2.devices] == ["vif", "vbd"]
     (blk,) = [d for d in io.devices[vm2.domid] if d.kind == "vbd"]
     assert blk.front.connected
+
+
+def test_after_live_migration_reconnect_brings_the_devices_up_on_the_target_with_the_same_mac():
+    from vmlab.hardware.host import Disk, HostSpec, StorageKind
+    from vmlab.hypervisor.domain import DiskSpec, DomainConfig, VifSpec
+    from vmlab.migration import UniformWrites
+    from vmlab.toolstack.migrate import migrate
+    from vmlab.toolstack.pool import ServerPool
+    pool = ServerPool()
+    for n in ("ovs1", "ovs2"):
+        pool.add_server(HostSpec(name=n, memory_mib=2048, disks=(Disk(name="repo0", storage=StorageKind.NFS, mount="/OVS"),)))
+    cfg = DomainConfig(name="vm1", memory_mib=128, disks=(DiskSpec(path="/OVS/running_pool/vm1/System.img"),),
+                       vifs=(VifSpec(),))
+    old = pool.xm("ovs1").create(cfg)
+    mac = devices.vif_macs(old)
+    migrate(pool, "vm1", "ovs2", live=True, workload=UniformWrites(rate_pages_s=1000, wws_pages=100))
+    src, dst = pool.server("ovs1"), pool.server("ovs2")
+    new = next(d for d in dst.domains.values() if d.name == "vm1")
+    assert devices.reconnect(dst) == 1
+    io = io_system(dst)
+    assert devices.vif_macs(new) == mac and all(d.front.connected for d in io.devices[new.domid] if d.kind == "vbd")
+    io_system(src).reap()   # the source forgets the guest that left
+    assert all(v == 0 for v in io_system(src).leftovers(old.domid).values())

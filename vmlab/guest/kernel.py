@@ -67,6 +67,16 @@ class AddressSpace:
 class GuestKernel:
     """The memory-management half of a guest kernel running in domain `domid` under `scheme`."""
 
+    def _on_domain_destroyed(self, dom) -> None:
+        """Give Xen's frames (shadow or nested tables) back when the domain dies."""
+        if dom.domid != self.domid:
+            return
+        for tables in (self.shadow, self.nested):
+            if tables is not None:
+                tables.release()
+        self.shadow = self.nested = None
+        self.hv.destroy_hooks.remove(self._on_domain_destroyed)
+
     def __init__(self, hv, domid: int, *, scheme: str = "pv", batch_size: int = MC_BATCH, tlb_sets: int = 16,
                  tlb_ways: int = 4, nested_large_pages: bool = False, nested_tlb: int = 0, pwc: int = 0,
                  shadow_cache: int = 2, oos: bool = False, costs=None) -> None:
@@ -95,6 +105,8 @@ class GuestKernel:
         elif scheme == "nested":
             self.nested = NestedTable(hv, domid, large_pages=nested_large_pages)
             self.caches = WalkCaches(nested_tlb=nested_tlb, pwc=pwc) if (nested_tlb or pwc) else None
+        if self.shadow is not None or self.nested is not None:
+            hv.destroy_hooks.append(self._on_domain_destroyed)
         if costs is None:
             from vmlab.costs import preset
             costs = preset("xen_pv" if scheme == "pv" else "modern_kvm")

@@ -72,6 +72,10 @@ class Hypervisor:
         self.bridges: dict[str, str] = {}
         self._next_domid = 1
         self._write_seq = 0
+        # Called with the domain just before its memory goes back to the heap:
+        # subsystems that keep per-domain state in Xen's own frames (shadow and
+        # nested tables, ...) release it here, as Xen's domain_kill does.
+        self.destroy_hooks: list = []
         self._boot(dom0_mem_mib, dom0_vcpus if dom0_vcpus is not None else host.pcpus)
 
     # --- boot -----------------------------------------------------------------
@@ -171,6 +175,8 @@ class Hypervisor:
 
     def _destroy_domain(self, dom: Domain) -> int:
         self._set_state(dom, DomainState.DYING)
+        for hook in list(self.destroy_hooks):
+            hook(dom)
         self.memory.release(dom.mfns(), owner=dom.domid)
         dom.p2m[:] = C.INVALID_MFN
         del self.domains[dom.domid]
@@ -431,6 +437,7 @@ def load_hypervisor(meta: dict, arrays: dict[str, np.ndarray]) -> Hypervisor:
     hv.hardware = [HardwareDevice(**x) for x in meta["hardware"]]
     hv.trace = Trace.restore(meta["trace"], meta["trace_capacity"])
     hv.hypercalls = dict(BASE_TABLE)
+    hv.destroy_hooks = []
     hv.domains = {}
     for d in meta["domains"]:
         dom = Domain(domid=d["domid"], config=config_from_dict(d["config"]), privileged=d["privileged"],
