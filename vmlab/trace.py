@@ -21,7 +21,11 @@ class Event:
 
 
 class Trace:
-    """An append-only list of events with a cap (oldest dropped first)."""
+    """An append-only list of events with a cap (oldest dropped first).
+
+    The list may run up to 10% over `capacity` before the oldest events are cut in
+    one go, so a full trace costs O(1) per record, not O(capacity).
+    """
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
@@ -39,7 +43,7 @@ class Trace:
     def record(self, **kwargs) -> Event:
         ev = Event(**kwargs)
         self.events.append(ev)
-        if len(self.events) > self.capacity:
+        if len(self.events) > self.capacity + self.capacity // 10:
             cut = len(self.events) - self.capacity
             del self.events[:cut]
             self.dropped += cut

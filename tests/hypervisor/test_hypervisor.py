@@ -87,3 +87,12 @@ def test_whole_hypervisor_saves_and_loads_equal():
     assert hv2.domains[vm.domid].cpu_time_s == vm.cpu_time_s
     assert (hv2.memory.owner == xm.hv.memory.owner).all()
     hv2.check_invariants()
+
+
+def test_trace_keeps_the_newest_events_within_ten_percent_of_its_capacity():
+    from vmlab.trace import Trace
+    t = Trace(capacity=100)
+    for i in range(1000):
+        t.record(time_ns=i, domid=0, kind="x")
+    assert 100 <= len(t) <= 110 and t.events[-1].time_ns == 999
+    assert t.dropped + len(t) == 1000

@@ -165,3 +165,14 @@ def test_after_live_migration_reconnect_brings_the_devices_up_on_the_target_with
     assert devices.vif_macs(new) == mac and all(d.front.connected for d in io.devices[new.domid] if d.kind == "vbd")
     io_system(src).reap()   # the source forgets the guest that left
     assert all(v == 0 for v in io_system(src).leftovers(old.domid).values())
+
+
+def test_a_guest_destroyed_behind_the_toolstacks_back_is_reaped_at_the_next_run():
+    from vmlab.hypervisor import constants as C
+    xm = make_xm()
+    vm = _vm(xm)
+    io = io_system(xm.hv)
+    xm.hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], vm.domid)   # no disconnect first
+    io.run()
+    assert all(v == 0 for v in io.leftovers(vm.domid).values())
+    assert io.grants.live_mappings(0) == 0 and io.events.open_ports(0) == 0

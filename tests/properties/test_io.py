@@ -61,6 +61,7 @@ def test_every_block_request_completes_exactly_once_with_the_right_data(suppress
     for rid, pairs in expect_read.items():
         assert [int(content[p2m[p]]) for p, _ in pairs] == [s for _, s in pairs]
     assert io.grants.live_mappings(0) == 1 and io.grants.live_grants(d) == 1 and f.leaked_grants == 0
+    io.check()
 
 
 _grant_op = st.one_of(
@@ -124,6 +125,7 @@ def test_a_domain_reaches_a_foreign_frame_only_through_a_live_mapping_and_in_use
                     for write in (False, True):
                         expect = dom == g or any(m == mfn and e == dom and (not write or not ro) for e, _, m, ro in maps)
                         assert (io.grants.frame_access(dom, mfn, write=write) == 0) == expect
+        io.check()
 
 
 @settings(max_examples=50)
@@ -141,6 +143,7 @@ def test_after_release_nothing_of_the_domain_remains(disks, vifs, inflight):
     io.release_domain(d)
     assert all(v == 0 for v in io.leftovers(d).values()), io.leftovers(d)
     assert io.grants.live_mappings(0) == 0 and io.events.open_ports(0) == 0
+    io.check()
     assert not any(f"/{d}/" in p or p.endswith(f"/{d}") for p in io.xenstore.nodes if p.startswith("/local/domain/0/backend"))
 
 
@@ -238,3 +241,4 @@ def test_frames_arrive_once_in_order_with_their_data_and_never_cross_vlans(same_
         assert n.front.received == (sent[i] if same_vlan else [])
         assert n.back.counts["rx_dropped"] == 0
     assert io.grants.live_mappings(0) == 4       # the two rings of each vif, nothing else
+    io.check()

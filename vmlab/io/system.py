@@ -47,10 +47,18 @@ class IoSystem:
         self.ring_pages: dict[int, object] = {}   # mfn -> the SharedRing living in that frame
         self.ready: dict[int, Worker] = {}        # woken backend threads, in wake order
         self._io_pfns: dict[int, set[int]] = {}
+        self._releasing: set[int] = set()
         hv.register(HypercallEntry("grant_table_op", C.HYPERCALL_NUMBERS["grant_table_op"], do_grant_table_op))
         hv.register(HypercallEntry("event_channel_op", C.HYPERCALL_NUMBERS["event_channel_op"], do_event_channel_op))
         self.events.of(0)
         self.grants.table(0)
+        hv.destroy_hooks.append(self._on_destroy)
+
+    def _on_destroy(self, dom) -> None:
+        """Any destroy (not only xm's) removes the domain's devices, grants, channels and nodes
+        before its frames return to the heap, so no backend keeps a ring in a recycled frame."""
+        if dom.domid in self.devices or any(self.leftovers(dom.domid).values()):
+            self.release_domain(dom.domid)
 
     # --- guest pages for rings and buffers ------------------------------------------
     def alloc_pages(self, domid: int, n: int) -> list[int]:
@@ -127,22 +135,52 @@ class IoSystem:
         """Forget domains that no longer exist (destroyed without `release_domain`)."""
         known = set(self.hv.domains)
         gone = (set(self.events.domains) | set(self.grants.tables) | set(self.grants.maptrack)
-                | set(self.devices) | set(self.xenstore.watches)) - known
+                | set(self.devices) | set(self.xenstore.watches)) - known - self._releasing
         for domid in gone:
             self.release_domain(domid)
 
     def release_domain(self, domid: int) -> dict[str, int]:
         """Tear down every device of `domid`, then its grants, channels, watches and xenstore nodes."""
         from vmlab.io.hotplug import detach_all
-        detached = detach_all(self, domid)
-        forced = self.grants.release_domain(domid)
-        self.events.release_domain(domid)
-        nodes = self.xenstore.release_domain(domid) if domid != 0 else 0
+        self._releasing.add(domid)  # teardown runs the scheduler, whose reap must not start it again
+        try:
+            detached = detach_all(self, domid)
+            forced = self.grants.release_domain(domid)
+            self.events.release_domain(domid)
+            nodes = self.xenstore.release_domain(domid) if domid != 0 else 0
+        finally:
+            self._releasing.discard(domid)
         self._io_pfns.pop(domid, None)
         for key, w in list(self.ready.items()):
             if getattr(w, "frontend_domid", None) == domid:
                 del self.ready[key]
         return {"devices": detached, "forced_unmaps": forced, "xenstore_nodes": nodes}
+
+    def check(self) -> None:
+        """Assert the I/O bookkeeping is consistent (grant pins, maptracks, channels, live domains)."""
+        from vmlab.io.event_channel import ECS_INTERDOMAIN
+        from vmlab.io.grant_table import GTF_reading, GTF_writing
+        pins: dict[tuple[int, int], list[int]] = {}
+        for grantee, mt in self.grants.maptrack.items():
+            by_mfn: dict[int, list[int]] = {}
+            for granter, ref, mfn, ro in mt.handles.values():
+                c = pins.setdefault((granter, ref), [0, 0])
+                c[0 if ro else 1] += 1
+                b = by_mfn.setdefault(mfn, [0, 0])
+                b[0 if ro else 1] += 1
+            assert by_mfn == mt.by_mfn, f"dom{grantee}'s maptrack index disagrees with its handles"
+        for domid, t in self.grants.tables.items():
+            for ref in range(t.nr_entries):
+                ro, rw = pins.get((domid, ref), (0, 0))
+                assert (t.pin_read[ref], t.pin_write[ref]) == (ro, rw), f"dom{domid} ref {ref}: pins disagree with maps"
+                assert bool(t.flags[ref] & GTF_writing) == (rw > 0), f"dom{domid} ref {ref}: GTF_writing wrong"
+                assert bool(t.flags[ref] & GTF_reading) == (ro + rw > 0), f"dom{domid} ref {ref}: GTF_reading wrong"
+        for domid, d in self.events.domains.items():
+            for port, st in enumerate(d.state):
+                if st == ECS_INTERDOMAIN:
+                    r = self.events.domains.get(d.remote_dom[port])
+                    assert r is not None and r.remote_port.get(d.remote_port[port]) == port, \
+                        f"dom{domid} port {port}: the other end does not point back"
 
     def leftovers(self, domid: int) -> dict[str, int]:
         """What still names `domid`: all zero after release (the destroy property)."""

@@ -127,18 +127,13 @@ def _activate(src: "Hypervisor", dst: "Hypervisor", dom: Domain, new: Domain, li
     new.cpu_time_s = dom.cpu_time_s
     new.load = dom.load
     new.console = list(dom.console) + [f"(migrated from {src.host.name} to {dst.host.name})"]
-    for dev in dom.devices:
-        if dev.kind == "vif":  # same MAC and bridge; only the backend's name follows the new domid
-            name = f"vif{new.domid}.{dev.name.split('.', 1)[1]}" if "." in dev.name else dev.name
-            new.devices.append(VirtualDevice(kind="vif", name=name, backend_domid=0, backend=dev.backend))
-        else:
-            disk = next((d for d in dom.config.disks if d.vdev == dev.name), None)
-            store = dst.host.storage_for(disk.path) if disk else None
-            where = f"{store.name} ({store.storage.value})" if store else "dom0 filesystem"
-            backend = f"{disk.backend}:{disk.path} on {where}" if disk else dev.backend
-            new.devices.append(VirtualDevice(kind="vbd", name=dev.name, backend_domid=0, backend=backend))
-    dom.devices.clear()
+    # The guest keeps its MACs (same L2 segment); its disks are on shared storage.
+    # dom0 on the source tears the backends down, dom0 on the target builds them.
+    from vmlab.toolstack import devices
+    macs = devices.vif_macs(dom)
+    devices.disconnect(src, dom)
     src.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
+    devices.connect(dst, new, macs=macs)
     dst.hypercall(0, "domctl", C.XEN_DOMCTL["unpausedomain"], new.domid)
     dst.trace.record(time_ns=dst.now_ns, domid=new.domid, kind="migrate-in", detail=f"from {src.host.name}",
                      value=int(live_s * 1000))

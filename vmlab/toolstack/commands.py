@@ -87,6 +87,16 @@ def _vcpu_set(pool, server, a) -> str:
     return ""
 
 
+def _block_attach(pool, server, a) -> str:
+    _xm(pool, server).block_attach(a.domain, f"{a.backend},{a.vdev},{a.mode}")
+    return ""
+
+
+def _network_attach(pool, server, a) -> str:
+    _xm(pool, server).network_attach(a.domain, ",".join(a.options))
+    return ""
+
+
 def _save(pool, server, a) -> str:
     _xm(pool, server).save(a.domain, a.file)
     return ""
@@ -136,6 +146,11 @@ VERBS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None]]
     "save": (_save, "Save a domain's state to a file and stop it",
              lambda p: (p.add_argument("domain"), p.add_argument("file"))),
     "restore": (_restore, "Restore a domain from a save file", lambda p: p.add_argument("file")),
+    "block-attach": (_block_attach, "Attach a disk to a running guest (xm block-attach DOM file:/path xvdb w)",
+                     lambda p: (p.add_argument("domain"), p.add_argument("backend"), p.add_argument("vdev"),
+                                p.add_argument("mode", nargs="?", default="w"))),
+    "network-attach": (_network_attach, "Attach a vif to a running guest (xm network-attach DOM [bridge=xenbr0] [mac=..])",
+                       lambda p: (p.add_argument("domain"), p.add_argument("options", nargs="*"))),
     "console": (_console, "Print the domain's console", lambda p: p.add_argument("domain")),
     "info": (_info, "Host information", lambda p: None),
     "dmesg": (_dmesg, "Xen's own boot messages", lambda p: None),

@@ -43,6 +43,7 @@ class SaveImage:
     vcpus_online: int
     target_pages: int
     paused: bool
+    macs: tuple[str, ...] = ()
 
 
 def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
@@ -51,7 +52,7 @@ def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
     header = {"config": config_to_dict(dom.config), "console": dom.console[-200:], "load": dom.load,
               "vcpus_online": dom.vcpus_online, "target_pages": dom.target_pages, "paused": resume_paused,
               "p2m_size": int(dom.p2m.size), "pages": int(pfns.size), "source_host": hv.host.name,
-              "xen_version": list(C.XEN_VERSION)}
+              "xen_version": list(C.XEN_VERSION), "macs": _vif_macs(dom)}
     hdr = json.dumps(header, sort_keys=True).encode()
     body = MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(hdr)) + hdr + pfns.tobytes() + content.tobytes()
     data = body + hashlib.sha256(body).digest()
@@ -108,7 +109,13 @@ def read_save_file(path: str) -> SaveImage:
         raise SnapshotError(f"{where} holds pages beyond the guest's maxmem; save the guest again")
     return SaveImage(config=config, pfns=pfns, content=content, console=tuple(header.get("console", ())),
                      load=float(header.get("load", 0.0)), vcpus_online=int(header.get("vcpus_online", config.vcpus)),
-                     target_pages=int(header.get("target_pages", n)), paused=bool(header.get("paused", False)))
+                     target_pages=int(header.get("target_pages", n)), paused=bool(header.get("paused", False)),
+                     macs=tuple(header.get("macs", ())))
+
+
+def _vif_macs(dom) -> list[str]:
+    from vmlab.toolstack.devices import vif_macs
+    return vif_macs(dom)
 
 
 def frames_max(config: DomainConfig) -> int:

@@ -66,6 +66,9 @@ def load_pool(blob: bytes) -> ServerPool:
         prefix = f"s{i}."
         hv = load_hypervisor(m, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         pool.servers[hv.host.name] = hv
+    from vmlab.toolstack import devices
+    for hv in pool.servers.values():  # the I/O system (xenstore, rings, grants) lives in memory: rebuild it
+        devices.reconnect(hv)
     return pool
 
 

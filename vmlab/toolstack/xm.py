@@ -216,6 +216,17 @@ class Toolstack:
             raise ConfigError(f"xm vcpu-set {ref} {n}: must be 1..{dom.config.vcpus} (the vcpus= the guest was created with)")
         self._call("domctl", C.XEN_DOMCTL["max_vcpus"], dom.domid, n)
 
+    # --- hot-plug -------------------------------------------------------------------
+    def block_attach(self, ref: str | int, disk: str) -> None:
+        """xm block-attach: add a disk ('file:/OVS/...,xvdb,w') to a running PV guest."""
+        dom = self._domU(ref, "block-attach")
+        devices.block_attach(self.hv, dom, disk)
+
+    def network_attach(self, ref: str | int, vif: str = "") -> None:
+        """xm network-attach: add a vif ('bridge=xenbr0[,mac=...]') to a running guest."""
+        dom = self._domU(ref, "network-attach")
+        devices.network_attach(self.hv, dom, vif)
+
     # --- inspection -----------------------------------------------------------------
     def list(self, ref: str | int | None = None) -> list[DomainInfo]:
         doms = [self.lookup(ref)] if ref is not None else [self.hv.domains[k] for k in sorted(self.hv.domains)]
@@ -274,7 +285,7 @@ class Toolstack:
             dom.load = image.load
             dom.vcpus_online = image.vcpus_online
             dom.target_pages = image.target_pages
-            devices.connect(self.hv, dom)
+            devices.connect(self.hv, dom, macs=list(image.macs) or None)  # a restored guest keeps its MACs
         except Exception:
             self._undo_create(domid)
             raise
