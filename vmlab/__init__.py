@@ -50,6 +50,9 @@ _EXPORTS = {
     "MigrationReport": "vmlab.migration", "Xen3Policy": "vmlab.migration", "ModernXenPolicy": "vmlab.migration",
     "QemuPolicy": "vmlab.migration", "PostCopy": "vmlab.migration", "StopAndCopy": "vmlab.migration",
     "MemoryImage": "vmlab.migration", "TargetImage": "vmlab.migration", "Fault": "vmlab.migration",
+    # virtual hardware from dom0
+    "io_system": "vmlab.io", "IoSystem": "vmlab.io", "frame_access": "vmlab.io", "Xenstore": "vmlab.io",
+    "XenbusState": "vmlab.io", "IoCosts": "vmlab.io", "io_explore": "vmlab.io", "io_compare": "vmlab.io",
     # datasets
     "load_table": "vmlab.datasets", "cost_preset": "vmlab.datasets", "load_trace": "vmlab.datasets",
     "list_datasets": "vmlab.datasets",
