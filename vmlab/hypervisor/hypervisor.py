@@ -127,27 +127,33 @@ class Hypervisor:
 
     def hypercall(self, caller: int, name: str | int, *args, **kwargs) -> int:
         """Enter the hypervisor from domain `caller`. Returns >= 0, or a negative errno."""
-        if isinstance(name, int):
-            name = next((e.name for e in self.hypercalls.values() if e.number == name), str(name))
-        entry = self.hypercalls.get(name)
         dom = self.domains.get(caller)
         if dom is None or dom.state is DomainState.DYING:
             return C.ESRCH
-        if entry is None:
-            rc = C.ENOSYS
-        elif entry.privileged and not dom.privileged:
-            rc = C.EPERM
-        else:
-            try:
-                rc = entry.handler(self, dom, *args, **kwargs)
-            except TypeError:  # wrong number or kind of arguments: a malformed request
-                rc = C.EINVAL
-            except VmlabError:
-                rc = C.EINVAL
+        name, rc = self.dispatch(dom, name, *args, **kwargs)
         kind = "refused" if rc == C.EPERM else "hypercall"
         sub = f"({args[0]})" if args and isinstance(args[0], int) else ""
         self.trace.record(time_ns=self.now_ns, domid=caller, kind=kind, detail=f"{name}{sub}", value=int(rc))
         return int(rc)
+
+    def dispatch(self, dom: Domain, name: str | int, *args, **kwargs) -> tuple[str, int]:
+        """The gate's rules for one call, without the trace: (name, rc).
+
+        Unknown call -> -ENOSYS; privileged call from an unprivileged domain -> -EPERM;
+        a handler tripping over malformed arguments -> -EINVAL. `hypercall` and
+        `multicall` both go through here, so a batched call obeys the same rules.
+        """
+        if isinstance(name, (int, np.integer)):
+            name = next((e.name for e in self.hypercalls.values() if e.number == name), str(name))
+        entry = self.hypercalls.get(name)
+        if entry is None:
+            return name, C.ENOSYS
+        if entry.privileged and not dom.privileged:
+            return name, C.EPERM
+        try:
+            return name, int(entry.handler(self, dom, *args, **kwargs))
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError, AttributeError, VmlabError):
+            return name, C.EINVAL  # a malformed request, never an exception out of the hypervisor
 
     # --- services used by handlers ---------------------------------------------
     def _create_domain(self, config: DomainConfig, out: dict) -> int:

@@ -488,20 +488,10 @@ def do_multicall(hv, caller, entries, count=None, out=None) -> int:
         except (TypeError, IndexError):
             results.append(C.EINVAL)
             continue
-        if isinstance(op, (int, np.integer)):
-            op = next((e.name for e in hv.hypercalls.values() if e.number == op), str(op))
-        entry = hv.hypercalls.get(op)
-        if op == "multicall":
-            rc = C.EINVAL
-        elif entry is None:
-            rc = C.ENOSYS
-        elif entry.privileged and not caller.privileged:
-            rc = C.EPERM
+        if op in ("multicall", C.HYPERCALL_NUMBERS["multicall"]):
+            rc = C.EINVAL  # multicalls do not nest
         else:
-            try:
-                rc = int(entry.handler(hv, caller, *args))
-            except (TypeError, ValueError, IndexError, KeyError, OverflowError, AttributeError):
-                rc = C.EINVAL
+            _, rc = hv.dispatch(caller, op, *args)
         results.append(rc)
     out["results"] = results
     out["done"] = count
