@@ -141,3 +141,15 @@ def test_a_create_that_fails_half_way_is_undone(monkeypatch):
         xm.create(pv("vm1"))
     assert snapshot(xm.hv) == before
     xm.hv.check_invariants()
+
+
+def test_shutdown_goes_through_xenstore_and_the_guest_stops_itself():
+    from vmlab.io.system import io_system
+    xm = make_xm()
+    vm = xm.create(pv("vm1", on_poweroff="preserve", vif=["bridge=xenbr0"]))
+    xm.shutdown("vm1")
+    xs = io_system(xm.hv).xenstore
+    assert xs.read(0, f"/local/domain/{vm.domid}/control/shutdown") == "poweroff"
+    asked = [e for e in xm.hv.trace.events if e.kind == "hypercall" and e.detail == "sched_op(2)"]
+    assert asked and asked[-1].domid == vm.domid  # the guest itself, not dom0
+    assert xm.lookup("vm1").state.value == "shutdown"

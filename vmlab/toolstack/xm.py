@@ -156,8 +156,22 @@ class Toolstack:
         if not dom.is_live:
             hint = "`xm unpause` it first" if dom.state is DomainState.PAUSED else "use `xm destroy`"
             raise DomainStateError(f"xm shutdown {ref}: {dom.name} is {dom.state.value} and cannot act on the request; {hint}")
-        self._call("sched_op", C.SCHEDOP_remote_shutdown, {"domid": dom.domid, "reason": reason})
+        # xend writes the request into the guest's xenstore directory; the guest's
+        # xenbus watch fires and the guest kernel shuts itself down with
+        # SCHEDOP_shutdown. An HVM guest without PV drivers gets the ACPI power
+        # button instead and ends the same way.
+        word = {C.SHUTDOWN_poweroff: "poweroff", C.SHUTDOWN_reboot: "reboot"}.get(reason, "halt")
+        self._write_control(dom, word)
+        rc = self.hv.hypercall(dom.domid, "sched_op", C.SCHEDOP_shutdown, reason)
+        if rc < 0:
+            raise HypercallError("sched_op", rc, f"{dom.name} could not shut down")
         self.reap()
+
+    def _write_control(self, dom: Domain, word: str) -> None:
+        from vmlab.io.system import io_system
+        xs = io_system(self.hv).xenstore
+        if f"/local/domain/{dom.domid}" in xs.nodes:
+            xs.write(0, f"/local/domain/{dom.domid}/control/shutdown", word)
 
     def reboot(self, ref: str | int) -> Domain:
         dom = self._domU(ref, "reboot")
