@@ -13,10 +13,10 @@ def test_state_flags_are_xm_lists_six_positions():
 
 def test_only_legal_transitions_are_allowed():
     from vmlab.hypervisor.domain import Domain
-    d = Domain(domid=1, config=DomainConfig(name="a"), state=DomainState.SHUTDOWN)
-    with pytest.raises(DomainStateError, match="shutdown; it cannot become running"):
+    d = Domain(domid=1, config=DomainConfig(name="a"), state=DomainState.CRASHED)
+    with pytest.raises(DomainStateError, match="crashed; it cannot become running"):
         d.transition(DomainState.RUNNING)
-    assert d.state is DomainState.SHUTDOWN
+    assert d.state is DomainState.CRASHED
     assert LEGAL_TRANSITIONS[DomainState.DYING] == frozenset()
 
 

@@ -29,8 +29,8 @@ def test_unknown_and_malformed_hypercalls_get_errno_not_exceptions():
     xm = make_xm()
     vm = xm.create(pv())
     assert xm.hv.hypercall(vm.domid, "no_such_call") == C.ENOSYS
-    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 3, [1]) == C.EINVAL
-    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 1, [10**9]) == C.EINVAL
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_populate_physmap, C.DOMID_SELF, 3, [1]) == C.EINVAL
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_populate_physmap, C.DOMID_SELF, 1, [10**9]) == C.EINVAL
     assert xm.hv.hypercall(vm.domid, "sched_op", C.SCHEDOP_shutdown, 99) == C.EINVAL
     assert xm.hv.hypercall(vm.domid, "xen_version", 0, 1, 2, 3, 4, 5) == C.EINVAL  # too many arguments
     xm.hv.check_invariants()
@@ -48,18 +48,37 @@ def test_balloon_down_then_up_through_memory_op():
     assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_decrease_reservation, C.DOMID_SELF, 8, top) == 8
     assert vm.tot_pages == 65536 - 8
     holes = np.flatnonzero(vm.p2m == C.INVALID_MFN)[:16]
-    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 16, holes) == 16
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_populate_physmap, C.DOMID_SELF, 16, holes) == 16
     assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_current_reservation) == 65536 + 8
     xm.hv.check_invariants()
 
 
-def test_increase_reservation_stops_at_max_pages_and_reports_progress():
+def test_populate_physmap_stops_at_max_pages_and_reports_progress():
     xm = make_xm()
     vm = xm.create(pv(memory=256, maxmem=512))
     assert xm.hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_mem"], vm.domid, 256 * 1024 + 16) == 0  # 4 pages of room
     holes = np.arange(65536, 65546)
-    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 10, holes) == 4
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_populate_physmap, C.DOMID_SELF, 10, holes) == 4
     assert vm.tot_pages == vm.max_pages
+
+
+def test_increase_reservation_hands_back_the_mfns_it_allocated():
+    xm = make_xm()
+    vm = xm.create(pv(memory=256, maxmem=512))
+    out = {}
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, 3, None, out) == 3
+    assert len(out["extent_start"]) == 3 and all(xm.hv.memory.owner[m] == vm.domid for m in out["extent_start"])
+    xm.hv.check_invariants()
+
+
+def test_vcpu_op_brings_vcpus_up_and_down_in_order():
+    xm = make_xm()
+    vm = xm.create(pv(vcpus=4))
+    assert xm.hv.hypercall(vm.domid, "vcpu_op", C.VCPUOP_down, 3) == 0 and vm.vcpus_online == 3
+    assert xm.hv.hypercall(vm.domid, "vcpu_op", C.VCPUOP_down, 0) == C.EINVAL  # the boot CPU stays
+    assert xm.hv.hypercall(vm.domid, "vcpu_op", C.VCPUOP_is_up, 3) == 0
+    assert xm.hv.hypercall(vm.domid, "vcpu_op", C.VCPUOP_up, 9) == C.ENOENT
+    assert xm.hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_vcpus"], vm.domid, 1) == C.EINVAL  # max cannot shrink
 
 
 def test_max_mem_below_current_allocation_is_einval():

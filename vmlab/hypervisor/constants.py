@@ -42,6 +42,7 @@ HYPERCALL_NUMBERS = {
 XEN_DOMCTL = {
     "createdomain": 1, "destroydomain": 2, "pausedomain": 3, "unpausedomain": 4,
     "getdomaininfo": 5, "shadow_op": 10, "max_mem": 11, "setvcpucontext": 12, "max_vcpus": 15,
+    "resumedomain": 27,
 }
 
 # xen/include/public/memory.h
@@ -60,6 +61,14 @@ SHUTDOWN_poweroff = 0
 SHUTDOWN_reboot = 1
 SHUTDOWN_suspend = 2
 SHUTDOWN_crash = 3
+SHUTDOWN_watchdog = 4
+
+# xen/include/public/vcpu.h
+VCPUOP_up = 1
+VCPUOP_down = 2
+VCPUOP_is_up = 3
+# xen/include/public/xen.h (x86, Xen 3.x): vCPUs per guest
+MAX_VIRT_CPUS = 32
 
 # xen/include/public/version.h: XENVER_version returns (major << 16) | minor.
 XENVER_version = 0

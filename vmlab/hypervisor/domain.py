@@ -6,6 +6,7 @@ kept here as one state with only Xen's legal transitions:
     running <-> blocked        the guest has work / waits for an event
     running|blocked -> paused  xm pause;   paused -> running|blocked: xm unpause
     running|blocked -> shutdown | crashed   the guest stops itself, or dies
+    shutdown -> running|blocked  only a suspended guest, by XEN_DOMCTL_resumedomain
     any -> dying               xm destroy; a dying domain is reaped and gone
 """
 
@@ -17,7 +18,7 @@ from enum import Enum
 import numpy as np
 
 from vmlab.errors import ConfigError, DomainStateError
-from vmlab.hypervisor.constants import INVALID_MFN
+from vmlab.hypervisor.constants import INVALID_MFN, MAX_VIRT_CPUS
 
 __all__ = ["DomainKind", "DomainState", "DiskSpec", "VifSpec", "DomainConfig", "Domain", "LEGAL_TRANSITIONS"]
 
@@ -49,7 +50,8 @@ LEGAL_TRANSITIONS: dict[DomainState, frozenset[DomainState]] = {
     DomainState.BLOCKED: frozenset({DomainState.RUNNING, DomainState.PAUSED, DomainState.SHUTDOWN,
                                     DomainState.CRASHED, DomainState.DYING}),
     DomainState.PAUSED: frozenset({DomainState.RUNNING, DomainState.BLOCKED, DomainState.DYING}),
-    DomainState.SHUTDOWN: frozenset({DomainState.DYING}),
+    # A suspended guest (SHUTDOWN_suspend) can be resumed: XEN_DOMCTL_resumedomain.
+    DomainState.SHUTDOWN: frozenset({DomainState.DYING, DomainState.RUNNING, DomainState.BLOCKED}),
     DomainState.CRASHED: frozenset({DomainState.DYING}),
     DomainState.DYING: frozenset(),
 }
@@ -145,12 +147,13 @@ class DomainConfig:
             raise ConfigError(f"name={self.name!r} must be 1-40 letters, digits, '-', '_' or '.'; e.g. name = 'vm1'")
         if self.name.isdigit():
             raise ConfigError(f"name={self.name!r} is all digits and would be read as a domid; add a letter, e.g. 'vm{self.name}'")
+        # ILLUSTRATIVE floor: xm itself checks nothing, but no 2.6.18 guest kernel boots in less.
         if not isinstance(self.memory_mib, int) or self.memory_mib < 16:
             raise ConfigError(f"memory={self.memory_mib!r} MiB is below the 16 MiB a guest kernel needs; use e.g. memory = 256")
         if self.maxmem_mib is not None and self.maxmem_mib < self.memory_mib:
             raise ConfigError(f"maxmem={self.maxmem_mib} MiB is below memory={self.memory_mib} MiB; raise maxmem or drop it")
-        if not isinstance(self.vcpus, int) or not 1 <= self.vcpus <= 128:
-            raise ConfigError(f"vcpus={self.vcpus!r} is outside 1..128; use e.g. vcpus = 2")
+        if not isinstance(self.vcpus, int) or not 1 <= self.vcpus <= MAX_VIRT_CPUS:
+            raise ConfigError(f"vcpus={self.vcpus!r} is outside 1..{MAX_VIRT_CPUS} (Xen 3.x MAX_VIRT_CPUS); use e.g. vcpus = 2")
         for key in ("on_poweroff", "on_reboot", "on_crash"):
             if getattr(self, key) not in ON_EVENT_ACTIONS:
                 raise ConfigError(f"{key}={getattr(self, key)!r} is not one of {', '.join(ON_EVENT_ACTIONS)}")

@@ -74,6 +74,13 @@ def do_domctl(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DOMID
             return C.EINVAL
         hv._set_state(dom, hv._live_state(dom))
         return 0
+    if cmd == C.XEN_DOMCTL["resumedomain"]:
+        # Undo a suspend (xc_domain_resume after a failed save): only a suspended guest.
+        if dom.state is not DomainState.SHUTDOWN or dom.shutdown_reason != C.SHUTDOWN_suspend:
+            return C.EINVAL
+        dom.shutdown_reason = None
+        hv._set_state(dom, hv._live_state(dom))
+        return 0
     if cmd == C.XEN_DOMCTL["getdomaininfo"]:
         out["info"] = hv.domain_info(dom)
         return 0
@@ -89,7 +96,12 @@ def do_domctl(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DOMID
             dom.p2m = np.concatenate([dom.p2m, np.full(new_max - dom.p2m.size, C.INVALID_MFN, np.int64)])
         return 0
     if cmd == C.XEN_DOMCTL["max_vcpus"]:
-        if not isinstance(arg, int) or not 1 <= arg <= dom.config.vcpus:
+        # Xen: "We cannot reduce maximum VCPUs". The builder sets it once; the vCPUs
+        # come up with the guest. Taking vCPUs off-line later is the guest's job
+        # (xenstore cpu/N/availability -> VCPUOP_down), see do_vcpu_op.
+        if not isinstance(arg, int) or not 1 <= arg <= min(dom.config.vcpus, C.MAX_VIRT_CPUS):
+            return C.EINVAL
+        if dom.tot_pages and arg < dom.vcpus_online:
             return C.EINVAL
         dom.vcpus_online = arg
         return 0
@@ -108,7 +120,22 @@ def do_memory_op(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DO
         return dom.tot_pages
     if cmd == C.XENMEM_maximum_reservation:
         return dom.max_pages
-    if cmd in (C.XENMEM_increase_reservation, C.XENMEM_populate_physmap):
+    if cmd == C.XENMEM_increase_reservation:
+        # memory.h: extent_start is OUT here, the mfns Xen allocated (PV guests of old
+        # mapped them themselves); the guest does not say where they go in its physmap.
+        if not isinstance(nr_extents, int) or nr_extents < 0:
+            return C.EINVAL
+        room = min(dom.max_pages - dom.tot_pages, hv.memory.free_frames)
+        done = int(max(0, min(room, nr_extents)))
+        holes = np.flatnonzero(dom.p2m == C.INVALID_MFN)[:done]
+        done = holes.size
+        mfns = hv.memory.allocate(dom.domid, done, what=f"domain {dom.name}") if done else np.empty(0, np.int64)
+        dom.p2m[holes] = mfns  # kept in the p2m so the frames stay accounted to the guest
+        if out is not None:
+            out["extent_start"] = mfns.tolist()
+        return done
+    if cmd == C.XENMEM_populate_physmap:
+        # memory.h: extent_start is IN, the guest pfns (GPFNs) to back with new frames.
         want = np.asarray(extents if extents is not None else [], dtype=np.int64)
         if want.size != nr_extents or nr_extents < 0:
             return C.EINVAL
@@ -141,6 +168,8 @@ def do_memory_op(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DO
 
 # --- sched_op (29) -----------------------------------------------------------
 
+SHUTDOWN_REASONS = (C.SHUTDOWN_poweroff, C.SHUTDOWN_reboot, C.SHUTDOWN_suspend, C.SHUTDOWN_crash, C.SHUTDOWN_watchdog)
+
 def do_sched_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg=None) -> int:
     if cmd == C.SCHEDOP_yield:
         return 0
@@ -149,7 +178,7 @@ def do_sched_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg=None) -> int:
             hv._set_state(caller, DomainState.BLOCKED)
         return 0
     if cmd == C.SCHEDOP_shutdown:
-        if arg not in (C.SHUTDOWN_poweroff, C.SHUTDOWN_reboot, C.SHUTDOWN_suspend, C.SHUTDOWN_crash):
+        if arg not in SHUTDOWN_REASONS:
             return C.EINVAL
         return hv._guest_shutdown(caller, arg)
     if cmd == C.SCHEDOP_remote_shutdown:
@@ -160,9 +189,41 @@ def do_sched_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg=None) -> int:
         dom = hv.domains.get(arg["domid"])
         if dom is None:
             return C.ESRCH
-        if not dom.is_live or arg["reason"] not in (0, 1, 2, 3):
-            return C.EINVAL
+        if dom.state not in (DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED) \
+                or arg["reason"] not in SHUTDOWN_REASONS:
+            return C.EINVAL  # Xen's domain_shutdown also takes a paused domain
         return hv._guest_shutdown(dom, arg["reason"])
+    return C.ENOSYS
+
+
+# --- vcpu_op (24): a guest brings its own vCPUs up and down --------------------
+
+def do_vcpu_op(hv: "Hypervisor", caller: "Domain", cmd: int, vcpuid: int = 0, arg=None) -> int:
+    """VCPUOP_up / VCPUOP_down / VCPUOP_is_up on the caller's own vCPUs.
+
+    The model keeps vCPUs 0..n-1 on-line (a count, not a bitmap), so the guest's
+    hotplug handler brings them up in increasing and down in decreasing order;
+    vCPU 0 never goes off-line (Linux keeps the boot CPU).
+    """
+    if not isinstance(vcpuid, int) or not 0 <= vcpuid < caller.config.vcpus:
+        return C.ENOENT
+    n = caller.vcpus_online
+    if cmd == C.VCPUOP_is_up:
+        return int(vcpuid < n)
+    if cmd == C.VCPUOP_up:
+        if vcpuid < n:
+            return 0
+        if vcpuid != n:
+            return C.EINVAL
+        caller.vcpus_online = n + 1
+        return 0
+    if cmd == C.VCPUOP_down:
+        if vcpuid >= n:
+            return 0
+        if vcpuid == 0 or vcpuid != n - 1:
+            return C.EINVAL
+        caller.vcpus_online = n - 1
+        return 0
     return C.ENOSYS
 
 
@@ -197,6 +258,7 @@ BASE_TABLE: dict[str, HypercallEntry] = {
         HypercallEntry("dom0_op", C.HYPERCALL_NUMBERS["dom0_op"], _privileged_only, privileged=True),
         HypercallEntry("memory_op", C.HYPERCALL_NUMBERS["memory_op"], do_memory_op),
         HypercallEntry("sched_op", C.HYPERCALL_NUMBERS["sched_op"], do_sched_op),
+        HypercallEntry("vcpu_op", C.HYPERCALL_NUMBERS["vcpu_op"], do_vcpu_op),
         HypercallEntry("xen_version", C.HYPERCALL_NUMBERS["xen_version"], do_xen_version),
         HypercallEntry("console_io", C.HYPERCALL_NUMBERS["console_io"], do_console_io),
     )

@@ -157,8 +157,8 @@ class Hypervisor:
 
     # --- services used by handlers ---------------------------------------------
     def _create_domain(self, config: DomainConfig, out: dict) -> int:
-        if any(d.name == config.name for d in self.domains.values()):
-            return C.EEXIST
+        # Xen itself knows no names (they live in xend and xenstore): the toolstack
+        # refuses duplicates before it gets here.
         domid = self._allocate_domid()
         if domid is None:
             return C.ENOMEM
@@ -213,7 +213,8 @@ class Hypervisor:
         dom = self.domains[domid]
         dom.console += boot_messages(dom.name, dom.kind.value, dom.tot_pages * 4, dom.vcpus_online, C.XEN_VERSION)
         populated = np.flatnonzero(dom.p2m != C.INVALID_MFN)
-        self.guest_write(domid, populated[: min(populated.size, 2048)])  # ~8 MiB of kernel and page cache
+        # ILLUSTRATIVE: the kernel image and early page cache fill ~8 MiB (2048 pages) at boot.
+        self.guest_write(domid, populated[: min(populated.size, 2048)])
 
     def guest_write(self, domid: int, pfns) -> None:
         """The guest stores to these pages: each gets new content (a fresh stamp).
@@ -265,8 +266,8 @@ class Hypervisor:
         elif target_pages > cur:
             want = min(target_pages, dom.max_pages) - cur
             if want > 0:
-                pfns = np.flatnonzero(dom.p2m == C.INVALID_MFN)[:want]
-                self.hypercall(domid, "memory_op", C.XENMEM_increase_reservation, C.DOMID_SELF, pfns.size, pfns)
+                pfns = np.flatnonzero(dom.p2m == C.INVALID_MFN)[:want]  # Linux's balloon repopulates its holes
+                self.hypercall(domid, "memory_op", C.XENMEM_populate_physmap, C.DOMID_SELF, pfns.size, pfns)
         self.trace.record(time_ns=self.now_ns, domid=domid, kind="balloon", detail=f"target {target_pages}",
                           value=dom.tot_pages)
         return dom.tot_pages

@@ -18,7 +18,7 @@ from vmlab.errors import CapacityError, ConfigError, DomainNotFound, DomainState
 from vmlab.hardware.host import parse_size_mib
 from vmlab.hardware.memory import frames_from_mib, mib_from_frames
 from vmlab.hypervisor import constants as C
-from vmlab.hypervisor.domain import Domain, DomainConfig, DomainState
+from vmlab.hypervisor.domain import Domain, DomainConfig, DomainKind, DomainState
 from vmlab.hypervisor.hypervisor import DomainInfo, Hypervisor
 from vmlab.toolstack import devices
 from vmlab.toolstack.config import parse_xm_config
@@ -225,10 +225,27 @@ class Toolstack:
         self._call("domctl", C.XEN_DOMCTL["max_mem"], dom.domid, mib * 1024)
 
     def vcpu_set(self, ref: str | int, n: int) -> None:
+        """xm vcpu-set: xend writes cpu/<i>/availability in xenstore; the PV guest's hotplug
+        handler then brings vCPUs up or down itself with VCPUOP_up / VCPUOP_down."""
         dom = self._domU(ref, "vcpu-set")
         if not isinstance(n, int) or not 1 <= n <= dom.config.vcpus:
             raise ConfigError(f"xm vcpu-set {ref} {n}: must be 1..{dom.config.vcpus} (the vcpus= the guest was created with)")
-        self._call("domctl", C.XEN_DOMCTL["max_vcpus"], dom.domid, n)
+        if dom.kind is DomainKind.HVM:
+            raise DomainStateError(f"xm vcpu-set {ref}: {dom.name} is an HVM guest without PV drivers; it cannot "
+                                   "hot-plug vCPUs; change vcpus= in its config and restart it")
+        if not dom.is_live:
+            raise DomainStateError(f"xm vcpu-set {ref}: {dom.name} is {dom.state.value}; the guest must run to act on it")
+        from vmlab.io.system import io_system
+        xs = io_system(self.hv).xenstore
+        if f"/local/domain/{dom.domid}" in xs.nodes:
+            for i in range(dom.config.vcpus):
+                xs.write(0, f"/local/domain/{dom.domid}/cpu/{i}/availability", "online" if i < n else "offline")
+        cur = dom.vcpus_online
+        order = [(C.VCPUOP_up, v) for v in range(cur, n)] + [(C.VCPUOP_down, v) for v in range(cur - 1, n - 1, -1)]
+        for op, v in order:
+            rc = self.hv.hypercall(dom.domid, "vcpu_op", op, v)
+            if rc < 0:
+                raise HypercallError("vcpu_op", rc, f"{dom.name} could not change vCPU {v}")
 
     # --- hot-plug -------------------------------------------------------------------
     def block_attach(self, ref: str | int, disk: str) -> None:
@@ -267,18 +284,33 @@ class Toolstack:
 
     # --- save / restore ----------------------------------------------------------------
     def save(self, ref: str | int, path: str) -> None:
+        """xm save: suspend the guest, write its memory and state to `path`, destroy it.
+
+        A running PV guest is asked to suspend (xenstore control/shutdown =
+        "suspend"); it stops itself with SHUTDOWN_suspend and xc_domain_save reads
+        it. An HVM guest (no PV drivers) or a paused guest is simply paused. If the
+        file cannot be written the guest is resumed (XEN_DOMCTL_resumedomain).
+        """
         from vmlab.toolstack.snapshot import write_save_file
         dom = self._domU(ref, "save")
         if not (dom.is_live or dom.state is DomainState.PAUSED):
             raise DomainStateError(f"xm save {ref}: {dom.name} is {dom.state.value}; only a running or paused guest can be saved")
         was_paused = dom.state is DomainState.PAUSED
-        if not was_paused:
+        if was_paused:
+            undo = lambda: None
+        elif dom.kind is DomainKind.PV:
+            self._write_control(dom, "suspend")
+            rc = self.hv.hypercall(dom.domid, "sched_op", C.SCHEDOP_shutdown, C.SHUTDOWN_suspend)
+            if rc < 0:
+                raise HypercallError("sched_op", rc, f"{dom.name} did not suspend")
+            undo = lambda: self._call("domctl", C.XEN_DOMCTL["resumedomain"], dom.domid)
+        else:
             self._call("domctl", C.XEN_DOMCTL["pausedomain"], dom.domid)
+            undo = lambda: self._call("domctl", C.XEN_DOMCTL["unpausedomain"], dom.domid)
         try:
             write_save_file(path, self.hv, dom, resume_paused=was_paused)
         except Exception:
-            if not was_paused:
-                self._call("domctl", C.XEN_DOMCTL["unpausedomain"], dom.domid)
+            undo()
             raise
         devices.disconnect(self.hv, dom)
         self._call("domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
