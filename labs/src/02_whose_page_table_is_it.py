@@ -82,6 +82,7 @@ fault with an x86 error code (bit 0: protection vs not-present, bit 1: write, bi
 print("unmapped read :", walk(k.mem, int(k.p2m[k.current.root]), VA + 100 * 4096).fault)
 k.map(pid, VA + 64 * 4096, 1, writable=False)
 print("write to an RO page:", walk(k.mem, int(k.p2m[k.current.root]), VA + 64 * 4096, write=True).fault)
+k.unmap(pid, VA + 64 * 4096, 1)   # leave the address space as it was (safe to run twice)
 """),
 ("md", r"""
 ## 2. PV direct paging: the guest's tables are the real ones
@@ -94,7 +95,9 @@ mapping of one of its own page tables (or it could write any entry it likes). Xe
 every change is an `mmu_update` hypercall that Xen validates.
 
 Let us be a malicious PV guest and try to map our own L1 page table *writable* into our address
-space. **Predict:** which errno does Xen return? (`-1` EPERM, `-22` EINVAL, `-38` ENOSYS)
+space. Any PV guest may call `mmu_update`, so this is not a question of privilege: Xen checks the
+request against its type rules, and a request that fails validation is an invalid argument.
+**Predict:** which errno does Xen return? (`-1` EPERM, `-22` EINVAL, `-38` ENOSYS)
 """),
 ("code", r"""
 answer_pt_rw = ex.reveal("writable page table")   # ← a negative number
@@ -173,8 +176,9 @@ for random sequences of map, unmap, fork, exec and exit with batch sizes 1, 32 a
 With EPT/NPT the guest's tables hold **guest-physical** frame numbers, and the hypervisor keeps a
 second, *nested* table from guest-physical to machine frames. The guest may write its tables
 freely — no exits — but on a TLB miss the hardware must translate *every* guest-physical address it
-touches: the guest CR3, each of the four guest tables, and the final data page. Each of those is a
-4-level nested walk.
+touches: five guest-physical addresses — the four guest tables (the first is the one CR3 names) and
+the data page — each translated by a 4-level nested walk, plus the 4 reads of the guest's own
+entries.
 
 **Predict:** how many memory references does a cold nested walk make (4-level guest table, 4-level
 nested table)?
@@ -193,6 +197,22 @@ ex.add("nested walk", expected=w.refs, explain="4 guest tables x (4 nested + 1 g
 ex.check("nested walk", answer_nested)
 """),
 ("md", r"""
+**Predict:** with 2 MiB nested pages (so the nested walk has 3 levels), how many references?
+"""),
+("code", r"""
+answer_19 = ex.reveal("nested walk, 2 MiB nested pages")   # ← a number
+"""),
+("code", r"""
+explorer = PageWalkExplorer()   # (a fresh one: safe to run twice)
+explorer.large.value = True
+print(explorer.source.data["total"][0], "references with 2 MiB nested pages")
+explorer.large.value = False
+explorer.nested_tlb.value, explorer.pwc.value, explorer.warm.value = True, True, True
+print(explorer.source.data["total"][0], "references with a warm nested TLB and page-walk cache")
+ex.add("nested walk, 2 MiB nested pages", expected=walk_refs(4, 3), explain="(4+1)(3+1)-1")
+ex.check("nested walk, 2 MiB nested pages", answer_19)
+"""),
+("md", r"""
 The explorer draws the walk as a grid: rows are the guest's steps, columns the nested levels plus
 the guest's own entry. Slide `step` to replay it; tick **2 MiB nested pages** (one fewer nested
 level) and the caches. A *nested TLB* remembers guest-physical → machine translations; a *page-walk
@@ -201,23 +221,7 @@ first.
 """),
 ("code", r"""
 # NBVAL_IGNORE_OUTPUT
-explorer = PageWalkExplorer()
 explorer
-"""),
-("md", r"""
-**Predict:** with 2 MiB nested pages (so the nested walk has 3 levels), how many references?
-"""),
-("code", r"""
-answer_19 = ex.reveal("nested walk, 2 MiB nested pages")   # ← a number
-"""),
-("code", r"""
-explorer.large.value = True
-print(explorer.source.data["total"][0], "references with 2 MiB nested pages")
-explorer.large.value = False
-explorer.nested_tlb.value, explorer.pwc.value, explorer.warm.value = True, True, True
-print(explorer.source.data["total"][0], "references with a warm nested TLB and page-walk cache")
-ex.add("nested walk, 2 MiB nested pages", expected=walk_refs(4, 3), explain="(4+1)(3+1)-1")
-ex.check("nested walk, 2 MiB nested pages", answer_19)
 """),
 ("md", r"""
 ## 5. Shadow paging: the hypervisor keeps the real tables
@@ -278,12 +282,8 @@ batching), shadow in **exits** (one per write to a shadowed table, plus shadow f
 
 The explorer runs five scenarios: `fork`, `build` (one big address space), `switch` (two processes
 taking turns), `mmap_churn` (map/unmap in a loop) and `tlb_heavy` (few table changes, many TLB
-misses over a large footprint). Try them, and the batch size.
-"""),
-("code", r"""
-# NBVAL_IGNORE_OUTPUT
-traffic = TrafficExplorer()
-traffic
+misses over a large footprint). Predict first; then try them in the explorer below, with the batch
+size.
 """),
 ("md", r"""
 **Predict:** which of `shadow` or `nested` is cheaper (fewer estimated cycles) for `mmap_churn`,
@@ -309,6 +309,11 @@ ex.add("cheaper for mmap_churn", expected=cheapest["mmap_churn"], explain="page-
 ex.add("cheaper for tlb_heavy", expected=cheapest["tlb_heavy"], explain="every TLB miss costs 24 references under nested")
 ex.check("cheaper for mmap_churn", answer_churn)
 ex.check("cheaper for tlb_heavy", answer_tlb)
+"""),
+("code", r"""
+# NBVAL_IGNORE_OUTPUT
+traffic = TrafficExplorer()
+traffic
 """),
 ("md", r"""
 VMware's measurements tell the same story: EPT up to 48% faster than shadow paging on MMU-heavy
