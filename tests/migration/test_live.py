@@ -128,10 +128,12 @@ def test_non_live_migration_uses_stop_and_copy():
     assert rep.policy == "stop-and-copy" and rep.downtime_ms > 0.9 * (rep.total_time_ms - rep.setup_time_ms)
 
 
-def test_xm_migrate_verb_prints_info_migrate():
+def test_xm_migrate_verb_prints_the_xend_log_for_xen_and_info_migrate_for_qemu():
     pool = _pool()
     _guest(pool)
     out = run_xm(pool, "migrate -l vm1 ovs2")
+    assert out.splitlines()[0] == "xend.log (rounds):" and "xen3: completed" in out
+    out = run_xm(pool, "migrate -l vm1 ovs1 --policy qemu")
     assert out.splitlines()[0] == "Migration status: completed"
 
 
