@@ -77,7 +77,14 @@ def build(src: pathlib.Path, *, timeout: int = 600) -> pathlib.Path:
                 kept.append(out)
             else:
                 raise SystemExit(f"{src.name} cell {i} displays {out.output_type}; mark it # NBVAL_IGNORE_OUTPUT")
-        cell.outputs = kept
+        merged = []  # one stream output per run of stdout chunks: how they were chunked is timing
+        for out in kept:
+            if merged and out.output_type == "stream" and merged[-1].output_type == "stream" \
+                    and merged[-1].name == out.name:
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        cell.outputs = merged
     nb.nbformat_minor = 5
     for cell in nb.cells:  # stable ids keep diffs small
         cell.id = f"cell-{nb.cells.index(cell):03d}"

@@ -92,9 +92,9 @@ def check_migration(src: "Hypervisor", dst: "Hypervisor", dom: Domain, *, live: 
         if vif.bridge not in dst.bridges:
             raise MigrationRefused(f"vif bridge {vif.bridge} does not exist on {dst.host.name}; live migration keeps "
                                    "the MAC and IP, so both servers must be on the same network (bridge/VLAN)")
-    if dst.host.pcpus < dom.vcpus_online:
+    if dst.host.pcpus < dom.vcpus_online:  # Oracle VM's pool rule (identical servers), not a Xen limit
         raise MigrationRefused(f"{name} has {dom.vcpus_online} vCPUs but {dst.host.name} has {dst.host.pcpus} CPUs; "
-                               "migrate only between compatible (identical) servers")
+                               "Oracle VM migrates only between compatible (identical) servers of a pool")
     if any(d.name == name for d in dst.domains.values()):
         raise MigrationRefused(f"a domain named {name} already exists on {dst.host.name}; rename or destroy it first")
     need = dom.tot_pages

@@ -85,35 +85,47 @@ class MigrationReport:
         return sum(1 for r in self.rounds if r.phase == "precopy")
 
     def query_migrate(self) -> dict:
-        """QMP `query-migrate` reply (the `return` object), field names as QEMU spells them."""
-        info: dict = {"status": self.status, "total-time": int(round(self.total_time_ms)),
-                      "setup-time": int(round(self.setup_time_ms))}
+        """QMP `query-migrate` reply (the `return` object), as QEMU's fill_source_migration_info builds it.
+
+        A failed or cancelled migration reports only its status (and error-desc);
+        `remaining` and `dirty-pages-rate` are filled only while not completed.
+        """
+        info: dict = {"status": self.status}
+        if self.error and self.status == "failed":
+            info["error-desc"] = self.error
+        if self.status in ("failed", "cancelled"):
+            return info
+        info["total-time"] = int(round(self.total_time_ms))
+        info["setup-time"] = int(round(self.setup_time_ms))
         if self.status == "completed":
             info["downtime"] = int(round(self.downtime_ms))
         else:
             info["expected-downtime"] = int(round(self.expected_downtime_ms))
-        if self.error:
-            info["error-desc"] = self.error
         info["ram"] = {
-            "transferred": self.transferred_bytes, "remaining": self.remaining_bytes, "total": self.total_bytes,
+            "transferred": self.transferred_bytes, "total": self.total_bytes,
             "duplicate": self.duplicate_pages, "skipped": 0, "normal": self.normal_pages,
-            "normal-bytes": self.normal_bytes, "dirty-pages-rate": self.dirty_pages_rate,
+            "normal-bytes": self.normal_bytes,
             "mbps": round(self.mbps, 6), "dirty-sync-count": self.dirty_sync_count, "page-size": self.page_size,
             "pages-per-second": self.pages_per_second, "precopy-bytes": self.precopy_bytes,
             "downtime-bytes": self.downtime_bytes, "postcopy-bytes": self.postcopy_bytes,
             "postcopy-requests": self.postcopy_faults,
         }
+        if self.status != "completed":
+            info["ram"]["remaining"] = self.remaining_bytes
+            info["ram"]["dirty-pages-rate"] = self.dirty_pages_rate
         if self.cpu_throttle_pct:
             info["cpu-throttle-percentage"] = self.cpu_throttle_pct
         return info
 
     def info_migrate(self) -> str:
-        """HMP `info migrate` text."""
+        """HMP `info migrate` text (hmp_info_migrate: RAM lines only when QMP reported RAM)."""
         q = self.query_migrate()
-        ram = q["ram"]
         status = f"Migration status: {q['status']}"
-        if self.error:
-            status += f" ({self.error})"
+        if q["status"] == "failed" and self.error:
+            status += f" (error: {self.error})"
+        if "ram" not in q:
+            return status
+        ram = q["ram"]
         lines = [status, f"total time: {q['total-time']} ms"]
         if "expected-downtime" in q:
             lines.append(f"expected downtime: {q['expected-downtime']} ms")
@@ -123,7 +135,7 @@ class MigrationReport:
             f"setup: {q['setup-time']} ms",
             f"transferred ram: {ram['transferred'] >> 10} kbytes",
             f"throughput: {ram['mbps']:.2f} mbps",
-            f"remaining ram: {ram['remaining'] >> 10} kbytes",
+            f"remaining ram: {ram.get('remaining', 0) >> 10} kbytes",
             f"total ram: {ram['total'] >> 10} kbytes",
             f"duplicate: {ram['duplicate']} pages",
             f"skipped: 0 pages",
@@ -134,7 +146,7 @@ class MigrationReport:
             f"multifd bytes: 0 kbytes",
             f"pages-per-second: {ram['pages-per-second']}",
         ]
-        if ram["dirty-pages-rate"]:
+        if ram.get("dirty-pages-rate"):
             lines.append(f"dirty pages rate: {ram['dirty-pages-rate']} pages")
         if ram["postcopy-requests"]:
             lines.append(f"postcopy request count: {ram['postcopy-requests']}")
