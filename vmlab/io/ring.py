@@ -49,6 +49,23 @@ NET_TX_RING_SIZE = ring_size(12)      # 256
 NET_RX_RING_SIZE = ring_size(8)       # 256
 
 
+def _push_and_check_notify(end, prod: str, event: str, new: int, what: str) -> bool:
+    """The body both io/ring.h push macros share: publish `new` as the shared producer
+    index and notify only if the other side's event index lies in (old, new]."""
+    s = end.sring
+    old = getattr(s, prod)
+    if old == new:
+        return False
+    setattr(s, prod, new)
+    end.counts["pushes"] += 1
+    ev = getattr(s, event)
+    notify = ((new - ev) & M32) < ((new - old) & M32) if end.suppress else True
+    end.counts["notify" if notify else "suppressed"] += 1
+    if end.log is not None:
+        end.log.append((what, old, new, ev, notify))
+    return notify
+
+
 @dataclass(slots=True)
 class SharedRing:
     """The shared page: producer indices, event thresholds and the slots."""
@@ -109,17 +126,7 @@ class FrontRing:
 
     def push_requests(self) -> bool:
         """RING_PUSH_REQUESTS_AND_CHECK_NOTIFY: publish; True if the backend must be notified."""
-        s = self.sring
-        old, new = s.req_prod, self.req_prod_pvt
-        if old == new:
-            return False
-        s.req_prod = new
-        self.counts["pushes"] += 1
-        notify = ((new - s.req_event) & M32) < ((new - old) & M32) if self.suppress else True
-        self.counts["notify" if notify else "suppressed"] += 1
-        if self.log is not None:
-            self.log.append(("push_requests", old, new, s.req_event, notify))
-        return notify
+        return _push_and_check_notify(self, "req_prod", "req_event", self.req_prod_pvt, "push_requests")
 
     def unconsumed_responses(self) -> int:
         return (self.sring.rsp_prod - self.rsp_cons) & M32
@@ -175,17 +182,7 @@ class BackRing:
 
     def push_responses(self) -> bool:
         """RING_PUSH_RESPONSES_AND_CHECK_NOTIFY"""
-        s = self.sring
-        old, new = s.rsp_prod, self.rsp_prod_pvt
-        if old == new:
-            return False
-        s.rsp_prod = new
-        self.counts["pushes"] += 1
-        notify = ((new - s.rsp_event) & M32) < ((new - old) & M32) if self.suppress else True
-        self.counts["notify" if notify else "suppressed"] += 1
-        if self.log is not None:
-            self.log.append(("push_responses", old, new, s.rsp_event, notify))
-        return notify
+        return _push_and_check_notify(self, "rsp_prod", "rsp_event", self.rsp_prod_pvt, "push_responses")
 
     def final_check_for_requests(self) -> bool:
         """RING_FINAL_CHECK_FOR_REQUESTS"""
