@@ -84,9 +84,6 @@ class MachineMemory:
     def free_frames(self) -> int:
         return self._free
 
-    def owned_by(self, owner: int) -> np.ndarray:
-        return np.flatnonzero(self.owner == owner)
-
     def count_owned(self, owner: int) -> int:
         return int(np.count_nonzero(self.owner == owner))
 

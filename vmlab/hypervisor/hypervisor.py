@@ -11,7 +11,6 @@ Everything a guest asks for afterwards goes through `hypercall`.
 
 from __future__ import annotations
 
-import errno as _errno
 from dataclasses import dataclass
 
 import numpy as np
@@ -368,10 +367,6 @@ class Hypervisor:
             assert dom.tot_pages <= dom.max_pages or dom.privileged
         known = set(self.domains) | {C.DOMID_XEN, FREE}
         assert set(counts) <= known, f"frames owned by unknown owners {set(counts) - known}"
-
-
-def errno_name(rc: int) -> str:
-    return "-" + _errno.errorcode.get(-rc, str(-rc)) if rc < 0 else str(rc)
 
 
 # --- saving and loading a whole hypervisor (the CLI's state file uses this) ----------

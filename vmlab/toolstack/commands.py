@@ -12,7 +12,6 @@ import shlex
 from typing import Callable
 
 from vmlab.errors import ConfigError
-from vmlab.hardware.host import parse_size_mib
 from vmlab.toolstack.config import parse_xm_config
 from vmlab.toolstack.pool import ServerPool
 from vmlab.toolstack.xm import Toolstack
@@ -186,7 +185,3 @@ def run_xm(pool: ServerPool, argv: list[str] | str, *, server: str | None = None
     except _HelpShown as h:
         return str(h) or xm_parser().format_help()
     return VERBS[a.verb][0](pool, server, a)
-
-
-def parse_mib(text: str) -> int:
-    return parse_size_mib(text, what="memory")
