@@ -128,3 +128,16 @@ def test_pool_and_sim_commands(tmp_path, capsys):
     assert main(s + ["sim", "crash", "vm2"]) == 0  # on_crash=restart: back with a new domid
     assert main(s + ["xm", "list", "vm2"]) == 0
     assert capsys.readouterr().out.split()[-5] == "2"
+
+
+def test_xm_migrate_moves_a_guest_and_reports_progress_on_stderr(tmp_path, capsys):
+    s = ["--state", str(tmp_path / "s.sqlite")]
+    assert main(s + ["pool", "init", "--servers", "2", "--memory", "2g"]) == 0
+    assert main(s + ["virt-install", "-n", "vm1", "-r", "256", "-p"]) == 0
+    capsys.readouterr()
+    assert main(s + ["xm", "migrate", "-l", "vm1", "ovs2"]) == 0
+    out, err = capsys.readouterr()
+    assert "xen3: completed" in out
+    assert err.startswith("migrate: round 1 precopy: 65536 pages sent")
+    assert main(s + ["xm", "--host", "ovs2", "list", "vm1"]) == 0
+    assert main(s + ["xm", "list", "vm1"]) == 1  # gone from ovs1

@@ -106,6 +106,12 @@ def build_parser() -> Parser:
     return p
 
 
+def _print_round(r) -> None:
+    """Progress of a long `xm migrate`: one line per round on stderr (stdout keeps the result)."""
+    print(f"migrate: round {r.round} {r.phase}: {r.pages_sent} pages sent, {r.pages_dirtied} dirtied, "
+          f"{r.remaining_pages} left ({r.start_ms + r.duration_ms:.0f} ms)", file=sys.stderr, flush=True)
+
+
 def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
     """(global args, raw command, its raw args): xm and virt-install take their argv untouched."""
     i = 0
@@ -126,7 +132,7 @@ def run(argv: list[str]) -> str:
         return xm_parser().format_help()
     with StateFile(a.state).transaction() as pool:
         if raw_cmd == "xm":
-            return run_xm(pool, rest, server=host)
+            return run_xm(pool, rest, server=host, progress=_print_round)
         if raw_cmd == "virt-install":
             cfg = virt_install_argv(rest)
             dom = pool.xm(host).create(cfg)

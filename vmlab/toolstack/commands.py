@@ -118,12 +118,12 @@ def _dmesg(pool, server, a) -> str:
     return "\n".join(pool.server(server).xen_console)
 
 
-def _migrate(pool, server, a) -> str:
+def _migrate(pool, server, a, progress=None) -> str:
     try:
         from vmlab.toolstack.migrate import migrate
     except ImportError:
         raise ConfigError("xm migrate: live migration is not built yet in this vmlab; see issue 6") from None
-    report = migrate(pool, a.domain, a.host, live=a.live, port=a.port, policy=a.policy)
+    report = migrate(pool, a.domain, a.host, live=a.live, port=a.port, policy=a.policy, progress=progress)
     # Real `xm migrate` is silent on success and logs its rounds to xend.log; vmlab
     # prints that log. A QEMU policy gets QEMU's own HMP `info migrate` text.
     if report.policy.startswith("qemu"):
@@ -176,12 +176,18 @@ def xm_parser(prog: str = "xm") -> Parser:
     return p
 
 
-def run_xm(pool: ServerPool, argv: list[str] | str, *, server: str | None = None) -> str:
-    """Run one xm command line against `pool` and return what xm would print."""
+def run_xm(pool: ServerPool, argv: list[str] | str, *, server: str | None = None, progress=None) -> str:
+    """Run one xm command line against `pool` and return what xm would print.
+
+    `progress(round_record)` is called after each migration round (the CLI prints it
+    to stderr while a long migration runs).
+    """
     if isinstance(argv, str):
         argv = shlex.split(argv)
     try:
         a = xm_parser().parse_args(argv)
     except _HelpShown as h:
         return str(h) or xm_parser().format_help()
+    if a.verb == "migrate":
+        return _migrate(pool, server, a, progress=progress)
     return VERBS[a.verb][0](pool, server, a)
