@@ -47,13 +47,13 @@ def bench_web_10m_all_paths_with_timeline():
 
 @lru_cache(maxsize=None)
 def _comparer():
-    from widgets.path_comparer import PathComparer
+    from vmlab.widgets.path_comparer import PathComparer
     return PathComparer()
 
 
 @lru_cache(maxsize=None)
 def _explorer():
-    from widgets.batching import BatchingExplorer
+    from vmlab.widgets.batching import BatchingExplorer
     return BatchingExplorer()
 
 

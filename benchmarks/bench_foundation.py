@@ -28,7 +28,7 @@ def bench_create_32_guests_on_64gib_host():
 
 
 def _dash():
-    from widgets.dashboard import DomainDashboard
+    from vmlab.widgets.dashboard import DomainDashboard
     return _BIG.get("dash") or _BIG.setdefault("dash", DomainDashboard(_big_host()))
 
 

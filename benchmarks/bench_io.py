@@ -45,7 +45,7 @@ def bench_io_explorer_default():
 
 def bench_io_explorer_widget_update():
     """target <= 50 ms: IoExplorer batch-slider update at default size (PV and emulated, 64 requests each)"""
-    from widgets.io_explorer import IoExplorer
+    from vmlab.widgets.io_explorer import IoExplorer
     w = _widget(IoExplorer)
     w.batch.value = 2 if w.batch.value != 2 else 3
     return "io_compare + ColumnDataSource update"
@@ -53,7 +53,7 @@ def bench_io_explorer_widget_update():
 
 def bench_ring_widget_update():
     """target <= 50 ms: RingVisualizer suppression toggle (re-simulates 24 requests on an 8-slot ring)"""
-    from widgets.ring import RingVisualizer
+    from vmlab.widgets.ring import RingVisualizer
     w = _widget(RingVisualizer)
     w.suppression.value = not w.suppression.value
     return "ring_walkthrough + ColumnDataSource update"

@@ -1,7 +1,8 @@
 """Build the lab notebooks from their sources: `python tools/build_labs.py [NN ...]`.
 
-A lab's source is labs/src/NN_slug.py defining CELLS, a list of ("md", text) and
-("code", text). The builder writes labs/NN-slug.ipynb, executes it top to bottom
+A lab's source is labs/src/NN_slug.py in jupytext's percent format (`# %%` code
+cells, `# %% [markdown]` text cells): it opens as a notebook in JupyterLab (with
+jupytext installed, as the `lab` extra does) and diffs cleanly in git. The builder writes labs/NN-slug.ipynb, executes it top to bottom
 in a fresh kernel (cwd labs/), and keeps only what nbval should compare:
 
   * text outputs (stdout and text/plain results) of ordinary code cells;
@@ -15,10 +16,10 @@ marked) or if any cell raised, so a lab that builds is a lab nbval can check.
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import sys
 
+import jupytext
 import nbformat
 from nbclient import NotebookClient
 
@@ -28,10 +29,8 @@ MARKS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP")
 
 
 def load_cells(src: pathlib.Path) -> list[tuple[str, str]]:
-    spec = importlib.util.spec_from_file_location(src.stem, src)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.CELLS
+    nb = jupytext.read(src, fmt="py:percent")
+    return [("md" if c.cell_type == "markdown" else "code", c.source) for c in nb.cells]
 
 
 def notebook_path(src: pathlib.Path) -> pathlib.Path:

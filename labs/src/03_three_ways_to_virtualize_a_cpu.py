@@ -1,110 +1,122 @@
-"""Lab 3 — Three ways to virtualize a CPU: PV, HVM and binary translation. Built by tools/build_labs.py."""
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-CELLS = [
-("md", r"""
-# Lab 3 — Three ways to virtualize a CPU
+# %% [markdown]
+# # Lab 3 — Three ways to virtualize a CPU
+#
+# A guest kernel wants to do privileged things: load CR3, write page tables, mask interrupts, talk
+# to devices. A hypervisor has three ways to let it, and they cost very different amounts:
+#
+# * **Paravirtualization (PV)** — what Oracle VM uses. The guest kernel is *modified*: it knows it
+#   runs on Xen and asks for privileged work with **hypercalls**, which it can group.
+# * **Hardware virtualization (HVM)** — the guest is unmodified; the CPU (VT-x/AMD-V) makes every
+#   instruction the hypervisor has configured to trap **exit** to it, which handles it and resumes the guest.
+# * **Binary translation (BT)** — VMware's software VMM: guest kernel code is translated, block by
+#   block, into a *translation cache*; privileged instructions become cheap in-place emulation or
+#   *callouts* into the VMM.
+#
+# Adams & Agesen (ASPLOS 2006) measured VMware's BT against its first VT-x VMM and found —
+# surprisingly — that the hardware VMM often **lost**. In this lab you find out why, and when it
+# wins, on workloads you can change.
+#
+# Every number the model uses comes from `datasets/tables/cost_presets.csv` (with its source and a
+# confidence mark) or is labelled ILLUSTRATIVE. The model reproduces *orderings*, not digits.
 
-A guest kernel wants to do privileged things: load CR3, write page tables, mask interrupts, talk
-to devices. A hypervisor has three ways to let it, and they cost very different amounts:
-
-* **Paravirtualization (PV)** — what Oracle VM uses. The guest kernel is *modified*: it knows it
-  runs on Xen and asks for privileged work with **hypercalls**, which it can group.
-* **Hardware virtualization (HVM)** — the guest is unmodified; the CPU (VT-x/AMD-V) makes every
-  instruction the hypervisor has configured to trap **exit** to it, which handles it and resumes the guest.
-* **Binary translation (BT)** — VMware's software VMM: guest kernel code is translated, block by
-  block, into a *translation cache*; privileged instructions become cheap in-place emulation or
-  *callouts* into the VMM.
-
-Adams & Agesen (ASPLOS 2006) measured VMware's BT against its first VT-x VMM and found —
-surprisingly — that the hardware VMM often **lost**. In this lab you find out why, and when it
-wins, on workloads you can change.
-
-Every number the model uses comes from `datasets/tables/cost_presets.csv` (with its source and a
-confidence mark) or is labelled ILLUSTRATIVE. The model reproduces *orderings*, not digits.
-"""),
-("code", r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
-import widgets
+from vmlab import widgets
 from vmlab.costs import preset, missing_rows
 from vmlab.datasets import load_table
 from vmlab.exercises import Exercises
 from vmlab.execution import (EXIT_TABLE, Op, OpStream, compare_paths, run_hvm, run_loop, run_native,
                              run_bt, run_pv, workload, NANOBENCHMARKS)
 from vmlab.execution.native import walk_refs
-from widgets.path_comparer import PathComparer
+from vmlab.widgets.path_comparer import PathComparer
 widgets.setup_notebook()
 ex = Exercises("Lab 3")
 P4, KVM = preset("p4_vtx_2006"), preset("modern_kvm")
-"""),
-("md", r"""
-## 1. A workload is a stream of operations
 
-vmlab describes what a guest does as a stream: plain computation, system calls, PTE writes, CR3
-loads, TLB flushes and misses, page faults, I/O, `cli`/`sti`, timer interrupts, `hlt`, `cpuid`,
-... Here is one iteration of **forkwait** (fork a child, let it touch its memory and exit, wait
-for it — Adams & Agesen's process-creation benchmark):
-"""),
-("code", r"""
+# %% [markdown]
+# ## 1. A workload is a stream of operations
+#
+# vmlab describes what a guest does as a stream: plain computation, system calls, PTE writes, CR3
+# loads, TLB flushes and misses, page faults, I/O, `cli`/`sti`, timer interrupts, `hlt`, `cpuid`,
+# ... Here is one iteration of **forkwait** (fork a child, let it touch its memory and exit, wait
+# for it — Adams & Agesen's process-creation benchmark):
+
+# %%
 one = workload("forkwait", 1)
 print(len(one), "operations")
 for name, n in one.mix().items():
     print(f"  {name:12s} {n:5d}")
-"""),
-("md", r"""
-## 2. The cost model
 
-Each path turns the stream into what actually happens. Costs are per operation, in cycles, from
-a **preset**. `p4_vtx_2006` is the Pentium 4 with first-generation VT-x of the 2006 paper:
-"""),
-("code", r"""
+# %% [markdown]
+# ## 2. The cost model
+#
+# Each path turns the stream into what actually happens. Costs are per operation, in cycles, from
+# a **preset**. `p4_vtx_2006` is the Pentium 4 with first-generation VT-x of the 2006 paper:
+
+# %%
 for field in ("syscall_native", "vmexit_roundtrip", "shadow_pte_write_trap", "bt_pte_write",
               "bt_syscall", "bt_callout", "hypercall_roundtrip"):
     v = getattr(P4, field + "_cycles")
     src = P4.source_of(field)
     print(f"{field:24s} {v:8.0f}  [{src.confidence}] {src.source}")
 print(len(missing_rows("p4_vtx_2006")), "operations are ILLUSTRATIVE fallbacks not (yet) in the dataset")
-"""),
-("md", r"""
-## 3. HVM: the exit loop, as data
 
-Hardware virtualization fits in one line — kvmtool's `while running: exit = run(); handle[exit.reason]()`.
-vmlab keeps the handlers in a table keyed by the VT-x exit reason number, mapped to KVM's
-in-kernel handlers (`kvm_vmx_exit_handlers`):
-"""),
-("code", r"""
+# %% [markdown]
+# ## 3. HVM: the exit loop, as data
+#
+# Hardware virtualization fits in one line — kvmtool's `while running: exit = run(); handle[exit.reason]()`.
+# vmlab keeps the handlers in a table keyed by the VT-x exit reason number, mapped to KVM's
+# in-kernel handlers (`kvm_vmx_exit_handlers`):
+
+# %%
 for reason, h in EXIT_TABLE.items():
     print(f"{reason.value:3d} {reason.name:19s} {h.where:13s} {h.handler}")
-"""),
-("code", r"""
+
+# %%
 # Run the literal loop on one forkwait iteration, under shadow paging:
 loop = run_loop(one, P4, paging="shadow")
 print(f"{loop.total_cycles:,.0f} cycles; exits by reason: {loop.exits}")
-"""),
-("md", r"""
-## 4. Nanobenchmarks
 
-**Exercise first.** Under shadow paging every guest PTE write exits. How many cycles does one iteration
-of `ptemod` cost under HVM with `p4_vtx_2006`? (One iteration = a 10-cycle loop step plus one PTE
-write; use the table in section 2. `shadow_pte_write_trap` is the whole cost of one trapped write,
-exit included.)
-"""),
-("code", r"""
+# %% [markdown]
+# ## 4. Nanobenchmarks
+#
+# **Exercise first.** Under shadow paging every guest PTE write exits. How many cycles does one iteration
+# of `ptemod` cost under HVM with `p4_vtx_2006`? (One iteration = a 10-cycle loop step plus one PTE
+# write; use the table in section 2. `shadow_pte_write_trap` is the whole cost of one trapped write,
+# exit included.)
+
+# %%
 answer_ptemod = ex.reveal("ptemod HVM cycles")   # ← a number of cycles
-"""),
-("code", r"""
+
+# %%
 r = run_hvm(workload("ptemod", 1000), P4, paging="shadow", timeline=False)
 ex.add("ptemod HVM cycles", expected=r.total_cycles / 1000, unit="cycles",
        explain="10 + shadow_pte_write_trap (4000): one exit and a propagation per write")
 ex.check("ptemod HVM cycles", answer_ptemod)
-"""),
-("md", r"""
-Each nanobenchmark repeats one operation in a kernel loop. **Predict** before you run: under
-`p4_vtx_2006`, which path runs the `syscall` benchmark faster, `"HVM"` or `"BT"`?
-"""),
-("code", r"""
+
+# %% [markdown]
+# Each nanobenchmark repeats one operation in a kernel loop. **Predict** before you run: under
+# `p4_vtx_2006`, which path runs the `syscall` benchmark faster, `"HVM"` or `"BT"`?
+
+# %%
 answer_syscall = ex.reveal("syscall winner")   # ← "HVM" or "BT"
-"""),
-("code", r"""
+
+# %%
 rows = []
 for name in NANOBENCHMARKS:
     s = workload(name, 1000)
@@ -117,33 +129,33 @@ by_name = {n: (bt, hvm) for n, _, bt, hvm in rows}
 winner = "HVM" if by_name["syscall"][1] < by_name["syscall"][0] else "BT"
 ex.add("syscall winner", expected=winner, explain="syscall does not exit under VT-x; BT must emulate the transition")
 ex.check("syscall winner", answer_syscall)
-"""),
-("md", r"""
-What the paper found, qualitatively (the digits of its figure are not in our dataset — we could not
-source them, so we do not invent them):
-"""),
-("code", r"""
+
+# %% [markdown]
+# What the paper found, qualitatively (the digits of its figure are not in our dataset — we could not
+# source them, so we do not invent them):
+
+# %%
 for row in load_table("adams_agesen_2006"):
     if row["kind"] == "nanobenchmark":
         print(f"{row['benchmark']:9s} {row['platform']:4s} {row['finding']}")
-"""),
-("md", r"""
-BT pays for the same write only while a block is young: after `bt_adapt_threshold` traps,
-*adaptive translation* rewrites the writing instruction into a callout.
-"""),
-("code", r"""
+
+# %% [markdown]
+# BT pays for the same write only while a block is young: after `bt_adapt_threshold` traps,
+# *adaptive translation* rewrites the writing instruction into a callout.
+
+# %%
 r = run_bt(workload("ptemod", 1000), P4, timeline=False)
 print("traps:", r.counts["pte_write_traps"], " callouts:", r.counts["pte_write_callouts"],
       f" cycles per iteration: {r.total_cycles / 1000:.0f}")
-"""),
-("md", r"""
-## 5. forkwait: the model next to the paper
 
-Process creation is page-table heavy: copying and tearing down page tables, copy-on-write faults,
-new address spaces. Under shadow paging each of these is an exit for HVM. Below, the model's
-slowdowns on forkwait beside the published times (Adams & Agesen 2006, *recalled* values).
-"""),
-("code", r"""
+# %% [markdown]
+# ## 5. forkwait: the model next to the paper
+#
+# Process creation is page-table heavy: copying and tearing down page tables, copy-on-write faults,
+# new address spaces. Under shadow paging each of these is an exit for HVM. Below, the model's
+# slowdowns on forkwait beside the published times (Adams & Agesen 2006, *recalled* values).
+
+# %%
 fw = workload("forkwait")
 res = compare_paths(fw, P4, timeline=False)
 pub = {r["platform"]: r["value"] for r in load_table("adams_agesen_2006") if r["benchmark"] == "forkwait"}
@@ -152,68 +164,68 @@ for path, key in (("native", "native"), ("BT", "bt"), ("HVM", "hvm")):
     m = res[path].slowdown(res["native"])
     print(f"{path:8s} {m:15.1f} {pub[key]:12.1f} {pub[key] / pub['native']:19.1f}")
 print(f"{'PV':8s} {res['PV'].slowdown(res['native']):15.1f} {'-':>12s} {'-':>19s}")
-"""),
-("md", r"""
-The *order* matches: BT beats HVM by a wide margin, and both lose to native. Where does HVM's time
-go? The breakdown by mechanism:
-"""),
-("code", r"""
+
+# %% [markdown]
+# The *order* matches: BT beats HVM by a wide margin, and both lose to native. Where does HVM's time
+# go? The breakdown by mechanism:
+
+# %%
 for path in ("BT", "HVM"):
     b = res[path].breakdown
     top = sorted(b.items(), key=lambda kv: -kv[1])[:4]
     print(path, " | ".join(f"{k} {v / res['native'].total_cycles:.1f}x" for k, v in top))
 print("HVM exits by reason:", res["HVM"].exits)
-"""),
-("md", r"""
-## 6. Explore
 
-Pick a workload, a preset and HVM's paging mode; move the costs. Bars are cycles by mechanism.
-"""),
-("code", r"""
+# %% [markdown]
+# ## 6. Explore
+#
+# Pick a workload, a preset and HVM's paging mode; move the costs. Bars are cycles by mechanism.
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 pc = PathComparer("forkwait", "p4_vtx_2006")
 pc
-"""),
-("md", r"""
-## 7. Nested paging changes the trade
 
-With EPT/NPT the guest owns its page tables: PTE writes, CR3 loads and guest page faults no
-longer exit. The price is paid on every TLB miss: the walk of a 4-level guest table over a
-4-level nested table.
+# %% [markdown]
+# ## 7. Nested paging changes the trade
+#
+# With EPT/NPT the guest owns its page tables: PTE writes, CR3 loads and guest page faults no
+# longer exit. The price is paid on every TLB miss: the walk of a 4-level guest table over a
+# 4-level nested table.
+#
+# **Predict:** how many memory references does one such TLB miss need (no walk caches)?
 
-**Predict:** how many memory references does one such TLB miss need (no walk caches)?
-"""),
-("code", r"""
+# %%
 answer_refs = ex.reveal("nested walk refs")   # ← a number
-"""),
-("code", r"""
+
+# %%
 ex.add("nested walk refs", expected=walk_refs("nested"), explain="(n+1)(m+1) - 1 with n = m = 4; natively 4")
 ex.check("nested walk refs", answer_refs)
 sh, ne = run_hvm(fw, KVM, paging="shadow", timeline=False), run_hvm(fw, KVM, paging="nested", timeline=False)
 print(f"PTE-write exits: shadow {sh.counts['pte_write_exits']:,}  nested {ne.counts['pte_write_exits']:,}")
 n_miss = fw.counts()[Op.TLB_MISS]
 print(f"cycles per TLB miss: shadow {sh.breakdown['page walks'] / n_miss:.0f}  nested {ne.breakdown['page walks'] / n_miss:.0f}")
-"""),
-("md", r"""
-Under `modern_kvm` (faster exits, TPR shadow, nested paging) HVM is close to native on
-compute-bound and system-call-heavy work — the reason hardware virtualization won in the end:
-"""),
-("code", r"""
+
+# %% [markdown]
+# Under `modern_kvm` (faster exits, TPR shadow, nested paging) HVM is close to native on
+# compute-bound and system-call-heavy work — the reason hardware virtualization won in the end:
+
+# %%
 for name in ("compute", "syscall", "web", "database", "forkwait"):
     s = workload(name)
     nat = run_native(s, KVM, timeline=False).total_cycles
     hv = run_hvm(s, KVM, paging="nested", timeline=False).total_cycles
     print(f"{name:10s} HVM+nested / native = {hv / nat:5.2f}")
-"""),
-("md", r"""
-**Exercise.** `database` and `forkwait` are the exceptions. `database`'s slowdown comes almost
-entirely from one mechanism.
-Which one? (a key of the breakdown, e.g. `"VM exits"`)
-"""),
-("code", r"""
+
+# %% [markdown]
+# **Exercise.** `database` and `forkwait` are the exceptions. `database`'s slowdown comes almost
+# entirely from one mechanism.
+# Which one? (a key of the breakdown, e.g. `"VM exits"`)
+
+# %%
 answer_db = ex.reveal("database mechanism")   # ← a mechanism name
-"""),
-("code", r"""
+
+# %%
 s = workload("database")
 nat = run_native(s, KVM, timeline=False)
 hv = run_hvm(s, KVM, paging="nested", timeline=False)
@@ -221,20 +233,18 @@ extra = {k: hv.breakdown[k] - nat.breakdown[k] for k in hv.breakdown}
 ex.add("database mechanism", expected=max(extra, key=extra.get),
        explain="many TLB misses, each a 24-reference 2D walk; large nested pages and walk caches help")
 ex.check("database mechanism", answer_db)
-"""),
-("md", r"""
-## Summary
 
-* HVM runs everything that does not exit at native speed — system calls included — but on a
-  first-generation VT-x every exit costs thousands of cycles, and without MMU support page-table
-  work exits constantly: forkwait and ptemod go to BT.
-* BT pays a little on many operations (system calls, indirect branches, translation) but turns
-  hot page-table writes into callouts.
-* PV groups its hypervisor interactions — Lab 4 measures how much that is worth.
-* Nested paging removes the page-table exits and moves the cost to TLB misses.
-"""),
-("code", r"""
+# %% [markdown]
+# ## Summary
+#
+# * HVM runs everything that does not exit at native speed — system calls included — but on a
+#   first-generation VT-x every exit costs thousands of cycles, and without MMU support page-table
+#   work exits constantly: forkwait and ptemod go to BT.
+# * BT pays a little on many operations (system calls, indirect branches, translation) but turns
+#   hot page-table writes into callouts.
+# * PV groups its hypervisor interactions — Lab 4 measures how much that is worth.
+# * Nested paging removes the page-table exits and moves the cost to TLB misses.
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(ex.summary())
-"""),
-]

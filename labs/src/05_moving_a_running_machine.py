@@ -1,32 +1,44 @@
-"""Lab 5 — Moving a running machine: live migration. Built by tools/build_labs.py."""
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-CELLS = [
-("md", r"""
-# Lab 5 — Moving a running machine
+# %% [markdown]
+# # Lab 5 — Moving a running machine
+#
+# Oracle VM Server can move a **running** guest from one server of a pool to another with
+# `xm migrate -l`: the guest keeps its MAC and IP address, its disk stays on the pool's shared
+# storage, and its users notice at most a short pause. This lab takes that pause apart.
+#
+# The method is Clark et al.'s **pre-copy** (NSDI 2005): copy all memory while the guest keeps
+# running, then copy again what it changed meanwhile, and again… and finally pause it
+# (**stop-and-copy**) to send the last few pages and the CPU state. Xen learns which pages changed
+# from **log-dirty mode**: one bit per page, read-and-cleared once per round
+# (`XEN_DOMCTL_shadow_op` `CLEAN`).
+#
+# You will see when pre-copy converges and when it cannot, how Xen 3 (a cap of 30 rounds) and QEMU
+# (a downtime threshold) decide to stop, how QEMU's **auto-converge** slows a guest down to finish,
+# and what **post-copy** trades for its tiny pause. Every page carries a content stamp, so each
+# migration below is checked page by page: the target ends with exactly the memory the source had
+# at the moment of the pause.
+#
+# **How the exercises work.** Predict before you run. Replace `ex.reveal(...)` with your own number
+# or string, run the check cell and read the verdict (`✓` or `✗`).
 
-Oracle VM Server can move a **running** guest from one server of a pool to another with
-`xm migrate -l`: the guest keeps its MAC and IP address, its disk stays on the pool's shared
-storage, and its users notice at most a short pause. This lab takes that pause apart.
-
-The method is Clark et al.'s **pre-copy** (NSDI 2005): copy all memory while the guest keeps
-running, then copy again what it changed meanwhile, and again… and finally pause it
-(**stop-and-copy**) to send the last few pages and the CPU state. Xen learns which pages changed
-from **log-dirty mode**: one bit per page, read-and-cleared once per round
-(`XEN_DOMCTL_shadow_op` `CLEAN`).
-
-You will see when pre-copy converges and when it cannot, how Xen 3 (a cap of 30 rounds) and QEMU
-(a downtime threshold) decide to stop, how QEMU's **auto-converge** slows a guest down to finish,
-and what **post-copy** trades for its tiny pause. Every page carries a content stamp, so each
-migration below is checked page by page: the target ends with exactly the memory the source had
-at the moment of the pause.
-
-**How the exercises work.** Predict before you run. Replace `ex.reveal(...)` with your own number
-or string, run the check cell and read the verdict (`✓` or `✗`).
-"""),
-("code", r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 import numpy as np
-import widgets
+from vmlab import widgets
 from vmlab.exercises import Exercises
 from vmlab.hardware.host import Disk, HostSpec, StorageKind
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, VifSpec
@@ -38,18 +50,19 @@ from vmlab.migration import (Fault, Idle, MemoryImage, ModernXenPolicy, PostCopy
 from vmlab.migration.live import MigrationRefused, MigrationFailed
 from vmlab.migration.baselines import compare_models
 from vmlab.migration.dirty_rate import calc_dirty_rate, wws_curve
-from widgets.migration import MigrationExplorer
+from vmlab.widgets.migration import MigrationExplorer
 widgets.setup_notebook()
 ex = Exercises("Lab 5")
-"""),
-("md", r"""
-## 1. A pool of two servers
 
-Live migration only happens **inside a server pool**: servers that see the same storage
-repository and the same network. Our pool has two identical servers, `ovs1` and `ovs2`, joined by
-gigabit Ethernet, with `/OVS` on NFS. One server also has a local disk.
-"""),
-("code", r"""
+
+# %% [markdown]
+# ## 1. A pool of two servers
+#
+# Live migration only happens **inside a server pool**: servers that see the same storage
+# repository and the same network. Our pool has two identical servers, `ovs1` and `ovs2`, joined by
+# gigabit Ethernet, with `/OVS` on NFS. One server also has a local disk.
+
+# %%
 def server(name):
     return HostSpec(name=name, pcpus=4, memory_mib=4096,
                     disks=(Disk(name="sda", storage=StorageKind.LOCAL, mount="/local"),
@@ -64,33 +77,33 @@ web = xm1.create(DomainConfig(name="web", memory_mib=512, vcpus=2,
 scratch = xm1.create(DomainConfig(name="scratch", memory_mib=256,
                                   disks=(DiskSpec.parse("file:/local/scratch.img,xvda,w"),)))
 print(run_xm(pool, "list", server="ovs1"))
-"""),
-("md", r"""
-`scratch` keeps its disk on the server's **local** disk. The target server could never open that
-image, so the toolstack refuses — before touching anything, as Oracle VM does:
-"""),
-("code", r"""
+
+# %% [markdown]
+# `scratch` keeps its disk on the server's **local** disk. The target server could never open that
+# image, so the toolstack refuses — before touching anything, as Oracle VM does:
+
+# %%
 try:
     migrate(pool, "scratch", "ovs2")
 except MigrationRefused as e:
     print(e)
 print(run_xm(pool, "list", server="ovs2"))
-"""),
-("md", r"""
-## 2. Pre-copy, round by round
 
-Start with the simplest guest: an **idle** one that writes nothing. Xen 3's rule
-(`xc_domain_save.c`) is: send every page in round 1; after each round, read-and-clear the dirty
-bitmap; start the last round (guest paused) when this round sent fewer than **50** pages, or after
-**29** rounds, or once more than **3 × memory** has been sent.
+# %% [markdown]
+# ## 2. Pre-copy, round by round
+#
+# Start with the simplest guest: an **idle** one that writes nothing. Xen 3's rule
+# (`xc_domain_save.c`) is: send every page in round 1; after each round, read-and-clear the dirty
+# bitmap; start the last round (guest paused) when this round sent fewer than **50** pages, or after
+# **29** rounds, or once more than **3 × memory** has been sent.
+#
+# **Predict:** how many rounds (including the final stop-and-copy) does Xen 3 need for an idle
+# 512 MiB guest?
 
-**Predict:** how many rounds (including the final stop-and-copy) does Xen 3 need for an idle
-512 MiB guest?
-"""),
-("code", r"""
+# %%
 answer_idle_rounds = ex.reveal("idle rounds")   # ← your prediction
-"""),
-("code", r"""
+
+# %%
 src = MemoryImage.from_mib(512)
 idle = run_migration(src, TargetImage(src.n_pages), policy=Xen3Policy(), link=pool.link, workload=Idle())
 print(idle.rounds_text())
@@ -98,35 +111,35 @@ print(idle.summary())
 ex.add("idle rounds", expected=len(idle.rounds),
        explain="round 1 sends all, round 2 finds nothing dirty (0 < 50), then an empty stop-and-copy")
 ex.check("idle rounds", answer_idle_rounds)
-"""),
-("md", r"""
-Now a busy guest: it stores 20,000 times a second into a **writable working set** (WWS) of 32 MiB
-(8,192 pages). Watch each round send what the previous one found dirty, and shrink — because a
-shorter round gives the guest less time to dirty pages. Notice `skipped` in round 1: Xen 3
-*peeks* at the bitmap and skips pages already dirtied again during the current round, since they
-would only be sent twice.
-"""),
-("code", r"""
+
+# %% [markdown]
+# Now a busy guest: it stores 20,000 times a second into a **writable working set** (WWS) of 32 MiB
+# (8,192 pages). Watch each round send what the previous one found dirty, and shrink — because a
+# shorter round gives the guest less time to dirty pages. Notice `skipped` in round 1: Xen 3
+# *peeks* at the bitmap and skips pages already dirtied again during the current round, since they
+# would only be sent twice.
+
+# %%
 busy_wl = UniformWrites(rate_pages_s=20_000, wws_pages=8_192)
 src = MemoryImage.from_mib(512)
 busy = run_migration(src, TargetImage(src.n_pages), policy=Xen3Policy(), link=pool.link, workload=busy_wl, seed=1)
 print(busy.rounds_text())
 print(busy.summary())
 print("stopped because:", busy.stop_reason, "| every page verified:", busy.verified)
-"""),
-("md", r"""
-## 3. When pre-copy cannot converge
 
-If the guest re-dirties its working set faster than the link can send it, the rounds stop
-shrinking. Give it a 156 MiB (40,000-page) working set and three times the store rate.
+# %% [markdown]
+# ## 3. When pre-copy cannot converge
+#
+# If the guest re-dirties its working set faster than the link can send it, the rounds stop
+# shrinking. Give it a 156 MiB (40,000-page) working set and three times the store rate.
+#
+# **Predict:** which of Xen 3's three rules ends the pre-copy this time? Answer `"max_iters"`,
+# `"sent<50"` or `"3x"`.
 
-**Predict:** which of Xen 3's three rules ends the pre-copy this time? Answer `"max_iters"`,
-`"sent<50"` or `"3x"`.
-"""),
-("code", r"""
+# %%
 answer_rule = ex.reveal("which rule")   # ← "max_iters", "sent<50" or "3x"
-"""),
-("code", r"""
+
+# %%
 hot_wl = UniformWrites(rate_pages_s=60_000, wws_pages=40_000)
 src = MemoryImage.from_mib(512)
 hot_xen = run_migration(src, TargetImage(src.n_pages), policy=Xen3Policy(), link=pool.link, workload=hot_wl, seed=1)
@@ -136,24 +149,24 @@ print("stopped because:", hot_xen.stop_reason)
 rule = ("3x" if "3 x" in hot_xen.stop_reason else "max_iters" if "max_iters" in hot_xen.stop_reason else "sent<50")
 ex.add("which rule", expected=rule, explain="more than 3 x the guest's pages were sent before 29 rounds")
 ex.check("which rule", answer_rule)
-"""),
-("md", r"""
-Xen 3 always finishes — it simply pauses the guest and pays for it in **downtime** (hundreds of
-ms here). Modern Xen (`xg_sr_save.c`) is blunter still: 5 iterations or fewer than 50 dirty
-pages, then one more live pass and the stop-and-copy.
 
-**QEMU** decides differently. Every 100 ms it measures the bandwidth it achieves and computes a
-**threshold = bandwidth × downtime-limit** (300 ms by default); it switches over as soon as the
-pages still dirty fit under the threshold — and never otherwise. There is no round cap.
+# %% [markdown]
+# Xen 3 always finishes — it simply pauses the guest and pays for it in **downtime** (hundreds of
+# ms here). Modern Xen (`xg_sr_save.c`) is blunter still: 5 iterations or fewer than 50 dirty
+# pages, then one more live pass and the stop-and-copy.
+#
+# **QEMU** decides differently. Every 100 ms it measures the bandwidth it achieves and computes a
+# **threshold = bandwidth × downtime-limit** (300 ms by default); it switches over as soon as the
+# pages still dirty fit under the threshold — and never otherwise. There is no round cap.
+#
+# **Predict:** on our gigabit link, what is QEMU's threshold, in MiB? (A TCP stream over Ethernet
+# carries 1448 payload bytes per 1538 bytes on the wire; QEMU's own cap of 128 MiB/s is above
+# gigabit speed.)
 
-**Predict:** on our gigabit link, what is QEMU's threshold, in MiB? (A TCP stream over Ethernet
-carries 1448 payload bytes per 1538 bytes on the wire; QEMU's own cap of 128 MiB/s is above
-gigabit speed.)
-"""),
-("code", r"""
+# %%
 answer_threshold = ex.reveal("threshold MiB")   # ← your prediction, e.g. 1000e6 / 8 * ... * 0.3 / 2**20
-"""),
-("code", r"""
+
+# %%
 src = MemoryImage.from_mib(512)
 q_busy = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(), link=pool.link, workload=busy_wl, seed=1)
 print(q_busy.rounds_text())
@@ -162,37 +175,37 @@ print("stopped because:", q_busy.stop_reason)
 ex.add("threshold MiB", expected=round(q_busy.rounds[-1].threshold_bytes / 2**20, 2), tolerance=0.5, unit="MiB",
        explain="1000 Mbit/s x 1448/1538 / 8 = 117.7e6 bytes/s, x 0.3 s = 35.3e6 bytes = 33.67 MiB")
 ex.check("threshold MiB", answer_threshold)
-"""),
-("md", r"""
-QEMU's "rounds" are **bitmap syncs**, not equal passes: it sweeps memory continuously and syncs
-the bitmap whenever the sweep ends *or* the estimate of what is left drops below the threshold.
-At the switch, the 128 MiB/s rate limit is lifted, so the downtime is what is left divided by the
-link's goodput, plus the CPU and device state — which is why it slightly overshoots the limit.
 
-Now the hot guest under QEMU, with no round cap:
-"""),
-("code", r"""
+# %% [markdown]
+# QEMU's "rounds" are **bitmap syncs**, not equal passes: it sweeps memory continuously and syncs
+# the bitmap whenever the sweep ends *or* the estimate of what is left drops below the threshold.
+# At the switch, the 128 MiB/s rate limit is lifted, so the downtime is what is left divided by the
+# link's goodput, plus the CPU and device state — which is why it slightly overshoots the limit.
+#
+# Now the hot guest under QEMU, with no round cap:
+
+# %%
 src = MemoryImage.from_mib(512)
 q_hot = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(), link=pool.link, workload=hot_wl,
                       seed=1, max_time_s=60)
 print(q_hot.summary())
 print(q_hot.error, "(the 60 s cancel stands in for an operator's migrate_cancel; QEMU itself would keep going)")
 print("guest runs on:", q_hot.where)
-"""),
-("md", r"""
-## 4. Auto-converge: slow the guest down until it fits
 
-With `auto-converge` on, QEMU checks once a second whether the guest dirtied more than 50 % of
-what was sent; twice in a row and it **throttles the vCPUs**: 20 % first, then +10 % per step, up
-to 99 %. A throttled guest stores less, so it dirties less, until the dirty set fits under the
-threshold.
+# %% [markdown]
+# ## 4. Auto-converge: slow the guest down until it fits
+#
+# With `auto-converge` on, QEMU checks once a second whether the guest dirtied more than 50 % of
+# what was sent; twice in a row and it **throttles the vCPUs**: 20 % first, then +10 % per step, up
+# to 99 %. A throttled guest stores less, so it dirties less, until the dirty set fits under the
+# threshold.
+#
+# **Predict:** what is the CPU throttle after the third step?
 
-**Predict:** what is the CPU throttle after the third step?
-"""),
-("code", r"""
+# %%
 answer_throttle = ex.reveal("third step")   # ← a percentage
-"""),
-("code", r"""
+
+# %%
 src = MemoryImage.from_mib(512)
 q_ac = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(auto_converge=True), link=pool.link,
                      workload=hot_wl, seed=1, max_time_s=600)
@@ -202,45 +215,45 @@ steps = sorted({r.throttle_pct for r in q_ac.rounds if r.throttle_pct})
 print("throttle steps:", steps)
 ex.add("third step", expected=steps[2], unit="%", explain="20, then 30, then 40")
 ex.check("third step", answer_throttle)
-"""),
-("md", r"""
-## 5. Post-copy: move first, fetch later
 
-**Post-copy** (Hines & Gopalan, VEE 2009) flips the order: pause, send only the CPU and device
-state, and resume the guest on the target *at once*. Each page the guest then touches that has
-not arrived yet is a **network fault** — the guest waits a round trip while the page is fetched —
-while the source pushes everything else in the background.
+# %% [markdown]
+# ## 5. Post-copy: move first, fetch later
+#
+# **Post-copy** (Hines & Gopalan, VEE 2009) flips the order: pause, send only the CPU and device
+# state, and resume the guest on the target *at once*. Each page the guest then touches that has
+# not arrived yet is a **network fault** — the guest waits a round trip while the page is fetched —
+# while the source pushes everything else in the background.
+#
+# **Predict:** how many pages does pure post-copy send for the 512 MiB hot guest?
 
-**Predict:** how many pages does pure post-copy send for the 512 MiB hot guest?
-"""),
-("code", r"""
+# %%
 answer_pc_pages = ex.reveal("post-copy pages")   # ← your prediction
-"""),
-("code", r"""
+
+# %%
 src = MemoryImage.from_mib(512)
 pc = run_migration(src, TargetImage(src.n_pages), policy=PostCopy(), link=pool.link, workload=hot_wl, seed=1)
 print(pc.summary())
 print(f"downtime {pc.downtime_ms:.1f} ms, {pc.postcopy_faults} demand faults")
 ex.add("post-copy pages", expected=pc.pages_sent, unit="pages", explain="every page crosses the wire exactly once")
 ex.check("post-copy pages", answer_pc_pages)
-"""),
-("md", r"""
-The price: between the switch and the last page, the guest's memory is **split** between two
-hosts. Cut the link at that moment and neither host has the whole guest:
-"""),
-("code", r"""
+
+# %% [markdown]
+# The price: between the switch and the last page, the guest's memory is **split** between two
+# hosts. Cut the link at that moment and neither host has the whole guest:
+
+# %%
 src = MemoryImage.from_mib(512)
 lost = run_migration(src, TargetImage(src.n_pages), policy=PostCopy(), link=pool.link, workload=hot_wl, seed=1,
                      fault=Fault(kind="link", phase="postcopy"))
 print(lost.status, "| guest lost:", lost.guest_lost)
 print(lost.error)
-"""),
-("md", r"""
-The same link failure during **pre-copy** costs nothing: the source keeps the guest until the
-target has committed. Here is a real `xm migrate` between our two servers whose link fails in
-round 2 — and then one that succeeds.
-"""),
-("code", r"""
+
+# %% [markdown]
+# The same link failure during **pre-copy** costs nothing: the source keeps the guest until the
+# target has committed. Here is a real `xm migrate` between our two servers whose link fails in
+# round 2 — and then one that succeeds.
+
+# %%
 if "web" in run_xm(pool, "list", server="ovs1"):   # (safe to run twice)
     ovs1.set_load(web.domid, 1.0)
     try:
@@ -249,12 +262,12 @@ if "web" in run_xm(pool, "list", server="ovs1"):   # (safe to run twice)
         print(e)
 print(run_xm(pool, "list", server="ovs1"))
 print(run_xm(pool, "list", server="ovs2"))
-"""),
-("md", r"""
-Real `xm migrate` prints nothing on success and logs its rounds to xend.log; vmlab prints that log
-(with a QEMU policy it prints QEMU's `info migrate` instead).
-"""),
-("code", r"""
+
+# %% [markdown]
+# Real `xm migrate` prints nothing on success and logs its rounds to xend.log; vmlab prints that log
+# (with a QEMU policy it prints QEMU's `info migrate` instead).
+
+# %%
 if "web" in run_xm(pool, "list", server="ovs1"):   # (safe to run twice)
     print(run_xm(pool, "migrate -l web ovs2"))
 print()
@@ -262,20 +275,20 @@ print(run_xm(pool, "list", server="ovs1"))
 print(run_xm(pool, "list", server="ovs2"))
 for hv in pool.servers.values():
     hv.check_invariants()
-"""),
-("md", r"""
-## 6. How fast does a guest dirty memory?
 
-QEMU's `calc-dirty-rate` hashes 512 random pages per GiB, waits, and hashes them again. A page
-written twice counts once, so the answer depends on how long you wait.
+# %% [markdown]
+# ## 6. How fast does a guest dirty memory?
+#
+# QEMU's `calc-dirty-rate` hashes 512 random pages per GiB, waits, and hashes them again. A page
+# written twice counts once, so the answer depends on how long you wait.
+#
+# **Predict:** does a 10-second measurement report a *higher* or *lower* rate than a 1-second one
+# for the hot guest? Answer `"higher"`, `"lower"` or `"same"`.
 
-**Predict:** does a 10-second measurement report a *higher* or *lower* rate than a 1-second one
-for the hot guest? Answer `"higher"`, `"lower"` or `"same"`.
-"""),
-("code", r"""
+# %%
 answer_window = ex.reveal("longer window")   # ← "higher", "lower" or "same"
-"""),
-("code", r"""
+
+# %%
 img = MemoryImage.from_mib(2048)
 r1 = calc_dirty_rate(img, hot_wl, calc_time_s=1, seed=1)
 r10 = calc_dirty_rate(img, hot_wl, calc_time_s=10, seed=1)
@@ -284,8 +297,8 @@ print(f"10 s window: {r10.dirty_rate_mib_s:6.1f} MiB/s   ({r10.sampled_dirty} of
 ex.add("longer window", expected="lower" if r10.dirty_rate_mib_s < r1.dirty_rate_mib_s else "higher",
        explain="the working set saturates: rewrites of the same page count once")
 ex.check("longer window", answer_window)
-"""),
-("code", r"""
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 from bokeh.plotting import figure, show
 curve = wws_curve(hot_wl, img.n_pages)
@@ -294,18 +307,18 @@ p = figure(height=250, width=500, x_axis_type="log", title="distinct pages dirti
 p.line(curve["window_s"], curve["distinct_pages"], line_width=2)
 p.scatter(curve["window_s"], curve["distinct_pages"], size=6)
 show(p)
-"""),
-("md", r"""
-### 6b. Real programs
 
-The workloads so far are generators. vmlab also ships **page-level traces of real programs**
-(gzip, xz, sort, an SQLite workload and a Python interpreter workload), captured on a real machine
-with valgrind's lackey — every load and store — and reduced to the set of pages each program wrote
-in each window of instructions (`datasets/README.md` says how, and how to add a program). Below:
-distinct 4 KiB pages written per window of 1 million instructions (about 1 ms at an ILLUSTRATIVE
-1 instruction per ns).
-"""),
-("code", r"""
+# %% [markdown]
+# ### 6b. Real programs
+#
+# The workloads so far are generators. vmlab also ships **page-level traces of real programs**
+# (gzip, xz, sort, an SQLite workload and a Python interpreter workload), captured on a real machine
+# with valgrind's lackey — every load and store — and reduced to the set of pages each program wrote
+# in each window of instructions (`datasets/README.md` says how, and how to add a program). Below:
+# distinct 4 KiB pages written per window of 1 million instructions (about 1 ms at an ILLUSTRATIVE
+# 1 instruction per ns).
+
+# %%
 from vmlab.datasets import trace_dirtying_workload
 from vmlab.migration import TraceWorkload
 real = {}
@@ -314,23 +327,23 @@ for name in ("gzip", "xz", "sort", "sqlite", "python"):
     real[name] = wl
     print(f"{name:7s} {wl.n_pages:6d} pages touched by stores; per 1 M instructions: "
           f"mean {wl.dirty_counts.mean():6.1f}, max {wl.dirty_counts.max():4d} pages written")
-"""),
-("code", r"""
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 p = figure(height=260, width=620, title="pages dirtied per 1 M instructions, real programs",
            x_axis_label="time (ms at 1e9 instructions/s, ILLUSTRATIVE)", y_axis_label="distinct pages written")
 for (name, wl), colour in zip(real.items(), ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e")):
     p.step(wl.window_start_instructions / 1e6, wl.dirty_counts, color=colour, legend_label=name)
 show(p)
-"""),
-("md", r"""
-**Predict:** a 1 GiB guest runs four copies of `xz` side by side while QEMU migrates it over
-gigabit Ethernet. Does the pre-copy converge without auto-converge? (`"yes"` or `"no"`)
-"""),
-("code", r"""
+
+# %% [markdown]
+# **Predict:** a 1 GiB guest runs four copies of `xz` side by side while QEMU migrates it over
+# gigabit Ethernet. Does the pre-copy converge without auto-converge? (`"yes"` or `"no"`)
+
+# %%
 answer_xz = ex.reveal("xz converges")   # ← "yes" or "no"
-"""),
-("code", r"""
+
+# %%
 src = MemoryImage.from_mib(1024)
 xz4 = TraceWorkload.from_dataset("xz", copies=4)
 rep = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(), link=pool.link, workload=xz4, seed=5)
@@ -338,18 +351,18 @@ print(rep.summary())
 ex.add("xz converges", expected="yes" if rep.converged and rep.status == "completed" else "no",
        explain="xz rewrites a small working set (its dictionary and buffers): few distinct pages per sync")
 ex.check("xz converges", answer_xz)
-"""),
-("md", r"""
-## 7. Why simple models mislead
 
-Simulators often use much simpler models. CloudSim charges RAM / (bandwidth / 2) with no dirty
-pages and no downtime; SimGrid models QEMU's pre-copy but counts every store as a new dirty page.
-Here they are next to vmlab for a 1 GiB guest on gigabit Ethernet. CloudSim ignores dirtying: it
-never has downtime and always sends exactly the RAM, so its time is too long for a small working
-set and too short for a large one. SimGrid, blind to rewrites of the same page, inflates both the
-data sent and the time. Both report far less downtime than QEMU's ~300 ms.
-"""),
-("code", r"""
+# %% [markdown]
+# ## 7. Why simple models mislead
+#
+# Simulators often use much simpler models. CloudSim charges RAM / (bandwidth / 2) with no dirty
+# pages and no downtime; SimGrid models QEMU's pre-copy but counts every store as a new dirty page.
+# Here they are next to vmlab for a 1 GiB guest on gigabit Ethernet. CloudSim ignores dirtying: it
+# never has downtime and always sends exactly the RAM, so its time is too long for a small working
+# set and too short for a large one. SimGrid, blind to rewrites of the same page, inflates both the
+# data sent and the time. Both report far less downtime than QEMU's ~300 ms.
+
+# %%
 for rate, wws in ((5_000, 4_096), (20_000, 65_536), (25_000, 131_072)):
     cols = compare_models(1024, 1000, rate_pages_s=rate, wws_pages=wws, seed=1)
     print(f"stores {rate}/s over {wws * 4 // 1024} MiB:")
@@ -357,31 +370,29 @@ for rate, wws in ((5_000, 4_096), (20_000, 65_536), (25_000, 131_072)):
         ok = "" if cols["converged"][i] else "  (did not converge)"
         print(f"  {m:14s} total {cols['total_time_s'][i]:7.2f} s  downtime {cols['downtime_ms'][i]:7.1f} ms  "
               f"sent {cols['transferred_mib'][i]:7.0f} MiB{ok}")
-"""),
-("md", r"""
-## 8. Explore
 
-Change the guest, the link and the policy, and watch the rounds (bars; orange dots are pages
-found dirty at each sync) and the memory still to send over time. Try: a working set larger than
-`link speed × round time`; then tick auto-converge; then post-copy.
-"""),
-("code", r"""
+# %% [markdown]
+# ## 8. Explore
+#
+# Change the guest, the link and the policy, and watch the rounds (bars; orange dots are pages
+# found dirty at each sync) and the memory still to send over time. Try: a working set larger than
+# `link speed × round time`; then tick auto-converge; then post-copy.
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 explorer = MigrationExplorer(memory_mib=1024)
 explorer
-"""),
-("md", r"""
-## Summary
 
-Pre-copy converges when the pages the guest re-dirties during a round are fewer than the link
-can send in that round — a property of how many *distinct* pages the guest dirties per round
-(bounded by its working set), not of its raw store count. Xen 3 caps the
-rounds and accepts a long pause; QEMU waits for its threshold and needs auto-converge (or
-post-copy) when the guest is too busy; post-copy pauses least but risks the guest until the last
-page arrives.
-"""),
-("code", r"""
+# %% [markdown]
+# ## Summary
+#
+# Pre-copy converges when the pages the guest re-dirties during a round are fewer than the link
+# can send in that round — a property of how many *distinct* pages the guest dirties per round
+# (bounded by its working set), not of its raw store count. Xen 3 caps the
+# rounds and accepts a long pause; QEMU waits for its threshold and needs auto-converge (or
+# post-copy) when the guest is too busy; post-copy pauses least but risks the guest until the last
+# page arrives.
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(ex.summary())
-"""),
-]

@@ -1,34 +1,46 @@
-"""Lab 6 — How a domU reaches the disk. Built by tools/build_labs.py."""
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-CELLS = [
-("md", r"""
-# Lab 6 — How a domU reaches the disk
+# %% [markdown]
+# # Lab 6 — How a domU reaches the disk
+#
+# The Oracle VM Server manual says dom0 "provides access to much of the system hardware" and
+# "presents guests with a set of common virtual hardware", while a domU has **no direct access**
+# to devices. So when a PV guest writes a block to `xvda`, who touches the disk, and how does the
+# data get there?
+#
+# Xen's answer has four parts, and this lab builds each one:
+#
+# 1. **Grant tables** — a domain lets one other domain map one of its frames. A mapped grant is the
+#    *only* way an unprivileged domain reaches a frame it does not own (dom0 can also map any
+#    guest frame through privileged foreign mappings: save, migration and qemu-dm use them).
+# 2. **Event channels** — virtual interrupts: one bit per port, a mask bit, and a per-vCPU mask
+#    that is the PV guest's interrupt flag.
+# 3. **Xenstore** — dom0's little database where the two halves of a device find each other.
+# 4. **Shared rings** (`io/ring.h`) — requests one way, responses the other, with *notification
+#    suppression* so a busy partner is not interrupted.
+#
+# On top of them sit the **split drivers**: `blkfront` in the guest, `blkback` in dom0 over a
+# disk image on the host, `netfront`/`netback` over the dom0 bridge. At the end you compare all
+# this with an **HVM** guest, whose disk is an emulated IDE controller.
+#
+# Answer each prediction *before* running the check; `ex.reveal(...)` gives the model's answer.
 
-The Oracle VM Server manual says dom0 "provides access to much of the system hardware" and
-"presents guests with a set of common virtual hardware", while a domU has **no direct access**
-to devices. So when a PV guest writes a block to `xvda`, who touches the disk, and how does the
-data get there?
-
-Xen's answer has four parts, and this lab builds each one:
-
-1. **Grant tables** — a domain lets one other domain map one of its frames. A mapped grant is the
-   *only* way an unprivileged domain reaches a frame it does not own (dom0 can also map any
-   guest frame through privileged foreign mappings: save, migration and qemu-dm use them).
-2. **Event channels** — virtual interrupts: one bit per port, a mask bit, and a per-vCPU mask
-   that is the PV guest's interrupt flag.
-3. **Xenstore** — dom0's little database where the two halves of a device find each other.
-4. **Shared rings** (`io/ring.h`) — requests one way, responses the other, with *notification
-   suppression* so a busy partner is not interrupted.
-
-On top of them sit the **split drivers**: `blkfront` in the guest, `blkback` in dom0 over a
-disk image on the host, `netfront`/`netback` over the dom0 bridge. At the end you compare all
-this with an **HVM** guest, whose disk is an emulated IDE controller.
-
-Answer each prediction *before* running the check; `ex.reveal(...)` gives the model's answer.
-"""),
-("code", r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
-import widgets
+from vmlab import widgets
 from vmlab.exercises import Exercises
 from vmlab.hardware.host import Host, HostSpec
 from vmlab.hypervisor import constants as C
@@ -43,20 +55,20 @@ from vmlab.io.grant_table import (GNTMAP_host_map, GNTTABOP_map_grant_ref, GNTTA
 from vmlab.io.ring import BLKIF_RING_SIZE, BackRing, FrontRing, SharedRing
 from vmlab.toolstack.config import parse_xm_config
 from vmlab.toolstack.xm import Toolstack
-from widgets.io_explorer import IoExplorer
-from widgets.ring import RingVisualizer
+from vmlab.widgets.io_explorer import IoExplorer
+from vmlab.widgets.ring import RingVisualizer
 widgets.setup_notebook()
 ex = Exercises("Lab 6")
-"""),
-("md", r"""
-## 1. Create a guest with a disk and a network card
 
-An ordinary xm config: one disk image on the `/OVS` repository and one vif on `xenbr0`.
-`xm create` now does what xend and the hotplug scripts do: it writes a **backend** directory
-under dom0 and a **frontend** directory under the guest in xenstore, and the two drivers run the
-Xenbus handshake until both say `Connected` (state 4).
-"""),
-("code", r"""
+# %% [markdown]
+# ## 1. Create a guest with a disk and a network card
+#
+# An ordinary xm config: one disk image on the `/OVS` repository and one vif on `xenbr0`.
+# `xm create` now does what xend and the hotplug scripts do: it writes a **backend** directory
+# under dom0 and a **frontend** directory under the guest in xenstore, and the two drivers run the
+# Xenbus handshake until both say `Connected` (state 4).
+
+# %%
 xm = Toolstack(Hypervisor(Host(HostSpec(name="ovs1", pcpus=4, memory_mib=4096)), dom0_mem_mib=512))
 hv = xm.hv
 io = io_system(hv)
@@ -70,21 +82,21 @@ vif = ["bridge=xenbr0,mac=00:16:3e:00:00:01"]
 print(xm.list_text())
 for d in vm1.devices:
     print(f"{d.kind:4s} {d.name:8s} -> {d.backend}")
-"""),
-("md", r"""
-Here is what the guest's frontend published, and what dom0's backend published, for the disk.
-`xvda` is device id 202·256 = 51712 (major 202 is Xen's virtual block device).
-"""),
-("code", r"""
+
+# %% [markdown]
+# Here is what the guest's frontend published, and what dom0's backend published, for the disk.
+# `xvda` is device id 202·256 = 51712 (major 202 is Xen's virtual block device).
+
+# %%
 print(io.xenstore.ls(f"/local/domain/{vm1.domid}/device/vbd"))
 print("---")
 print(io.xenstore.ls(f"/local/domain/0/backend/vbd/{vm1.domid}"))
-"""),
-("md", r"""
-Xenstore has owners and permissions. The frontend directory belongs to the guest (dom0 may read
-it), the backend's to dom0 (the guest may read it). A second guest sees neither:
-"""),
-("code", r"""
+
+# %% [markdown]
+# Xenstore has owners and permissions. The frontend directory belongs to the guest (dom0 may read
+# it), the backend's to dom0 (the guest may read it). A second guest sees neither:
+
+# %%
 vm2 = xm.create(parse_xm_config('name = "vm2"\nmemory = 128\nkernel = "/boot/vmlinuz-2.6.18-xen"'))
 xs = io.xenstore
 print("vm1 reads its backend's sector count:", xs.read(vm1.domid, f"/local/domain/0/backend/vbd/{vm1.domid}/51712/sectors"))
@@ -92,31 +104,31 @@ try:
     xs.read(vm2.domid, f"/local/domain/{vm1.domid}/device/vbd/51712/ring-ref")
 except XenstoreError as e:
     print("vm2 ->", e.name)
-"""),
-("md", r"""
-## 2. Grants: the only door into another domain's memory
 
-The frontend's `ring-ref` is a **grant reference**: an index into vm1's grant table, whose entry
-says "domain 0 may map frame *F*". A v1 entry is 8 bytes, so one 4 KiB grant frame holds 512 of
-them, and the first 8 are reserved (0 for the console ring, 1 for the xenstore ring).
+# %% [markdown]
+# ## 2. Grants: the only door into another domain's memory
+#
+# The frontend's `ring-ref` is a **grant reference**: an index into vm1's grant table, whose entry
+# says "domain 0 may map frame *F*". A v1 entry is 8 bytes, so one 4 KiB grant frame holds 512 of
+# them, and the first 8 are reserved (0 for the console ring, 1 for the xenstore ring).
+#
+# **Predict:** vm1's grant table starts with 4 frames. How many grant references can its drivers
+# hand out before the table must grow?
 
-**Predict:** vm1's grant table starts with 4 frames. How many grant references can its drivers
-hand out before the table must grow?
-"""),
-("code", r"""
+# %%
 answer_refs = ex.reveal("grant refs in 4 frames")   # ← a number
-"""),
-("code", r"""
+
+# %%
 ex.add("grant refs in 4 frames", expected=4 * ENTRIES_PER_GRANT_FRAME - GNTTAB_NR_RESERVED_ENTRIES,
        explain="4 x 512 entries minus the 8 reserved ones")
 ex.check("grant refs in 4 frames", answer_refs)
-"""),
-("md", r"""
-Watch the rule at work. vm2 tries to touch a frame of vm1's memory: refused. vm1 grants that
-frame to dom0; dom0 maps it with `grant_table_op` (hypercall 20) and may then reach it; vm1
-cannot take the grant back while it is mapped; after the unmap the door is shut again.
-"""),
-("code", r"""
+
+# %% [markdown]
+# Watch the rule at work. vm2 tries to touch a frame of vm1's memory: refused. vm1 grants that
+# frame to dom0; dom0 maps it with `grant_table_op` (hypercall 20) and may then reach it; vm1
+# cannot take the grant back while it is mapped; after the unmap the door is shut again.
+
+# %%
 pfn = io.alloc_pages(vm1.domid, 1)[0]
 mfn = io.mfn(vm1.domid, pfn)
 print("vm2 touches vm1's frame      :", frame_access(hv, vm2.domid, mfn))
@@ -129,24 +141,24 @@ print("vm1 revokes while mapped     :", io.grants.table(vm1.domid).end_foreign_a
 hv.hypercall(0, "grant_table_op", GNTTABOP_unmap_grant_ref, [{"handle": out["handle"][0]}], 1, {})
 print("vm1 revokes after the unmap  :", io.grants.table(vm1.domid).end_foreign_access(ref))
 print("dom0 touches the frame again :", frame_access(hv, 0, mfn))
-"""),
-("md", r"""
-(-1 is `-EPERM`.)
 
-## 3. One write, end to end
+# %% [markdown]
+# (-1 is `-EPERM`.)
+#
+# ## 3. One write, end to end
+#
+# The guest writes two pages to sector 0 and reads them back into two other pages. blkfront grants
+# each buffer page (read-only for a write: dom0 only reads it), puts one request on the ring and
+# notifies dom0 over the event channel. blkback maps the grants **with one hypercall for all
+# segments**, writes the image, unmaps them with another, and answers on the ring.
+#
+# **Predict:** how many hypercalls does blkback make to serve one write request (map, unmap and
+# its notification back to the guest)?
 
-The guest writes two pages to sector 0 and reads them back into two other pages. blkfront grants
-each buffer page (read-only for a write: dom0 only reads it), puts one request on the ring and
-notifies dom0 over the event channel. blkback maps the grants **with one hypercall for all
-segments**, writes the image, unmaps them with another, and answers on the ring.
-
-**Predict:** how many hypercalls does blkback make to serve one write request (map, unmap and
-its notification back to the guest)?
-"""),
-("code", r"""
+# %%
 answer_hcalls = ex.reveal("blkback hypercalls per request")   # ← a number
-"""),
-("code", r"""
+
+# %%
 (blk,) = [d for d in io.devices[vm1.domid] if d.kind == "vbd"]
 src, dst = io.alloc_pages(vm1.domid, 2), io.alloc_pages(vm1.domid, 2)
 hv.guest_write(vm1.domid, src)
@@ -161,13 +173,13 @@ print("completed:", blk.front.completed, " data read back identical:", same)
 ex.add("blkback hypercalls per request", expected=per_request,
        explain="one grant map for both segments, one unmap, one event-channel send")
 ex.check("blkback hypercalls per request", answer_hcalls)
-"""),
-("md", r"""
-A request the backend cannot honour never reaches the disk: too many segments (the limit is 11,
-what fits in a 112-byte ring slot), a bad grant, a grant made out to some other domain. Each gets
-`BLKIF_RSP_ERROR` (-1) on the ring:
-"""),
-("code", r"""
+
+# %% [markdown]
+# A request the backend cannot honour never reaches the disk: too many segments (the limit is 11,
+# what fits in a 112-byte ring slot), a bad grant, a grant made out to some other domain. Each gets
+# `BLKIF_RSP_ERROR` (-1) on the ring:
+
+# %%
 from vmlab.io.blkif import BlkifRequest, BlkifSegment
 t = io.grants.table(vm1.domid)
 page = io.alloc_pages(vm1.domid, 12)
@@ -181,23 +193,23 @@ for rid, req in ((100, BlkifRequest(BLKIF_OP_WRITE, 100, 0, segs12)),
     io.run()
     print(f"request {rid}: status {blk.front.completed[rid]}")
 print("writes that reached the image:", blk.back.disk.counts["writes"] - writes)
-"""),
-("md", r"""
-## 4. Rings and notification suppression
 
-A blkif ring holds 32 requests (one page, 112-byte slots, rounded down to a power of two). The
-producer publishes with `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY` and sends an event only if the
-consumer asked for one: `(new − req_event) < (new − old)`. A consumer that runs dry sets
-`req_event = req_cons + 1` and looks once more (`RING_FINAL_CHECK_FOR_REQUESTS`).
+# %% [markdown]
+# ## 4. Rings and notification suppression
+#
+# A blkif ring holds 32 requests (one page, 112-byte slots, rounded down to a power of two). The
+# producer publishes with `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY` and sends an event only if the
+# consumer asked for one: `(new − req_event) < (new − old)`. A consumer that runs dry sets
+# `req_event = req_cons + 1` and looks once more (`RING_FINAL_CHECK_FOR_REQUESTS`).
+#
+# **Predict:** the backend has taken the first request and is busy (it has not gone idle). The
+# frontend now pushes five more batches, one push each. How many of the six pushes send a
+# notification?
 
-**Predict:** the backend has taken the first request and is busy (it has not gone idle). The
-frontend now pushes five more batches, one push each. How many of the six pushes send a
-notification?
-"""),
-("code", r"""
+# %%
 answer_pushes = ex.reveal("notifying pushes")   # ← a number
-"""),
-("code", r"""
+
+# %%
 ring = SharedRing.init(BLKIF_RING_SIZE)
 front, back = FrontRing(ring), BackRing(ring)
 notified = []
@@ -208,26 +220,26 @@ for i in range(5):
 print("notify on each push:", notified)
 ex.add("notifying pushes", expected=sum(notified), explain="only the first: req_event still asks for request 1")
 ex.check("notifying pushes", answer_pushes)
-"""),
-("md", r"""
-Step through a longer conversation on an 8-slot ring. Red dots are pushes that notified, grey
-ones pushes that stayed quiet. Switch suppression off and count again.
-"""),
-("code", r"""
+
+# %% [markdown]
+# Step through a longer conversation on an 8-slot ring. Red dots are pushes that notified, grey
+# ones pushes that stayed quiet. Switch suppression off and count again.
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 RingVisualizer(batch=2)
-"""),
-("md", r"""
-## 5. Batching
 
-blkfront can put several requests on the ring before it pushes (the Linux block layer hands it a
-queue). **Predict:** 32 single-page writes, pushed in batches of 8, with the backend idle between
-batches. How many notifications per request, counting both directions?
-"""),
-("code", r"""
+# %% [markdown]
+# ## 5. Batching
+#
+# blkfront can put several requests on the ring before it pushes (the Linux block layer hands it a
+# queue). **Predict:** 32 single-page writes, pushed in batches of 8, with the backend idle between
+# batches. How many notifications per request, counting both directions?
+
+# %%
 answer_batch = ex.reveal("notifications per request, batch 8")   # ← e.g. 0.5
-"""),
-("code", r"""
+
+# %%
 page = io.alloc_pages(vm1.domid, 1)
 hv.guest_write(vm1.domid, page)
 f, b = blk.front, blk.back
@@ -242,27 +254,27 @@ print(f"{per_req} notifications per request")
 ex.add("notifications per request, batch 8", expected=per_req,
        explain="one to dom0 and one back per batch of 8: 2 / 8")
 ex.check("notifications per request, batch 8", answer_batch)
-"""),
-("md", r"""
-## 6. The same I/O on an HVM guest
 
-An unmodified guest has no blkfront. Its disk is an IDE controller that qemu-dm emulates in dom0:
-every register access is a VM exit forwarded to the device model and back, and IDE runs one
-command at a time, so nothing batches. The model counts 12 port accesses per DMA request
-(an illustrative figure from the PIIX programming sequence) and prices an exit to a user-space
-device model at 6,732 cycles (Dall et al., ISCA 2016, recalled); hypercalls at 1,228 and an
-event delivered to another CPU at 3,102. The other per-operation costs are illustrative. In all,
-the PV path costs about 15,900 cycles per request: 4 hypercalls (the front's notify; the back's
-grant map, unmap and notify), 2 event notifications, 2 grant operations, plus illustrative ring and
-copy work.
+# %% [markdown]
+# ## 6. The same I/O on an HVM guest
+#
+# An unmodified guest has no blkfront. Its disk is an IDE controller that qemu-dm emulates in dom0:
+# every register access is a VM exit forwarded to the device model and back, and IDE runs one
+# command at a time, so nothing batches. The model counts 12 port accesses per DMA request
+# (an illustrative figure from the PIIX programming sequence) and prices an exit to a user-space
+# device model at 6,732 cycles (Dall et al., ISCA 2016, recalled); hypercalls at 1,228 and an
+# event delivered to another CPU at 3,102. The other per-operation costs are illustrative. In all,
+# the PV path costs about 15,900 cycles per request: 4 hypercalls (the front's notify; the back's
+# grant map, unmap and notify), 2 event notifications, 2 grant operations, plus illustrative ring and
+# copy work.
+#
+# **Predict:** per 4 KiB request, roughly how many times more CPU cycles does the emulated path
+# spend than the PV path (batch 1, suppression on)? (within 1)
 
-**Predict:** per 4 KiB request, roughly how many times more CPU cycles does the emulated path
-spend than the PV path (batch 1, suppression on)? (within 1)
-"""),
-("code", r"""
+# %%
 answer_ratio = ex.reveal("HVM / PV cycles per request")   # ← a number
-"""),
-("code", r"""
+
+# %%
 cmp = io_compare(request_kib=4, batch=1, n_requests=64)
 m = {k: (p, h) for k, p, h in zip(cmp["metrics"]["metric"], cmp["metrics"]["pv"], cmp["metrics"]["hvm"])}
 for k in ("notifications", "hypercalls", "VM exits", "grant maps+unmaps", "cycles"):
@@ -271,41 +283,39 @@ ratio = m["cycles"][1] / m["cycles"][0]
 ex.add("HVM / PV cycles per request", expected=round(ratio, 1), tolerance=1.0,
        explain="12 exits x 6,732 ≈ 81k cycles against ≈ 16k: 4 hypercalls, 2 notifications, 2 grant ops and ring work")
 ex.check("HVM / PV cycles per request", answer_ratio)
-"""),
-("md", r"""
-Explore: request size (more segments share one request's hypercalls), batch size and suppression
-change the PV bars; the emulated bars do not move with batching.
-"""),
-("code", r"""
+
+# %% [markdown]
+# Explore: request size (more segments share one request's hypercalls), batch size and suppression
+# change the PV bars; the emulated bars do not move with batching.
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 IoExplorer()
-"""),
-("md", r"""
-## 7. When the guest goes
 
-`xm destroy` tears the devices down — blkback unmaps and closes its channel — and then
-everything that named the guest goes: its grants, event channels, watches and xenstore nodes.
-"""),
-("code", r"""
+# %% [markdown]
+# ## 7. When the guest goes
+#
+# `xm destroy` tears the devices down — blkback unmaps and closes its channel — and then
+# everything that named the guest goes: its grants, event channels, watches and xenstore nodes.
+
+# %%
 d = vm1.domid
 print("before:", io.leftovers(d))
 xm.destroy("vm1")
 print("after: ", io.leftovers(d))
 print("dom0 still maps", io.grants.live_mappings(0), "foreign frames and has", io.events.open_ports(0), "open ports")
-"""),
-("md", r"""
-## Summary
 
-* A domU reaches the disk only through dom0: it **grants** its buffer pages, describes the I/O on
-  a **shared ring**, and **notifies** over an event channel; blkback maps, does the I/O, unmaps
-  and answers.
-* For an unprivileged domain, a mapped grant is the only way into another domain's frame, and a
-  grant in use cannot be revoked.
-* Notification suppression and batching let one event carry many requests; emulation pays a
-  dozen exits per request however many are queued.
-"""),
-("code", r"""
+# %% [markdown]
+# ## Summary
+#
+# * A domU reaches the disk only through dom0: it **grants** its buffer pages, describes the I/O on
+#   a **shared ring**, and **notifies** over an event channel; blkback maps, does the I/O, unmaps
+#   and answers.
+# * For an unprivileged domain, a mapped grant is the only way into another domain's frame, and a
+#   grant in use cannot be revoked.
+# * Notification suppression and batching let one event carry many requests; emulation pays a
+#   dozen exits per request however many are queued.
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(ex.summary())
-"""),
-]

@@ -1,6 +1,6 @@
 import math
 
-from widgets.batching import BatchingExplorer
+from vmlab.widgets.batching import BatchingExplorer
 
 
 def test_bigger_batches_mean_fewer_hypervisor_entries():

@@ -1,7 +1,7 @@
 from collections import Counter
 
 from helpers import make_xm, pv
-from widgets.dashboard import DomainDashboard
+from vmlab.widgets.dashboard import DomainDashboard
 
 
 def frames(dash):

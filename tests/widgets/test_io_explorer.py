@@ -1,4 +1,4 @@
-from widgets.io_explorer import IoExplorer
+from vmlab.widgets.io_explorer import IoExplorer
 
 
 def _bar(w, metric, path):

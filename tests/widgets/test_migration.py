@@ -1,4 +1,4 @@
-from widgets.migration import MigrationExplorer
+from vmlab.widgets.migration import MigrationExplorer
 
 
 def test_default_explorer_converges_and_fills_the_sources():

@@ -1,4 +1,4 @@
-from widgets.pagewalk import PageWalkExplorer
+from vmlab.widgets.pagewalk import PageWalkExplorer
 
 
 def orders(w):

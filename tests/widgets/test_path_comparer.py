@@ -1,7 +1,7 @@
 import pytest
 
 from vmlab.execution import MECHANISMS
-from widgets.path_comparer import PathComparer
+from vmlab.widgets.path_comparer import PathComparer
 
 
 def total(data, i):

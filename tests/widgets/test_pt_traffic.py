@@ -1,4 +1,4 @@
-from widgets.pt_traffic import TrafficExplorer
+from vmlab.widgets.pt_traffic import TrafficExplorer
 
 
 def row(w, scheme):

@@ -1,4 +1,4 @@
-from widgets.ring import RingVisualizer
+from vmlab.widgets.ring import RingVisualizer
 
 
 def test_slots_show_one_stage_each_and_the_ring_has_8_slots():
