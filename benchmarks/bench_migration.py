@@ -2,7 +2,7 @@
 
 from vmlab.migration import MemoryImage, QemuPolicy, TargetImage, UniformWrites, Xen3Policy, run_migration
 from vmlab.migration.explorer import explore
-from vmlab.toolstack.pool import Link
+from vmlab.migration.link import Link
 
 
 def bench_precopy_64gib_30_rounds():

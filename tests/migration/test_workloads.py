@@ -4,7 +4,7 @@ import pytest
 from vmlab.errors import ConfigError
 from vmlab.migration import (HotCold, Idle, MemoryImage, QemuPolicy, SequentialScan, TargetImage, TraceWorkload,
                              UniformWrites, Zipf, distinct_dirtied, run_migration)
-from vmlab.toolstack.pool import Link
+from vmlab.migration.link import Link
 
 
 def rng():

@@ -18,6 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vmlab.errors import ConfigError
+from vmlab.migration.engine import run_migration
+from vmlab.migration.image import MemoryImage, TargetImage
+from vmlab.migration.link import Link
+from vmlab.migration.policies import QemuPolicy
+from vmlab.migration.workloads import UniformWrites
 
 __all__ = ["BaselineResult", "cloudsim_migration", "simgrid_precopy", "compare_models"]
 
@@ -78,12 +83,6 @@ def compare_models(memory_mib: float, bandwidth_mbps: float, *, rate_pages_s: fl
     `wws_pages`); SimGrid gets the same store rate as bytes/s (rate x 4 KiB), which
     is exactly the over-count the distinct-page model avoids.
     """
-    from vmlab.migration.engine import run_migration
-    from vmlab.migration.image import MemoryImage, TargetImage
-    from vmlab.migration.policies import QemuPolicy
-    from vmlab.migration.workloads import UniformWrites
-    from vmlab.toolstack.pool import Link
-
     policy = policy or QemuPolicy()
     src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction)
     rep = run_migration(src, TargetImage(src.n_pages), policy=policy, link=Link(bandwidth_mbps=bandwidth_mbps),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from vmlab.errors import ConfigError
 from vmlab.migration.engine import run_migration
+from vmlab.migration.link import Link
 from vmlab.migration.image import MemoryImage, TargetImage
 from vmlab.migration.policies import PAGE_SIZE, policy_by_name
 from vmlab.migration.report import MigrationReport
@@ -32,7 +33,6 @@ def explore(*, memory_mib: int = 1024, wws_mib: float = 64, dirty_rate_mib_s: fl
         raise ConfigError(f"policy {policy!r} is not one of {', '.join(EXPLORER_POLICIES)}")
     if not 0 < wws_mib <= memory_mib:
         raise ConfigError(f"wws_mib={wws_mib} must be > 0 and at most memory_mib={memory_mib}")
-    from vmlab.toolstack.pool import Link
     kwargs = {}
     if policy == "qemu":
         kwargs = dict(downtime_limit_ms=downtime_limit_ms, auto_converge=auto_converge, postcopy=postcopy,

@@ -17,7 +17,7 @@ continue, stop-and-copy, or switch to post-copy.
   goodput + device state + a fixed stop/resume overhead.
 
 Stages follow Clark et al. 2005: 0 pre-migration and 1 reservation happen in
-the caller (vmlab.migration.live), 2 iterative pre-copy and 3 stop-and-copy
+the caller (vmlab.toolstack.migrate, as xend), 2 iterative pre-copy and 3 stop-and-copy
 here, 4 commitment and 5 activation again in the caller when status is
 "completed". Time is simulated; nothing here sleeps.
 """
