@@ -181,6 +181,11 @@ class Migration:
         self.dst.discard()
         return self.report(status, remaining_pages=remaining_pages, error=why, where="source", converged=converged)
 
+    def abort_fault(self, remaining_pages: int = 0) -> MigrationReport:
+        """The injected fault happened: abort, "cancelled" for a cancel, else "failed"."""
+        status = "cancelled" if self.fault.kind == "cancel" else "failed"
+        return self.abort(self.fault_message(), status=status, remaining_pages=remaining_pages)
+
     def fault_message(self) -> str:
         where = self.phase if self.phase != "precopy" else f"pre-copy round {self.round_no}"
         tail = ("the guest keeps running on the source, nothing lost; the target holds nothing"
