@@ -1,7 +1,7 @@
 """Live-migration benchmarks (issue 6)."""
 
 from vmlab.migration import MemoryImage, QemuPolicy, TargetImage, UniformWrites, Xen3Policy, run_migration
-from vmlab.migration.explorer import explore
+from vmlab.migration.explore import explore
 from vmlab.migration.link import Link
 
 

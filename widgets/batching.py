@@ -10,25 +10,23 @@ size; and Linux's batch_histo and flush reasons.
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as W
 from bokeh.layouts import gridplot
 from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from vmlab.costs import PRESETS, preset
 from vmlab.errors import VmlabError
 from vmlab.execution import workload
 from vmlab.execution.analysis import StreamAnalysis
 from vmlab.execution.batching import batching_columns
+from vmlab.widgets._base import Explorer, error_html
 
 WORKLOADS = ("forkwait", "kernel_compile", "ptemod")
 SIZES = {"forkwait": 100, "kernel_compile": 2, "ptemod": 20_000}
 
 
-class BatchingExplorer:
+class BatchingExplorer(Explorer):
     """Batch-size slider -> amortization curve, entries, timeline, batch histogram, flush reasons."""
 
     def __init__(self, workload_name: str = "forkwait", preset_name: str = "p4_vtx_2006", *, seed: int = 0) -> None:
@@ -41,7 +39,6 @@ class BatchingExplorer:
         d = self.columns()
         self.sources = {k: ColumnDataSource(v) for k, v in d.items() if k != "summary"}
         self._build_figures()
-        self._model = None
         for w in (self.batch, self.workload, self.preset):
             w.observe(lambda _: self.update(), names="value")
         self._show_summary(d["summary"])
@@ -63,7 +60,7 @@ class BatchingExplorer:
         try:
             d = self.columns()
         except VmlabError as e:
-            self.summary.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self.summary.value = error_html(e)
             return
         for k, src in self.sources.items():
             src.data = d[k]
@@ -111,12 +108,8 @@ class BatchingExplorer:
         self.figures = {"curve": c, "entries": e, "timeline": t, "histogram": h, "reasons": r}
         self.layout = gridplot([[c, e], [t, h], [r, None]])
 
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.layout)
-        return W.VBox([W.HBox([self.batch, self.workload, self.preset]), self.summary, self._model])
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.batch, self.workload, self.preset]), self.summary]
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _bokeh(self):
+        return self.layout

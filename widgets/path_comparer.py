@@ -11,18 +11,16 @@ which makes ONE core call (`vmlab.execution.compare_paths` ->
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as W
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from vmlab.costs import PRESETS, preset
 from vmlab.errors import VmlabError
 from vmlab.execution import MECHANISMS, WORKLOADS, compare_paths, comparison_columns, workload
 from vmlab.execution.analysis import StreamAnalysis
+from vmlab.widgets._base import Explorer, error_html
 
 # The costs a student most often wants to move, with slider ranges (cycles).
 SLIDERS = {
@@ -36,7 +34,7 @@ SLIDERS = {
 DEFAULT_SIZES = {"forkwait": 60, "kernel_compile": 2, "web": 200, "database": 200, "compute": 50}
 
 
-class PathComparer:
+class PathComparer(Explorer):
     """Stacked bars of cycles by mechanism for native / PV / HVM / BT on one workload."""
 
     def __init__(self, workload_name: str = "forkwait", preset_name: str = "p4_vtx_2006", *, seed: int = 0) -> None:
@@ -65,7 +63,6 @@ class PathComparer:
         fig.legend.label_text_font_size = "8pt"
         fig.y_range.start = 0
         self.figure = fig
-        self._model = None
         for w in (self.workload, self.paging, self.batch, *self.sliders.values()):
             w.observe(lambda _: self.update(), names="value")
         self.preset.observe(lambda _: self.change_preset(), names="value")
@@ -115,7 +112,7 @@ class PathComparer:
         try:
             cols = self.columns()
         except VmlabError as e:
-            self.summary.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self.summary.value = error_html(e)
             return
         if hasattr(self, "source"):
             self.figure.x_range.factors = list(cols["path"])
@@ -127,13 +124,6 @@ class PathComparer:
                               f"<th>hypervisor entries</th></tr>{rows}</table>")
 
     # --- display --------------------------------------------------------------------------
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.figure)
-        return W.VBox([W.HBox([self.workload, self.preset]), W.HBox([self.paging, self.batch]),
-                       W.VBox(list(self.sliders.values()) + [self.reset]), self.summary, self._model])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.workload, self.preset]), W.HBox([self.paging, self.batch]),
+                W.VBox(list(self.sliders.values()) + [self.reset]), self.summary]

@@ -49,7 +49,7 @@ from vmlab.toolstack.migrate import migrate
 from vmlab.migration import (Fault, Idle, MemoryImage, ModernXenPolicy, PostCopy, QemuPolicy, TargetImage,
                              UniformWrites, Xen3Policy, run_migration, link_goodput_Bps)
 from vmlab.errors import MigrationRefused, MigrationFailed
-from vmlab.migration.baselines import compare_models
+from vmlab.migration.explore import compare_models
 from vmlab.migration.dirty_rate import calc_dirty_rate, wws_curve
 from vmlab.widgets.migration import MigrationExplorer
 widgets.setup_notebook()

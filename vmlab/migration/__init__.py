@@ -15,10 +15,11 @@ from vmlab.migration.image import DomainSource, DomainTarget, MemoryImage, Targe
 from vmlab.migration.policies import (Decision, ModernXenPolicy, Policy, PostCopy, QemuPolicy, StopAndCopy,
                                       SyncStats, Xen3Policy, policy_by_name)
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.workloads import (HotCold, Idle, SequentialScan, TraceWorkload, UniformWrites, Workload, Zipf,
+from vmlab.migration.dirtying import (HotCold, Idle, SequentialScan, TraceWorkload, UniformWrites, Workload, Zipf,
                                        distinct_dirtied)
 from vmlab.migration.dirty_rate import DirtyRate, calc_dirty_rate, wws_curve, wws_over_time
-from vmlab.migration.baselines import cloudsim_migration, compare_models, simgrid_precopy
+from vmlab.migration.baselines import cloudsim_migration, simgrid_precopy
+from vmlab.migration.explore import compare_models
 from vmlab.errors import MigrationFailed, MigrationRefused  # re-exported for labs
 from vmlab.migration.link import Link
 from vmlab.migration.predict import dirtying_workload, predict_migration

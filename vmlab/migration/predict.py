@@ -14,11 +14,11 @@ from __future__ import annotations
 from vmlab.errors import ConfigError
 from vmlab.migration.engine import run_migration
 from vmlab.migration.faults import Fault
-from vmlab.migration.link import Link
 from vmlab.migration.image import MemoryImage, TargetImage
+from vmlab.migration.link import Link
 from vmlab.migration.policies import PAGE_SIZE, Policy, policy_by_name
 from vmlab.migration.report import MigrationReport
-from vmlab.migration.workloads import Idle, SequentialScan, UniformWrites, Workload
+from vmlab.migration.dirtying import Idle, SequentialScan, UniformWrites, Workload
 
 __all__ = ["predict_migration", "dirtying_workload"]
 

@@ -29,7 +29,7 @@ from vmlab.migration.faults import Fault
 from vmlab.migration.image import DomainSource, DomainTarget
 from vmlab.migration.policies import Policy, StopAndCopy, Xen3Policy, policy_by_name
 from vmlab.migration.report import MigrationReport
-from vmlab.migration.workloads import Idle, UniformWrites, Workload
+from vmlab.migration.dirtying import Idle, UniformWrites, Workload
 from vmlab.toolstack import devices
 
 __all__ = ["migrate", "check_migration", "default_workload", "default_policy", "RELOCATION_PORT",

@@ -33,7 +33,7 @@ from vmlab.migration.engine.state import Migration
 from vmlab.migration.faults import Fault
 from vmlab.migration.policies import Decision, PAGE_SIZE, Policy, SyncStats
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.workloads import Workload
+from vmlab.migration.dirtying import Workload
 
 __all__ = ["run_migration"]
 

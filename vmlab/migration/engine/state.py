@@ -18,7 +18,7 @@ from vmlab.migration.faults import Fault
 from vmlab.migration.link import link_goodput_Bps, rtt_s
 from vmlab.migration.policies import PAGE_SIZE, Policy
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.workloads import Idle, Workload
+from vmlab.migration.dirtying import Idle, Workload
 
 __all__ = ["Migration"]
 
