@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from vmlab.costs import preset
 from vmlab.execution import compare_paths
+from vmlab.execution.explore import analysed_workload
 from vmlab.execution.workloads import stream_of_size
 
 N = 10_000_000
@@ -62,7 +63,8 @@ def bench_path_comparer_update_cost_slider():
     w = _comparer()
     s = w.sliders["vmexit_roundtrip_cycles"]
     s.value = 1000 if s.value != 1000 else 2400
-    return f"({len(w._stream()[0]):,} ops)"
+    from vmlab.widgets.path_comparer import DEFAULT_SIZES
+    return f"({len(analysed_workload('forkwait', DEFAULT_SIZES['forkwait'], w.seed)[0]):,} ops)"
 
 
 def bench_path_comparer_update_workload_switch():
@@ -76,7 +78,8 @@ def bench_batching_explorer_update():
     """target <= 50 ms: batching-explorer update at default size (forkwait) after the batch slider moves"""
     w = _explorer()
     w.batch.value = 16 if w.batch.value != 16 else 32
-    return f"({len(w._stream()[0]):,} ops, sweep of 9 sizes)"
+    from vmlab.widgets.batching import SIZES
+    return f"({len(analysed_workload('forkwait', SIZES['forkwait'], w.seed)[0]):,} ops, sweep of 9 sizes)"
 
 
 if __name__ == "__main__":

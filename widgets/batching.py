@@ -1,7 +1,7 @@
 """BatchingExplorer: what the multicall batch size does to a PV guest's page-table traffic.
 
 A batch-size slider drives four plots, all from ONE core call
-(`vmlab.execution.batching.batching_columns`): cycles per PTE update against
+(`vmlab.execution.explore.batching_explore`): cycles per PTE update against
 batch size (the amortization curve, the measured points on the workload, and the
 per-write cost of HVM shadow paging and of a BT callout for comparison);
 hypervisor entries against batch size; the timeline of entries at the chosen
@@ -15,11 +15,9 @@ from bokeh.layouts import gridplot
 from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
 
-from vmlab.costs import PRESETS, preset
+from vmlab.costs import PRESETS
 from vmlab.errors import VmlabError
-from vmlab.execution import workload
-from vmlab.execution.analysis import StreamAnalysis
-from vmlab.execution.batching import batching_columns
+from vmlab.execution.explore import batching_explore
 from vmlab.widgets._base import Explorer, error_html
 
 WORKLOADS = ("forkwait", "kernel_compile", "ptemod")
@@ -31,7 +29,6 @@ class BatchingExplorer(Explorer):
 
     def __init__(self, workload_name: str = "forkwait", preset_name: str = "p4_vtx_2006", *, seed: int = 0) -> None:
         self.seed = seed
-        self._cache: dict = {}
         self.batch = W.IntSlider(value=32, min=1, max=256, description="batch size")
         self.workload = W.Dropdown(options=list(WORKLOADS), value=workload_name, description="workload")
         self.preset = W.Dropdown(options=list(PRESETS), value=preset_name, description="preset")
@@ -44,16 +41,9 @@ class BatchingExplorer(Explorer):
         self._show_summary(d["summary"])
 
     # --- data ----------------------------------------------------------------------------
-    def _stream(self):
-        key = (self.workload.value, self.seed)
-        if key not in self._cache:
-            s = workload(self.workload.value, SIZES[self.workload.value], seed=self.seed)
-            self._cache = {key: (s, StreamAnalysis(s))}
-        return self._cache[key]
-
     def columns(self) -> dict[str, dict[str, list]]:
-        s, a = self._stream()
-        return batching_columns(s, preset(self.preset.value), self.batch.value, analysis=a)
+        name = self.workload.value
+        return batching_explore(name, self.preset.value, self.batch.value, size=SIZES[name], seed=self.seed)
 
     # --- callbacks -------------------------------------------------------------------------
     def update(self) -> None:

@@ -4,9 +4,9 @@ Stacked bars of cycles by mechanism (native work, page walks, VM exits,
 hypercalls, traps, callouts, translation, shadow paging, emulation, device I/O)
 for the four paths; a workload picker, the cost preset, HVM's paging mode, PV's
 batch size and sliders for the headline costs. Every control calls `update()`,
-which makes ONE core call (`vmlab.execution.compare_paths` ->
-`comparison_columns`); the generated stream and its analysis are cached per
-(workload, size, seed), so moving a cost slider only re-costs.
+which makes ONE core call (`vmlab.execution.explore.path_comparison`); the
+generated stream and its analysis are cached there per (workload, size, seed),
+so moving a cost slider only re-costs.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from bokeh.plotting import figure
 
 from vmlab.costs import PRESETS, preset
 from vmlab.errors import VmlabError
-from vmlab.execution import MECHANISMS, WORKLOADS, compare_paths, comparison_columns, workload
-from vmlab.execution.analysis import StreamAnalysis
+from vmlab.execution import MECHANISMS, WORKLOADS
+from vmlab.execution.explore import costs_with, path_comparison
 from vmlab.widgets._base import Explorer, error_html
 
 # The costs a student most often wants to move, with slider ranges (cycles).
@@ -39,7 +39,6 @@ class PathComparer(Explorer):
 
     def __init__(self, workload_name: str = "forkwait", preset_name: str = "p4_vtx_2006", *, seed: int = 0) -> None:
         self.seed = seed
-        self._cache: dict = {}
         self.workload = W.Dropdown(options=list(WORKLOADS), value=workload_name, description="workload")
         self.preset = W.Dropdown(options=list(PRESETS), value=preset_name, description="preset")
         self.paging = W.ToggleButtons(options=["shadow", "nested"], value="shadow", description="HVM paging")
@@ -71,24 +70,12 @@ class PathComparer(Explorer):
 
     # --- data -------------------------------------------------------------------------
     def costs(self):
-        base = preset(self.preset.value)
-        changes = {f: float(s.value) for f, s in self.sliders.items() if float(s.value) != getattr(base, f)}
-        return base.replace(**changes) if changes else base
-
-    def _stream(self):
-        name = self.workload.value
-        key = (name, DEFAULT_SIZES.get(name), self.seed)
-        if key not in self._cache:
-            s = workload(name, DEFAULT_SIZES.get(name), seed=self.seed)
-            self._cache = {key: (s, StreamAnalysis(s))}
-        return self._cache[key]
+        return costs_with(self.preset.value, {f: s.value for f, s in self.sliders.items()})
 
     def columns(self) -> dict[str, list]:
-        s, a = self._stream()
-        results = compare_paths(s, self.costs(), batch=self.batch.value, paging=self.paging.value,
-                                timeline=False, analysis=a)
-        self.results = results
-        return comparison_columns(results)
+        name = self.workload.value
+        return path_comparison(name, self.costs(), size=DEFAULT_SIZES.get(name), seed=self.seed,
+                               batch=self.batch.value, paging=self.paging.value)
 
     # --- callbacks ----------------------------------------------------------------------
     def _load_preset(self) -> None:

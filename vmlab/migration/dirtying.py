@@ -66,9 +66,6 @@ class Workload:
             return 0
         return int(rng.poisson(lam)) if lam < 1e7 else int(round(lam))
 
-    def describe(self) -> str:
-        return self.name
-
 
 @dataclass
 class Idle(Workload):
