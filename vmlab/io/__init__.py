@@ -10,11 +10,11 @@ from vmlab.io.blkif import BlkBack, BlkFront, BlkifRequest, BlkifResponse, Blkif
 from vmlab.io.costs import DEFAULT_IO_COSTS, IoCosts, cycles_breakdown, io_compare, io_explore
 from vmlab.io.emulated import HvmEmulatedDisk
 from vmlab.io.event_channel import EventChannels
-from vmlab.io.grant_table import GrantTables, frame_access
+from vmlab.io.grant_map import GrantTables
 from vmlab.io.hotplug import attach_block, attach_emulated_disk, attach_vif, detach_all, detach_device
 from vmlab.io.netif import Bridge, EthernetFrame, NetBack, NetFront
 from vmlab.io.ring import BackRing, FrontRing, SharedRing, ring_columns
-from vmlab.io.system import IoSystem, io_system, new_io_machine
+from vmlab.io.system import IoSystem, frame_access, io_system, new_io_machine
 from vmlab.io.walkthrough import ring_walkthrough
 from vmlab.io.xenbus import XenbusState
 from vmlab.io.xenstore import Xenstore, XenstoreError

@@ -30,7 +30,7 @@ from vmlab.io.ring import BLKIF_RING_SIZE, BackRing, FrontRing, SharedRing
 from vmlab.io.xenbus import XenbusState, read_state, switch_state
 
 if TYPE_CHECKING:
-    from vmlab.io.system import IoSystem
+    from vmlab.io.context import IoContext
 
 __all__ = ["BlkifSegment", "BlkifRequest", "BlkifResponse", "VirtualDisk", "BlkFront", "BlkBack",
            "BLKIF_OP_READ", "BLKIF_OP_WRITE", "BLKIF_OP_WRITE_BARRIER", "BLKIF_OP_FLUSH_DISKCACHE",
@@ -161,7 +161,7 @@ class _Shadow(NamedTuple):
 class BlkFront:
     """xen-blkfront in a domU: one virtual disk (e.g. xvda) talking to one blkback."""
 
-    def __init__(self, io: "IoSystem", domid: int, devid: int, backend_domid: int, backend_path: str, *,
+    def __init__(self, io: "IoContext", domid: int, devid: int, backend_domid: int, backend_path: str, *,
                  suppress: bool = True) -> None:
         self.io = io
         self.domid = domid
@@ -357,7 +357,7 @@ class BlkFront:
 class BlkBack:
     """blkback in dom0: serves one frontend's ring from a VirtualDisk."""
 
-    def __init__(self, io: "IoSystem", frontend_domid: int, devid: int, disk: VirtualDisk, *, readonly: bool = False,
+    def __init__(self, io: "IoContext", frontend_domid: int, devid: int, disk: VirtualDisk, *, readonly: bool = False,
                  domid: int = 0, suppress: bool = True) -> None:
         self.io = io
         self.domid = domid

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from vmlab.hypervisor.hypervisor import Hypervisor
 
 __all__ = [
-    "EventChannels", "DomainEvents", "VcpuEvents", "do_event_channel_op",
+    "EventChannels", "DomainEvents", "VcpuEvents", "event_channel_op_handler", "EVTCHNOP_TABLE",
     "EVTCHNOP_bind_interdomain", "EVTCHNOP_bind_virq", "EVTCHNOP_close", "EVTCHNOP_send",
     "EVTCHNOP_status", "EVTCHNOP_alloc_unbound", "EVTCHNOP_bind_ipi", "EVTCHNOP_bind_vcpu", "EVTCHNOP_unmask",
     "ECS_FREE", "ECS_RESERVED", "ECS_UNBOUND", "ECS_INTERDOMAIN", "ECS_PIRQ", "ECS_VIRQ", "ECS_IPI",
@@ -359,64 +359,65 @@ class EventChannels:
         return 0 if d is None else sum(1 for s in d.state[1:] if s != ECS_FREE)
 
 
-def do_event_channel_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg: dict | None = None,
-                        out: dict | None = None) -> int:
-    """event_channel_op(cmd, arg): arg holds the op struct's fields by their Xen names.
+def _out(key: str, rc: int, out: dict) -> int:
+    if rc >= 0:
+        out[key] = rc
+    return rc
 
-    alloc_unbound {dom, remote_dom} -> port; bind_interdomain {remote_dom, remote_port}
-    -> local_port; bind_virq {virq, vcpu} -> port; bind_ipi {vcpu} -> port;
-    close/send/unmask {port}; status {dom, port}. Ports come back both as the
-    return value and in `out`.
-    """
-    io = hv.__dict__.get("io_state")
-    if io is None:
-        from vmlab.io.system import io_system
-        io = io_system(hv)
-    ev = io.events
-    arg = arg or {}
-    if not isinstance(arg, dict):
-        return C.EFAULT  # Xen could not copy the op struct from guest memory
-    out = out if out is not None else {}
-    me = caller.domid
-    if cmd == EVTCHNOP_send:
-        return ev.send(me, arg.get("port", -1))
-    if cmd == EVTCHNOP_alloc_unbound:
-        rc = ev.alloc_unbound(caller, arg.get("dom", C.DOMID_SELF), arg.get("remote_dom", C.DOMID_INVALID))
-        if rc >= 0:
-            out["port"] = rc
-        return rc
-    if cmd == EVTCHNOP_bind_interdomain:
-        rc = ev.bind_interdomain(caller, arg.get("remote_dom", C.DOMID_INVALID), arg.get("remote_port", -1))
-        if rc >= 0:
-            out["local_port"] = rc
-        return rc
-    if cmd == EVTCHNOP_bind_virq:
-        rc = ev.bind_virq(caller, arg.get("virq", -1), arg.get("vcpu", 0))
-        if rc >= 0:
-            out["port"] = rc
-        return rc
-    if cmd == EVTCHNOP_bind_ipi:
-        rc = ev.bind_ipi(caller, arg.get("vcpu", 0))
-        if rc >= 0:
-            out["port"] = rc
-        return rc
-    if cmd == EVTCHNOP_close:
-        return ev.close(me, arg.get("port", -1))
-    if cmd == EVTCHNOP_unmask:
-        return ev.unmask(me, arg.get("port", -1))
-    if cmd == EVTCHNOP_status:
-        dom = arg.get("dom", C.DOMID_SELF)
-        dom = me if dom == C.DOMID_SELF else dom
-        if dom != me and not caller.privileged:
-            return C.EPERM
-        return ev.status(dom, arg.get("port", -1), out)
-    if cmd == EVTCHNOP_bind_vcpu:
-        d = ev.domains.get(me)
-        port, vcpu = arg.get("port", -1), arg.get("vcpu", 0)
-        if d is None or not 0 < port < NR_EVENT_CHANNELS or d.state[port] == ECS_FREE:
-            return C.EINVAL
-        if not 0 <= vcpu < len(d.vcpus):
-            return C.ENOENT
-        d.vcpu_of[port] = vcpu
-        return 0
-    return C.ENOSYS
+
+def _op_status(ev: EventChannels, caller: "Domain", arg: dict, out: dict) -> int:
+    dom = arg.get("dom", C.DOMID_SELF)
+    dom = caller.domid if dom == C.DOMID_SELF else dom
+    if dom != caller.domid and not caller.privileged:
+        return C.EPERM
+    return ev.status(dom, arg.get("port", -1), out)
+
+
+def _op_bind_vcpu(ev: EventChannels, caller: "Domain", arg: dict, out: dict) -> int:
+    d = ev.domains.get(caller.domid)
+    port, vcpu = arg.get("port", -1), arg.get("vcpu", 0)
+    if d is None or not 0 < port < NR_EVENT_CHANNELS or d.state[port] == ECS_FREE:
+        return C.EINVAL
+    if not 0 <= vcpu < len(d.vcpus):
+        return C.ENOENT
+    d.vcpu_of[port] = vcpu
+    return 0
+
+
+# EVTCHNOP_* -> fn(ev, caller, arg, out): the sub-operation table (Xen's do_event_channel_op switch).
+EVTCHNOP_TABLE: dict[int, Callable[[EventChannels, "Domain", dict, dict], int]] = {
+    EVTCHNOP_send: lambda ev, c, a, o: ev.send(c.domid, a.get("port", -1)),
+    EVTCHNOP_alloc_unbound: lambda ev, c, a, o: _out(
+        "port", ev.alloc_unbound(c, a.get("dom", C.DOMID_SELF), a.get("remote_dom", C.DOMID_INVALID)), o),
+    EVTCHNOP_bind_interdomain: lambda ev, c, a, o: _out(
+        "local_port", ev.bind_interdomain(c, a.get("remote_dom", C.DOMID_INVALID), a.get("remote_port", -1)), o),
+    EVTCHNOP_bind_virq: lambda ev, c, a, o: _out("port", ev.bind_virq(c, a.get("virq", -1), a.get("vcpu", 0)), o),
+    EVTCHNOP_bind_ipi: lambda ev, c, a, o: _out("port", ev.bind_ipi(c, a.get("vcpu", 0)), o),
+    EVTCHNOP_close: lambda ev, c, a, o: ev.close(c.domid, a.get("port", -1)),
+    EVTCHNOP_unmask: lambda ev, c, a, o: ev.unmask(c.domid, a.get("port", -1)),
+    EVTCHNOP_status: _op_status,
+    EVTCHNOP_bind_vcpu: _op_bind_vcpu,
+}
+
+
+def event_channel_op_handler(ev: EventChannels) -> Callable[..., int]:
+    """The event_channel_op (32) hypercall handler, a closure over one hypervisor's `ev`."""
+
+    def do_event_channel_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg: dict | None = None,
+                            out: dict | None = None) -> int:
+        """event_channel_op(cmd, arg): arg holds the op struct's fields by their Xen names.
+
+        alloc_unbound {dom, remote_dom} -> port; bind_interdomain {remote_dom, remote_port}
+        -> local_port; bind_virq {virq, vcpu} -> port; bind_ipi {vcpu} -> port;
+        close/send/unmask {port}; status {dom, port}. Ports come back both as the
+        return value and in `out`.
+        """
+        arg = arg or {}
+        if not isinstance(arg, dict):
+            return C.EFAULT  # Xen could not copy the op struct from guest memory
+        op = EVTCHNOP_TABLE.get(cmd)
+        if op is None:
+            return C.ENOSYS
+        return op(ev, caller, arg, out if out is not None else {})
+
+    return do_event_channel_op

@@ -29,7 +29,7 @@ from vmlab.io.ring import NET_RX_RING_SIZE, NET_TX_RING_SIZE, BackRing, FrontRin
 from vmlab.io.xenbus import XenbusState, read_state, switch_state
 
 if TYPE_CHECKING:
-    from vmlab.io.system import IoSystem
+    from vmlab.io.context import IoContext
 
 __all__ = ["EthernetFrame", "Bridge", "BridgePort", "NetFront", "NetBack", "NetifTxRequest", "NetifTxResponse",
            "NetifRxRequest", "NetifRxResponse", "NETIF_RSP_OKAY", "NETIF_RSP_ERROR", "NETIF_RSP_DROPPED",
@@ -159,7 +159,7 @@ def _counts() -> dict[str, int]:
 class NetFront:
     """xen-netfront in a domU: one vif with a MAC address."""
 
-    def __init__(self, io: "IoSystem", domid: int, devid: int, mac: str, backend_domid: int, backend_path: str, *,
+    def __init__(self, io: "IoContext", domid: int, devid: int, mac: str, backend_domid: int, backend_path: str, *,
                  suppress: bool = True, rx_target: int = RX_DFL_MIN_TARGET) -> None:
         self.io, self.domid, self.frontend_domid, self.devid, self.mac = io, domid, domid, devid, mac
         self.backend_domid, self.backend_path = backend_domid, backend_path
@@ -325,7 +325,7 @@ class NetFront:
 class NetBack:
     """netback in dom0: the vif<domid>.<devid> port on a bridge."""
 
-    def __init__(self, io: "IoSystem", frontend_domid: int, devid: int, bridge: Bridge, mac: str, *,
+    def __init__(self, io: "IoContext", frontend_domid: int, devid: int, bridge: Bridge, mac: str, *,
                  vlan: int | None = None, domid: int = 0, suppress: bool = True) -> None:
         self.io, self.domid, self.frontend_domid, self.devid = io, domid, frontend_domid, devid
         self.bridge, self.mac, self.vlan, self.suppress = bridge, mac, vlan, suppress
