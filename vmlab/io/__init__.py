@@ -6,7 +6,9 @@
     hotplug                    creating device pairs;  costs: counts -> cycles, io_explore
 """
 
-from vmlab.io.blkif import BlkBack, BlkFront, BlkifRequest, BlkifResponse, BlkifSegment, VirtualDisk
+from vmlab.io.blkback import BlkBack
+from vmlab.io.blkfront import BlkFront
+from vmlab.io.blkif import BlkifRequest, BlkifResponse, BlkifSegment, VirtualDisk
 from vmlab.io.costs import DEFAULT_IO_COSTS, IoCosts, cycles_breakdown, io_compare, io_explore
 from vmlab.io.emulated import HvmEmulatedDisk
 from vmlab.io.event_channel import EventChannels

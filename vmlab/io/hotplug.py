@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from vmlab.errors import ConfigError
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import DiskSpec, DomainKind, VifSpec
-from vmlab.io.blkif import DEFAULT_IMAGE_SECTORS, BlkBack, BlkFront, VirtualDisk, vbd_devid
+from vmlab.io.blkback import BlkBack
+from vmlab.io.blkfront import BlkFront
+from vmlab.io.blkif import DEFAULT_IMAGE_SECTORS, VirtualDisk, vbd_devid
 from vmlab.io.netif import Bridge, NetBack, NetFront
 from vmlab.io.xenbus import XenbusState, read_state, switch_state
 
