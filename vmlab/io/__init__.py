@@ -14,7 +14,9 @@ from vmlab.io.emulated import HvmEmulatedDisk
 from vmlab.io.event_channel import EventChannels
 from vmlab.io.grant_map import GrantTables
 from vmlab.io.hotplug import attach_block, attach_emulated_disk, attach_vif, detach_all, detach_device
-from vmlab.io.netif import Bridge, EthernetFrame, NetBack, NetFront
+from vmlab.io.netback import NetBack
+from vmlab.io.netfront import NetFront
+from vmlab.io.netif import Bridge, EthernetFrame
 from vmlab.io.ring import BackRing, FrontRing, SharedRing, ring_columns
 from vmlab.io.system import IoSystem, frame_access, io_system, new_io_machine
 from vmlab.io.walkthrough import ring_walkthrough

@@ -121,7 +121,6 @@ class GrantTables:
         c[0 if readonly else 1] -= 1
         if c[0] == 0 and c[1] == 0:
             del mt.by_mfn[mfn]
-        mem = self.hv.memory
         t = self.tables.get(granter)
         if t is not None and ref < t.nr_entries:
             if readonly:

@@ -16,7 +16,9 @@ from vmlab.hypervisor.domain import DiskSpec, DomainKind, VifSpec
 from vmlab.io.blkback import BlkBack
 from vmlab.io.blkfront import BlkFront
 from vmlab.io.blkif import DEFAULT_IMAGE_SECTORS, VirtualDisk, vbd_devid
-from vmlab.io.netif import Bridge, NetBack, NetFront
+from vmlab.io.netback import NetBack
+from vmlab.io.netfront import NetFront
+from vmlab.io.netif import Bridge
 from vmlab.io.xenbus import XenbusState, read_state, switch_state
 
 if TYPE_CHECKING:
