@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vmlab.hypervisor.domain import DiskSpec
 from vmlab.io.blkif import BLKIF_OP_READ, BLKIF_OP_WRITE, SECTORS_PER_PAGE
-from vmlab.io.costs import io_explore
+from vmlab.io.explore import io_explore
 from vmlab.io.hotplug import attach_block
 from vmlab.io.system import io_system, new_io_machine
 

@@ -48,7 +48,7 @@ from vmlab.hypervisor.domain import DomainKind
 from vmlab.hypervisor.hypervisor import Hypervisor
 from vmlab.io import io_system, XenstoreError
 from vmlab.io.blkif import BLKIF_OP_READ, BLKIF_OP_WRITE, vbd_devid
-from vmlab.io.costs import io_compare
+from vmlab.io.explore import io_compare
 from vmlab.io.event_channel import EVTCHNOP_send
 from vmlab.io.grant_table import (GNTMAP_host_map, GNTTABOP_map_grant_ref, GNTTABOP_unmap_grant_ref,
                                   ENTRIES_PER_GRANT_FRAME, GNTTAB_NR_RESERVED_ENTRIES)
