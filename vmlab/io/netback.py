@@ -124,60 +124,15 @@ class NetBack:
         self.io.wake(self)
 
     def process(self, budget: int | None = None) -> bool:
+        """net_tx_action / net_rx_action: drain TX, fill RX, notify once. Never stays runnable."""
         if self.tx is None:
             return False
-        io, me, f = self.io, self.domid, self.frontend_domid
-        scratch_mfn = io.mfn(me, self.scratch_pfn)
-        content = io.hv.memory.content
-        headers = io.grants.headers
+        scratch_mfn = self.io.mfn(self.domid, self.scratch_pfn)
         notify = False
         while True:
-            # TX: copy each frame out of the guest, answer, hand it to the bridge.
-            while self.tx.unconsumed_requests():
-                req = self.tx.get_request()
-                if not isinstance(req, NetifTxRequest) or req.size < ETH_HLEN or req.offset < 0 \
-                        or req.offset + req.size > PAGE_SIZE:
-                    self.tx.put_response(NetifTxResponse(getattr(req, "id", -1), NETIF_RSP_ERROR))
-                    self.counts["tx_errors"] += 1
-                    continue
-                out: dict = {}
-                self._call("grant_table_op", GNTTABOP_copy, [{
-                    "source": {"ref": req.gref, "domid": f, "offset": req.offset},
-                    "dest": {"gmfn": self.scratch_pfn, "domid": me, "offset": 0},
-                    "len": req.size, "flags": GNTCOPY_source_gref}], 1, out)
-                self.counts["grant_copies"] += 1
-                if out["status"][0] != GNTST_okay:
-                    self.tx.put_response(NetifTxResponse(req.id, NETIF_RSP_ERROR))
-                    self.counts["tx_errors"] += 1
-                    continue
-                self.tx.put_response(NetifTxResponse(req.id, NETIF_RSP_OKAY))
-                self.counts["tx_packets"] += 1
-                self.counts["tx_bytes"] += req.size
-                dst, _src = headers.get(scratch_mfn, (BROADCAST, self.mac))
-                self.bridge.forward(self.name, EthernetFrame(self.mac if _src is None else _src, dst, req.size,
-                                                             int(content[scratch_mfn])))
+            self._serve_tx(scratch_mfn)
             notify |= self._push(self.tx)
-            # RX: copy queued frames into buffers the guest posted.
-            while self.backlog and self.rx.unconsumed_requests():
-                frame = self.backlog.popleft()
-                req = self.rx.get_request()
-                content[scratch_mfn] = frame.stamp
-                headers[scratch_mfn] = (frame.dst, frame.src)
-                out = {}
-                self._call("grant_table_op", GNTTABOP_copy, [{
-                    "source": {"gmfn": self.scratch_pfn, "domid": me, "offset": 0},
-                    "dest": {"ref": getattr(req, "gref", -1), "domid": f, "offset": 0},
-                    "len": frame.length, "flags": GNTCOPY_dest_gref}], 1, out)
-                self.counts["grant_copies"] += 1
-                ok = out["status"][0] == GNTST_okay
-                self.rx.put_response(NetifRxResponse(getattr(req, "id", -1), 0, 0,
-                                                     frame.length if ok else NETIF_RSP_ERROR))
-                if ok:
-                    self.counts["rx_packets"] += 1
-                    self.counts["rx_bytes"] += frame.length
-            if self.backlog and not self.rx.unconsumed_requests():
-                self.counts["rx_dropped"] += len(self.backlog)  # no buffers posted: the guest loses them
-                self.backlog.clear()
+            self._serve_rx(scratch_mfn)
             notify |= self._push(self.rx)
             if not (self.tx.final_check_for_requests() or self.backlog):
                 break
@@ -185,6 +140,57 @@ class NetBack:
             self.counts["notify_sent"] += 1
             self._call("event_channel_op", EVTCHNOP_send, {"port": self.port})
         return False
+
+    def _serve_tx(self, scratch_mfn: int) -> None:
+        """TX: copy each frame out of the guest, answer, hand it to the bridge."""
+        content, headers = self.io.hv.memory.content, self.io.grants.headers
+        while self.tx.unconsumed_requests():
+            req = self.tx.get_request()
+            if not isinstance(req, NetifTxRequest) or req.size < ETH_HLEN or req.offset < 0 \
+                    or req.offset + req.size > PAGE_SIZE:
+                self.tx.put_response(NetifTxResponse(getattr(req, "id", -1), NETIF_RSP_ERROR))
+                self.counts["tx_errors"] += 1
+                continue
+            out: dict = {}
+            self._call("grant_table_op", GNTTABOP_copy, [{
+                "source": {"ref": req.gref, "domid": self.frontend_domid, "offset": req.offset},
+                "dest": {"gmfn": self.scratch_pfn, "domid": self.domid, "offset": 0},
+                "len": req.size, "flags": GNTCOPY_source_gref}], 1, out)
+            self.counts["grant_copies"] += 1
+            if out["status"][0] != GNTST_okay:
+                self.tx.put_response(NetifTxResponse(req.id, NETIF_RSP_ERROR))
+                self.counts["tx_errors"] += 1
+                continue
+            self.tx.put_response(NetifTxResponse(req.id, NETIF_RSP_OKAY))
+            self.counts["tx_packets"] += 1
+            self.counts["tx_bytes"] += req.size
+            dst, _src = headers.get(scratch_mfn, (BROADCAST, self.mac))
+            self.bridge.forward(self.name, EthernetFrame(self.mac if _src is None else _src, dst, req.size,
+                                                         int(content[scratch_mfn])))
+
+    def _serve_rx(self, scratch_mfn: int) -> None:
+        """RX: copy queued frames into buffers the guest posted; without buffers the frames are lost."""
+        content, headers = self.io.hv.memory.content, self.io.grants.headers
+        while self.backlog and self.rx.unconsumed_requests():
+            frame = self.backlog.popleft()
+            req = self.rx.get_request()
+            content[scratch_mfn] = frame.stamp
+            headers[scratch_mfn] = (frame.dst, frame.src)
+            out: dict = {}
+            self._call("grant_table_op", GNTTABOP_copy, [{
+                "source": {"gmfn": self.scratch_pfn, "domid": self.domid, "offset": 0},
+                "dest": {"ref": getattr(req, "gref", -1), "domid": self.frontend_domid, "offset": 0},
+                "len": frame.length, "flags": GNTCOPY_dest_gref}], 1, out)
+            self.counts["grant_copies"] += 1
+            ok = out["status"][0] == GNTST_okay
+            self.rx.put_response(NetifRxResponse(getattr(req, "id", -1), 0, 0,
+                                                 frame.length if ok else NETIF_RSP_ERROR))
+            if ok:
+                self.counts["rx_packets"] += 1
+                self.counts["rx_bytes"] += frame.length
+        if self.backlog and not self.rx.unconsumed_requests():
+            self.counts["rx_dropped"] += len(self.backlog)  # no buffers posted: the guest loses them
+            self.backlog.clear()
 
     def _push(self, ring: BackRing) -> bool:
         before = ring.counts["pushes"]
