@@ -165,15 +165,6 @@ class GrantTable:
         self.flags[ref] = GTF_permit_access | (GTF_readonly if readonly else 0)
         return ref
 
-    def grant_ref(self, ref: int, domid: int, frame: int, *, readonly: bool = False) -> None:
-        """Write entry `ref` directly (e.g. a reserved entry). The guest can write anything here."""
-        if self._is_free[ref]:
-            self._free.remove(ref)
-            self._is_free[ref] = False
-        self.domid_of[ref] = int(domid)
-        self.frame[ref] = int(frame)
-        self.flags[ref] = GTF_permit_access | (GTF_readonly if readonly else 0)
-
     def in_use(self, ref: int) -> bool:
         return bool(self.flags[ref] & (GTF_reading | GTF_writing))
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from vmlab.errors import ConfigError
 from vmlab.hypervisor import constants as C
-from vmlab.hypervisor.domain import DiskSpec, DomainKind, VifSpec
+from vmlab.hypervisor.domain import DiskSpec, VifSpec
 from vmlab.io.blkback import BlkBack
 from vmlab.io.blkfront import BlkFront
 from vmlab.io.blkif import DEFAULT_IMAGE_SECTORS, VirtualDisk, vbd_devid
@@ -220,8 +220,3 @@ def detach_all(io: "IoContext", domid: int) -> int:
     for dev in devs:
         detach_device(io, dev, graceful=False)
     return len(devs)
-
-
-def frontend_kind(io: "IoContext", domid: int) -> DomainKind:
-    dom = io.hv.domains.get(domid)
-    return dom.kind if dom is not None else DomainKind.PV
