@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BlkBack"]
 
+_MAP_RO = GNTMAP_host_map | GNTMAP_readonly  # a WRITE only reads the guest's page
+
 
 class BlkBack:
     """blkback in dom0: serves one frontend's ring from a VirtualDisk."""
@@ -185,57 +187,70 @@ class BlkBack:
         return BLKIF_RSP_OKAY
 
     def _dispatch_batch(self, reqs: list) -> list[BlkifResponse]:
+        """Serve requests taken together: one map for all their segments, the I/O, one unmap."""
         counts = self.counts
         counts["requests"] += len(reqs)
-        status = []
-        ops = []
-        for req in reqs:
-            st = BLKIF_RSP_OKAY if getattr(req, "operation", None) == BLKIF_OP_FLUSH_DISKCACHE else self._check(req)
-            status.append(st)
-            if st == BLKIF_RSP_OKAY and req.operation != BLKIF_OP_FLUSH_DISKCACHE:
-                flags = GNTMAP_host_map | GNTMAP_readonly if req.operation == BLKIF_OP_WRITE else GNTMAP_host_map
-                f = self.frontend_domid
-                ops.extend({"ref": s.gref, "dom": f, "flags": flags} for s in req.seg)
+        status, ops = self._check_batch(reqs)
         out: dict = {"status": [], "handle": [], "mfn": []}
         if ops:
             self._call("grant_table_op", GNTTABOP_map_grant_ref, ops, len(ops), out)
-        mstatus, mhandle, mmfn = out["status"], out["handle"], out["mfn"]
+        mstatus, mhandle = out["status"], out["handle"]
         handles = [h for h, st in zip(mhandle, mstatus) if st == GNTST_okay]
         counts["grant_maps"] += len(handles)
-        content = self.io.hv.memory.content
-        disk = self.disk
-        k = 0
-        rsps = []
-        for req, st in zip(reqs, status):
-            if st != BLKIF_RSP_OKAY or req.operation == BLKIF_OP_FLUSH_DISKCACHE:
-                if st != BLKIF_RSP_OKAY:
-                    counts["errors"] += 1
-                counts["responses"] += 1
-                rsps.append(BlkifResponse(getattr(req, "id", -1), getattr(req, "operation", -1), st))
-                continue
-            n = len(req.seg)
-            mine = range(k, k + n)
-            k += n
-            if any(mstatus[i] != GNTST_okay for i in mine):  # a bad or foreign grant: never touch the disk
-                counts["errors"] += 1
-                counts["responses"] += 1
-                rsps.append(BlkifResponse(req.id, req.operation, BLKIF_RSP_ERROR))
-                continue
-            op = req.operation
-            sector = req.sector_number
-            for s, i in zip(req.seg, mine):
-                mfn = mmfn[i]  # reachable only because the map above succeeded (GrantTables.frame_access)
-                if op == BLKIF_OP_WRITE:
-                    disk.write(sector, s.first_sect, s.last_sect, int(content[mfn]))
-                else:
-                    vals = disk.read(sector, s.first_sect, s.last_sect)
-                    content[mfn] = VirtualDisk.page_from_sectors(int(content[mfn]), s.first_sect, s.last_sect, vals)
-                sector += s.last_sect - s.first_sect + 1
-            counts["segments"] += n
-            counts["bytes"] += (sector - req.sector_number) * SECTOR_SIZE
-            counts["responses"] += 1
-            rsps.append(BlkifResponse(req.id, op, BLKIF_RSP_OKAY))
+        # Only when some map failed must each request look at its own segments' statuses.
+        rsps = self._do_io(reqs, status, None if len(handles) == len(ops) else mstatus, out["mfn"])
         if handles:
             self._call("grant_table_op", GNTTABOP_unmap_grant_ref, [{"handle": h} for h in handles], len(handles), {})
             counts["grant_unmaps"] += len(handles)
+        return rsps
+
+    def _check_batch(self, reqs: list) -> tuple[list[int], list[dict]]:
+        """Each request's status before the disk, and the map ops for the segments of those that pass."""
+        status: list[int] = []
+        ops: list[dict] = []
+        f, check = self.frontend_domid, self._check
+        for req in reqs:
+            op = getattr(req, "operation", None)
+            st = BLKIF_RSP_OKAY if op == BLKIF_OP_FLUSH_DISKCACHE else check(req)
+            status.append(st)
+            if st == BLKIF_RSP_OKAY and op != BLKIF_OP_FLUSH_DISKCACHE:
+                flags = _MAP_RO if op == BLKIF_OP_WRITE else GNTMAP_host_map
+                ops += [{"ref": s.gref, "dom": f, "flags": flags} for s in req.seg]
+        return status, ops
+
+    def _do_io(self, reqs: list, status: list[int], mstatus: list[int] | None, mmfn: list[int]) -> list[BlkifResponse]:
+        """The disk I/O of a batch through the mapped frames (reachable only because the map succeeded)."""
+        content = self.io.hv.memory.content
+        item, write, read = content.item, self.disk.write, self.disk.read
+        page_from_sectors = VirtualDisk.page_from_sectors
+        rsps: list[BlkifResponse] = []
+        k = errors = segments = sectors = 0
+        for req, st in zip(reqs, status):
+            if st != BLKIF_RSP_OKAY or req.operation == BLKIF_OP_FLUSH_DISKCACHE:
+                errors += st != BLKIF_RSP_OKAY
+                rsps.append(BlkifResponse(getattr(req, "id", -1), getattr(req, "operation", -1), st))
+                continue
+            seg, op, sector = req.seg, req.operation, req.sector_number
+            n = len(seg)
+            if mstatus is not None and any(st != GNTST_okay for st in mstatus[k:k + n]):
+                k += n  # a bad or foreign grant: never touch the disk
+                errors += 1
+                rsps.append(BlkifResponse(req.id, op, BLKIF_RSP_ERROR))
+                continue
+            for s in seg:
+                first, last, mfn = s.first_sect, s.last_sect, mmfn[k]
+                k += 1
+                if op == BLKIF_OP_WRITE:
+                    write(sector, first, last, item(mfn))
+                else:
+                    content[mfn] = page_from_sectors(item(mfn), first, last, read(sector, first, last))
+                sector += last - first + 1
+            segments += n
+            sectors += sector - req.sector_number
+            rsps.append(BlkifResponse(req.id, op, BLKIF_RSP_OKAY))
+        c = self.counts
+        c["errors"] += errors
+        c["responses"] += len(rsps)
+        c["segments"] += segments
+        c["bytes"] += sectors * SECTOR_SIZE
         return rsps
