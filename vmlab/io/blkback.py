@@ -136,15 +136,12 @@ class BlkBack:
             return False
         done = 0
         while True:
-            batch = []
-            while ring.unconsumed_requests() and len(batch) < BLKIF_RING_SIZE:
-                if budget is not None and done >= budget:
-                    break
-                batch.append(ring.get_request())
-                done += 1
-            if batch:
-                for rsp in self._dispatch_batch(batch):
-                    ring.put_response(rsp)
+            n = min(ring.unconsumed_requests(), BLKIF_RING_SIZE)
+            if budget is not None:
+                n = max(0, min(n, budget - done))
+            if n:
+                done += n
+                ring.put_responses(self._dispatch_batch(ring.get_requests(n)))
                 self._push()
                 continue
             if ring.unconsumed_requests():  # stopped by the budget
