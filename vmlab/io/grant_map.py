@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 __all__ = ["GrantTables", "MapTrack"]
 
 _GRANTABLE_RW = (int(PageType.NONE), int(PageType.WRITABLE))
+_MAP_KINDS = GNTMAP_host_map | GNTMAP_device_map
+
+
+def _add(counts: np.ndarray, idx: np.ndarray, delta: int) -> None:
+    """counts[idx] += delta for every occurrence in idx (np.add.at, or a plain fancy add when idx has no repeats)."""
+    if idx.size and np.unique(idx).size == idx.size:
+        counts[idx] += delta
+    elif idx.size:
+        np.add.at(counts, idx, delta)
 
 
 @dataclass(slots=True)
@@ -137,11 +146,9 @@ class GrantTables:
     def _pin(self, pins: list) -> None:
         if pins:
             mem = self.hv.memory
-            mfns = np.fromiter((m for m, _ in pins), dtype=np.int64, count=len(pins))
-            np.add.at(mem.tot_count, mfns, 1)
-            rw = mfns[np.fromiter((w for _, w in pins), dtype=bool, count=len(pins))]
-            if rw.size:
-                np.add.at(mem.type_count, rw, 1)
+            mfns = np.array([m for m, _ in pins], dtype=np.int64)
+            _add(mem.tot_count, mfns, 1)
+            _add(mem.type_count, mfns[np.array([w for _, w in pins], dtype=bool)], 1)
 
     def _unpin(self, unpins: list) -> None:
         # Only frames still owned by the granter carry the counts (a dead granter's frames were freed).
@@ -153,38 +160,43 @@ class GrantTables:
                 if writable and mem.type_count.item(mfn) > 0:
                     mem.type_count[mfn] -= 1
 
-    def map_many(self, caller: int, ops) -> tuple[list[int], list[int], list[int]]:
+    def map_many(self, caller: int, ops) -> tuple[list[int], list[int], list[int], list[int]]:
         """A batch of gnttab_map_grant_ref, one op at a time in order, reference counts applied at the end.
 
         The loop is map_one inlined for a grant that maps cleanly (blkback's hot path);
         any op that would fail goes through map_one, which gives it its exact status.
+        Returns (status, handle, mfn) per op and the indices of GNTMAP_device_map ops.
         """
-        status, handles, mfns, pins = [], [], [], []
+        status, handles, mfns, pins, device = [], [], [], [], []
         domains, tables, mem = self.hv.domains, self.tables, self.hv.memory
         owner, ptype, total = mem.owner.item, mem.page_type.item, mem.total_frames
         mt = self.maptrack.get(caller)
         fast = 0
         for op in ops:
             ref, granter, flags = op.get("ref", -1), op.get("dom", C.DOMID_INVALID), op.get("flags", 0)
-            t = tables.get(granter) if granter in domains else None
+            t = tables.get(granter)
             ro = bool(flags & GNTMAP_readonly)
-            if (t is None or not flags & (GNTMAP_host_map | GNTMAP_device_map) or not 0 <= ref < len(t.flags)
-                    or (t.flags[ref] & GTF_type_mask) != GTF_permit_access or t.domid_of[ref] != caller
-                    or (not ro and t.flags[ref] & GTF_readonly) or not 0 <= t.frame[ref] < total
-                    or owner(t.frame[ref]) != granter or (not ro and ptype(t.frame[ref]) not in _GRANTABLE_RW)):
+            if flags & GNTMAP_device_map:
+                device.append(len(status))
+            ok = False
+            if t is not None and flags & _MAP_KINDS and 0 <= ref < len(t.flags) and granter in domains:
+                gflags, mfn = t.flags[ref], t.frame[ref]
+                ok = ((gflags & GTF_type_mask) == GTF_permit_access and t.domid_of[ref] == caller
+                      and (ro or not gflags & GTF_readonly) and 0 <= mfn < total and owner(mfn) == granter
+                      and (ro or ptype(mfn) in _GRANTABLE_RW))
+            if not ok:
                 st, h, mfn = self.map_one(caller, ref, granter, flags, pins)  # refuses it, with its status
                 status.append(st)
                 handles.append(h)
                 mfns.append(mfn)
                 mt = self.maptrack.get(caller)
                 continue
-            mfn = t.frame[ref]
             if ro:
                 t.pin_read[ref] += 1
-                t.flags[ref] |= GTF_reading
+                t.flags[ref] = gflags | GTF_reading
             else:
                 t.pin_write[ref] += 1
-                t.flags[ref] |= GTF_writing | GTF_reading
+                t.flags[ref] = gflags | GTF_writing | GTF_reading
             pins.append((mfn, not ro))
             if mt is None:
                 mt = self.track(caller)
@@ -201,7 +213,7 @@ class GrantTables:
             mfns.append(mfn)
         self.counts["map"] += fast
         self._pin(pins)
-        return status, handles, mfns
+        return status, handles, mfns, device
 
     def unmap_many(self, caller: int, handles) -> list[int]:
         """A batch of gnttab_unmap_grant_ref: unmap_one inlined, reference counts dropped at the end."""
@@ -247,12 +259,10 @@ class GrantTables:
     def _unpin_batch(self, unpins: list) -> None:
         if len(unpins) > 4:
             mem = self.hv.memory
-            m = np.fromiter((u[0] for u in unpins), dtype=np.int64, count=len(unpins))
-            g = np.fromiter((u[1] for u in unpins), dtype=np.int64, count=len(unpins))
-            w = np.fromiter((u[2] for u in unpins), dtype=bool, count=len(unpins))
+            m, g, w = (np.array(col) for col in zip(*unpins))
             keep = mem.owner[m] == g
-            np.subtract.at(mem.tot_count, m[keep], 1)
-            np.subtract.at(mem.type_count, m[keep & w], 1)
+            _add(mem.tot_count, m[keep], -1)
+            _add(mem.type_count, m[keep & w], -1)
         else:
             self._unpin(unpins)
 

@@ -6,11 +6,12 @@ Each GNTTABOP_* is one row of `GNTTABOP_TABLE` (Xen's do_grant_table_op switch);
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import TYPE_CHECKING, Callable
 
 from vmlab.hypervisor import constants as C
 from vmlab.io.grant_map import GrantTables
-from vmlab.io.grant_table import (GNTMAP_device_map, GNTST_bad_domain, GNTST_general_error, GNTST_okay,
+from vmlab.io.grant_table import (GNTST_bad_domain, GNTST_general_error, GNTST_okay,
                                   GNTST_permission_denied, GNTTABOP_copy, GNTTABOP_map_grant_ref,
                                   GNTTABOP_query_size, GNTTABOP_setup_table, GNTTABOP_transfer,
                                   GNTTABOP_unmap_grant_ref)
@@ -23,10 +24,13 @@ __all__ = ["grant_table_op_handler", "GNTTABOP_TABLE"]
 
 
 def _map(g: GrantTables, hv, caller: "Domain", ops: list, out: dict) -> None:
-    status, handles, mfns = g.map_many(caller.domid, ops)
+    status, handles, mfns, device = g.map_many(caller.domid, ops)
     out["status"], out["handle"], out["mfn"] = status, handles, mfns
-    out["dev_bus_addr"] = [m << 12 if st == GNTST_okay and op.get("flags", 0) & GNTMAP_device_map else 0
-                           for st, m, op in zip(status, mfns, ops)]
+    bus = [0] * len(ops)
+    for i in device:  # only GNTMAP_device_map mappings get a bus address
+        if status[i] == GNTST_okay:
+            bus[i] = mfns[i] << 12
+    out["dev_bus_addr"] = bus
 
 
 def _unmap(g: GrantTables, hv, caller: "Domain", ops: list, out: dict) -> None:
@@ -94,7 +98,7 @@ def grant_table_op_handler(g: GrantTables) -> Callable[..., int]:
             ops = []
         if isinstance(ops, dict):
             ops = [ops]
-        if not isinstance(ops, (list, tuple)) or not all(isinstance(op, dict) for op in ops):
+        if not isinstance(ops, (list, tuple)) or not all(map(isinstance, ops, repeat(dict))):
             return C.EFAULT  # Xen could not copy the op array from guest memory
         count = len(ops) if count is None else count
         if count < 0 or count > len(ops):
