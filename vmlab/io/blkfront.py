@@ -140,8 +140,12 @@ class BlkFront:
         """
         rid = self._next_id
         self._next_id += 1
-        self.waiting.append((rid, operation, sector, list(pfns), first_sect, last_sect, done))
-        self._fill_ring()
+        ring = self.ring
+        if ring is not None and not self.waiting and ring.free_requests():
+            self._put(rid, operation, sector, list(pfns), first_sect, last_sect, done)  # what _fill_ring would do
+        else:
+            self.waiting.append((rid, operation, sector, list(pfns), first_sect, last_sect, done))
+            self._fill_ring()
         if push:
             self.kick()
         return rid
@@ -158,22 +162,27 @@ class BlkFront:
         return req.id
 
     def _fill_ring(self) -> None:
-        ring = self.ring
+        ring, waiting = self.ring, self.waiting
         if ring is None:
             return
+        while waiting and ring.free_requests():
+            self._put(*waiting.popleft())
+
+    def _put(self, rid: int, op: int, sector: int, pfns: list[int], first: int, last: int,
+             done: Callable | None) -> None:
+        """Grant the pages and put one request on the ring (blkif_queue_request)."""
         grant = self.io.grants.table(self.domid).grant_foreign_access
         p2m_item = self.io.hv.domains[self.domid].p2m.item
-        waiting, shadow, counts, backend = self.waiting, self.shadow, self.counts, self.backend_domid
-        while waiting and not ring.full():
-            rid, op, sector, pfns, first, last, done = waiting.popleft()
-            readonly = op != BLKIF_OP_READ  # the backend only reads our page for a write
-            grefs = [grant(backend, p2m_item(p), readonly=readonly) for p in pfns]
-            req = BlkifRequest(op, rid, sector, tuple([BlkifSegment(g, first, last) for g in grefs]))
-            shadow[rid] = _Shadow(req, grefs, pfns, done)
-            ring.put_request(req)
-            counts["grants_issued"] += len(grefs)
-            counts["requests"] += 1
-            counts["segments"] += len(grefs)
+        readonly = op != BLKIF_OP_READ  # the backend only reads our page for a write
+        backend = self.backend_domid
+        grefs = [grant(backend, p2m_item(p), readonly=readonly) for p in pfns]
+        req = BlkifRequest(op, rid, sector, tuple([BlkifSegment(g, first, last) for g in grefs]))
+        self.shadow[rid] = _Shadow(req, grefs, pfns, done)
+        self.ring.put_request(req)
+        counts = self.counts
+        counts["grants_issued"] += len(grefs)
+        counts["requests"] += 1
+        counts["segments"] += len(grefs)
 
     def kick(self) -> bool:
         """flush_requests: publish queued requests; notify the backend if the ring asks. True if notified."""

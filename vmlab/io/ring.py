@@ -116,10 +116,10 @@ class FrontRing:
 
     def put_request(self, req: Any) -> int:
         """Write a request into the next private slot (RING_GET_REQUEST + req_prod_pvt++). Returns its index."""
-        if self.full():
-            raise ConfigError(f"ring full: {self.sring.size} requests outstanding; push and wait for responses first")
-        idx = self.req_prod_pvt
-        self.sring.slots[idx & (self.sring.size - 1)] = req
+        idx, sr = self.req_prod_pvt, self.sring
+        if (idx - self.rsp_cons) & M32 >= sr.size:  # full()
+            raise ConfigError(f"ring full: {sr.size} requests outstanding; push and wait for responses first")
+        sr.slots[idx & (sr.size - 1)] = req
         self.req_prod_pvt = (idx + 1) & M32
         self.counts["requests"] += 1
         return idx
