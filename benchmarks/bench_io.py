@@ -13,7 +13,7 @@ BATCH = 32
 
 
 def bench_pv_block_requests():
-    """target <= 2 s: 100,000 block requests (4 KiB, batches of 32: one full ring per notification) through blkfront -> ring -> blkback"""
+    """target <= 1 s: 100,000 block requests (4 KiB, batches of 32: one full ring per notification) through blkfront -> ring -> blkback"""
     hv, d = new_io_machine()
     hv.trace.capacity = 10 * N_REQUESTS  # keep the trace's drop-oldest path out of the measurement
     io = io_system(hv)

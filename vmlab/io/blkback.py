@@ -169,16 +169,17 @@ class BlkBack:
             return BLKIF_RSP_EOPNOTSUPP  # feature-barrier=0
         if op not in (BLKIF_OP_READ, BLKIF_OP_WRITE):
             return BLKIF_RSP_ERROR
-        n = req.nsegs
-        if n != len(req.seg) or not 1 <= n <= BLKIF_MAX_SEGMENTS_PER_REQUEST:
+        n, seg = req.nr_segments, req.seg
+        if (n >= 0 and n != len(seg)) or not 1 <= len(seg) <= BLKIF_MAX_SEGMENTS_PER_REQUEST:
             return BLKIF_RSP_ERROR
         if op == BLKIF_OP_WRITE and self.readonly:
             return BLKIF_RSP_ERROR
         nsect = 0
-        for s in req.seg:
-            if not 0 <= s.first_sect <= s.last_sect < SECTORS_PER_PAGE:
+        for s in seg:
+            first, last = s.first_sect, s.last_sect
+            if not 0 <= first <= last < SECTORS_PER_PAGE:
                 return BLKIF_RSP_ERROR
-            nsect += s.last_sect - s.first_sect + 1
+            nsect += last - first + 1
         if req.sector_number < 0 or req.sector_number + nsect > self.disk.sectors:
             return BLKIF_RSP_ERROR
         return BLKIF_RSP_OKAY

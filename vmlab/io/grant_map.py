@@ -29,9 +29,9 @@ _GRANTABLE_RW = (int(PageType.NONE), int(PageType.WRITABLE))
 _MAP_KINDS = GNTMAP_host_map | GNTMAP_device_map
 
 
-def _add(counts: np.ndarray, idx: np.ndarray, delta: int) -> None:
-    """counts[idx] += delta for every occurrence in idx (np.add.at, or a plain fancy add when idx has no repeats)."""
-    if idx.size and np.unique(idx).size == idx.size:
+def _add(counts: np.ndarray, idx: np.ndarray, delta: int, unique: bool) -> None:
+    """counts[idx] += delta for every occurrence in idx (a plain fancy add when idx has no repeats)."""
+    if unique:
         counts[idx] += delta
     elif idx.size:
         np.add.at(counts, idx, delta)
@@ -146,9 +146,11 @@ class GrantTables:
     def _pin(self, pins: list) -> None:
         if pins:
             mem = self.hv.memory
-            mfns = np.array([m for m, _ in pins], dtype=np.int64)
-            _add(mem.tot_count, mfns, 1)
-            _add(mem.type_count, mfns[np.array([w for _, w in pins], dtype=bool)], 1)
+            m, w = zip(*pins)
+            unique = len(set(m)) == len(m)
+            mfns = np.array(m, dtype=np.int64)
+            _add(mem.tot_count, mfns, 1, unique)
+            _add(mem.type_count, mfns[np.array(w, dtype=bool)], 1, unique)
 
     def _unpin(self, unpins: list) -> None:
         # Only frames still owned by the granter carry the counts (a dead granter's frames were freed).
@@ -234,7 +236,13 @@ class GrantTables:
                 del mt.by_mfn[mfn]
             t = tables.get(granter)
             if t is not None and ref < len(t.flags):
-                self._unpin_entry(t, ref, ro)
+                pr, pw = t.pin_read, t.pin_write  # _unpin_entry, inlined on the hot path
+                if ro:
+                    pr[ref] -= 1
+                else:
+                    pw[ref] -= 1
+                if pw[ref] == 0:
+                    t.flags[ref] &= ~GTF_writing if pr[ref] else ~(GTF_writing | GTF_reading)
                 if not ro and logging:  # log-dirty: a frame written through a writable mapping is dirty
                     self._mark_dirty(granter, mfn)
             unpins.append((mfn, granter, not ro))
@@ -259,10 +267,12 @@ class GrantTables:
     def _unpin_batch(self, unpins: list) -> None:
         if len(unpins) > 4:
             mem = self.hv.memory
-            m, g, w = (np.array(col) for col in zip(*unpins))
+            m, g, w = zip(*unpins)
+            unique = len(set(m)) == len(m)
+            m, g, w = np.array(m, dtype=np.int64), np.array(g), np.array(w, dtype=bool)
             keep = mem.owner[m] == g
-            _add(mem.tot_count, m[keep], -1)
-            _add(mem.type_count, m[keep & w], -1)
+            _add(mem.tot_count, m[keep], -1, unique)
+            _add(mem.type_count, m[keep & w], -1, unique)
         else:
             self._unpin(unpins)
 
