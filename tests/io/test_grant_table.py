@@ -1,5 +1,3 @@
-import pytest
-
 from vmlab.hardware.memory import PageType
 from vmlab.hypervisor import constants as C
 from vmlab.io.grant_table import (ENTRIES_PER_GRANT_FRAME, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_host_map,
