@@ -206,14 +206,15 @@ class BlkBack:
         """Each request's status before the disk, and the map ops for the segments of those that pass."""
         status: list[int] = []
         ops: list[dict] = []
-        f, check = self.frontend_domid, self._check
+        f, check, add = self.frontend_domid, self._check, ops.append
         for req in reqs:
             op = getattr(req, "operation", None)
             st = BLKIF_RSP_OKAY if op == BLKIF_OP_FLUSH_DISKCACHE else check(req)
             status.append(st)
             if st == BLKIF_RSP_OKAY and op != BLKIF_OP_FLUSH_DISKCACHE:
                 flags = _MAP_RO if op == BLKIF_OP_WRITE else GNTMAP_host_map
-                ops += [{"ref": s.gref, "dom": f, "flags": flags} for s in req.seg]
+                for s in req.seg:
+                    add({"ref": s.gref, "dom": f, "flags": flags})
         return status, ops
 
     def _do_io(self, reqs: list, status: list[int], mstatus: list[int] | None, mmfn: list[int]) -> list[BlkifResponse]:

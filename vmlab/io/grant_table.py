@@ -181,3 +181,17 @@ class GrantTable:
             self._free.append(ref)
             self._is_free[ref] = True
         return True
+
+    def end_foreign_access_many(self, refs: list[int]) -> int:
+        """end_foreign_access for each ref in order; returns how many could not be revoked (still in use)."""
+        flags, is_free, free, n = self.flags, self._is_free, self._free, len(self.flags)
+        refused = 0
+        for ref in refs:
+            if not 0 <= ref < n or flags[ref] & (GTF_reading | GTF_writing):
+                refused += 1
+                continue
+            flags[ref] = GTF_invalid
+            if ref >= GNTTAB_NR_RESERVED_ENTRIES and not is_free[ref]:
+                free.append(ref)
+                is_free[ref] = True
+        return refused
