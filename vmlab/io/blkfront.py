@@ -171,18 +171,23 @@ class BlkFront:
     def _put(self, rid: int, op: int, sector: int, pfns: list[int], first: int, last: int,
              done: Callable | None) -> None:
         """Grant the pages and put one request on the ring (blkif_queue_request)."""
-        grant = self.io.grants.table(self.domid).grant_foreign_access
-        p2m_item = self.io.hv.domains[self.domid].p2m.item
+        io, me = self.io, self.domid
+        grant = io.grants.table(me).grant_foreign_access
+        p2m_item = io.hv.domains[me].p2m.item
         readonly = op != BLKIF_OP_READ  # the backend only reads our page for a write
         backend = self.backend_domid
-        grefs = [grant(backend, p2m_item(p), readonly=readonly) for p in pfns]
-        req = BlkifRequest(op, rid, sector, tuple([BlkifSegment(g, first, last) for g in grefs]))
+        grefs, segs = [], []
+        for p in pfns:
+            g = grant(backend, p2m_item(p), readonly=readonly)
+            grefs.append(g)
+            segs.append(BlkifSegment(g, first, last))
+        req = BlkifRequest(op, rid, sector, tuple(segs))
         self.shadow[rid] = _Shadow(req, grefs, pfns, done)
         self.ring.put_request(req)
-        counts = self.counts
-        counts["grants_issued"] += len(grefs)
+        counts, n = self.counts, len(grefs)
+        counts["grants_issued"] += n
         counts["requests"] += 1
-        counts["segments"] += len(grefs)
+        counts["segments"] += n
 
     def kick(self) -> bool:
         """flush_requests: publish queued requests; notify the backend if the ring asks. True if notified."""
