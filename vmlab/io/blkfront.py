@@ -211,23 +211,25 @@ class BlkFront:
         if ring is None:
             return
         table = self.io.grants.table(self.domid)
+        shadow, completed, counts = self.shadow, self.completed, self.counts
         while True:
             while ring.unconsumed_responses():
                 rsp = ring.get_response()
-                sh = self.shadow.pop(getattr(rsp, "id", -1), None)
+                sh = shadow.pop(getattr(rsp, "id", -1), None)
                 if sh is None:
                     self.duplicates += 1
                     continue
                 # still mapped by the backend: cannot revoke, the grant leaks
                 self.leaked_grants += table.end_foreign_access_many(sh.grefs)
-                if rsp.id in self.completed:
+                rid, status = rsp.id, rsp.status
+                if rid in completed:
                     self.duplicates += 1
-                self.completed[rsp.id] = rsp.status
-                self.counts["responses"] += 1
-                if rsp.status != BLKIF_RSP_OKAY:
-                    self.counts["errors"] += 1
+                completed[rid] = status
+                counts["responses"] += 1
+                if status != BLKIF_RSP_OKAY:
+                    counts["errors"] += 1
                 if sh.done is not None:
-                    sh.done(rsp.id, rsp)
+                    sh.done(rid, rsp)
             if not ring.final_check_for_responses():
                 break
         if self.waiting:

@@ -173,15 +173,16 @@ class GrantTables:
         domains, tables, mem = self.hv.domains, self.tables, self.hv.memory
         owner, ptype, total = mem.owner.item, mem.page_type.item, mem.total_frames
         mt = self.maptrack.get(caller)
-        fast = 0
+        fast, last, t, live = 0, None, None, False
         for op in ops:
             ref, granter, flags = op.get("ref", -1), op.get("dom", C.DOMID_INVALID), op.get("flags", 0)
-            t = tables.get(granter)
+            if granter != last:  # a batch names one granter: look its table up once
+                last, t, live = granter, tables.get(granter), granter in domains
             ro = bool(flags & GNTMAP_readonly)
             if flags & GNTMAP_device_map:
                 device.append(len(status))
             ok = False
-            if t is not None and flags & _MAP_KINDS and 0 <= ref < len(t.flags) and granter in domains:
+            if t is not None and flags & _MAP_KINDS and 0 <= ref < len(t.flags) and live:
                 gflags, mfn = t.flags[ref], t.frame[ref]
                 ok = ((gflags & GTF_type_mask) == GTF_permit_access and t.domid_of[ref] == caller
                       and (ro or not gflags & GTF_readonly) and 0 <= mfn < total and owner(mfn) == granter
