@@ -2,7 +2,7 @@
 
 Controls: request size (KiB, one segment per 4 KiB page), batch (requests per
 push), notification suppression, and which path the cycle breakdown shows. Data
-from ONE core call (`vmlab.io.costs.io_compare`): per-request notifications,
+from ONE core call (`vmlab.io.explore.io_compare`): per-request notifications,
 hypercalls, VM exits, grant operations, cycles and the throughput one CPU's
 overhead would allow, for the PV path and the emulated IDE path side by side.
 """
@@ -15,7 +15,7 @@ from bokeh.models import ColumnDataSource, FactorRange
 from bokeh.plotting import figure
 
 from vmlab.errors import VmlabError
-from vmlab.io.costs import io_compare
+from vmlab.io.explore import io_compare
 from vmlab.widgets._base import Explorer, error_html
 
 COUNT_METRICS = ("notifications", "hypercalls", "VM exits", "grant maps+unmaps")

@@ -1,7 +1,7 @@
 """RingVisualizer: an io/ring.h shared ring, one step at a time.
 
 Controls: step slider, batch size, suppression on/off, seed. Data from ONE core
-call (`vmlab.io.walkthrough.ring_walkthrough`): the stage of every slot at the
+call (`vmlab.io.explore.ring_walkthrough`): the stage of every slot at the
 chosen step (drawn as a ring of wedges), and the producer/consumer indices and
 event thresholds over all steps, with the notifications marked.
 """
@@ -17,7 +17,7 @@ from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
 
 from vmlab.errors import VmlabError
-from vmlab.io.walkthrough import ring_walkthrough
+from vmlab.io.explore import ring_walkthrough
 from vmlab.widgets._base import Explorer, error_html
 
 STAGE_COLORS = {"free": "#eeeeee", "request (private)": "#c6dbef", "request": "#6baed6", "in flight": "#fd8d3c",

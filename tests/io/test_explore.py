@@ -1,7 +1,7 @@
 import pytest
 
 from vmlab.errors import ConfigError
-from vmlab.io.costs import IoCosts, cycles_breakdown, io_explore
+from vmlab.io.explore import io_compare, io_explore, ring_walkthrough
 
 
 def _m(cols, name):
@@ -41,18 +41,28 @@ def test_explorer_arguments_are_checked():
     for bad in ({"path": "bt"}, {"request_kib": 6}, {"request_kib": 48}, {"batch": 0}, {"n_requests": 0}):
         with pytest.raises(ConfigError):
             io_explore(**bad)
-    with pytest.raises(ConfigError, match="hypercall_cycles"):
-        IoCosts(hypercall_cycles=-1)
 
 
-def test_cycles_breakdown_prices_each_counted_event():
-    br = cycles_breakdown({"hypercalls": 2, "exits": 1}, IoCosts(hypercall_cycles=10, exit_to_device_model_cycles=100))
-    assert br["hypercalls"] == 20 and br["exits"] == 100 and br["grant_ops"] == 0
 
 
-def test_io_costs_can_follow_a_cost_model_preset():
-    from vmlab.costs import preset
-    p = preset("xen_pv")
-    c = IoCosts.from_cost_model(p, grant_map_cycles=1)
-    assert c.hypercall_cycles == p.hypercall_roundtrip_cycles and c.cpu_hz == p.clock_ghz * 1e9
-    assert c.grant_map_cycles == 1
+def test_io_compare_puts_the_two_paths_side_by_side():
+    cols = io_compare(n_requests=16)
+    pv, hvm = io_explore(path="pv", n_requests=16), io_explore(path="hvm", n_requests=16)
+    assert cols["metrics"]["metric"] == pv["metric"]
+    assert cols["metrics"]["pv"] == pv["per_request"] and cols["metrics"]["hvm"] == hvm["per_request"]
+    assert cols["cycles"]["component"] == pv["component"]
+
+
+def test_ring_walkthrough_answers_every_request_and_is_seeded():
+    w = ring_walkthrough(n_requests=24, seed=3)
+    assert w == ring_walkthrough(n_requests=24, seed=3)
+    assert w["summary"]["requests"] == [24] and w["summary"]["current_step"] == w["summary"]["steps"]
+    assert set(w["steps"]) >= {"req_prod", "rsp_prod", "notify", "suppressed"}
+    off = ring_walkthrough(n_requests=24, suppression=False, seed=3)
+    assert off["summary"]["suppressed"] == [0]
+
+
+def test_ring_walkthrough_arguments_follow_io_ring_h():
+    for bad in ({"size": 6}, {"batch": 9}, {"n_requests": 0}):
+        with pytest.raises(ConfigError):
+            ring_walkthrough(**bad)
