@@ -229,6 +229,48 @@ class Domain:
         """Running or blocked: the guest kernel is executing (not paused, stopped or dying)."""
         return self.state in (DomainState.RUNNING, DomainState.BLOCKED)
 
+    # --- persistence (hypervisor/persist.py composes these) ------------------------
+    def save(self, *, console_tail: int = 200) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able fields, arrays): the p2m kept as runs of consecutive mfns."""
+        meta = {"domid": self.domid, "config": config_to_dict(self.config), "privileged": self.privileged,
+                "state": self.state.value, "max_pages": self.max_pages, "target_pages": self.target_pages,
+                "vcpus_online": self.vcpus_online, "cpu_time_s": self.cpu_time_s, "load": self.load,
+                "shutdown_reason": self.shutdown_reason, "console": self.console[-console_tail:],
+                "devices": [vars(v) for v in self.devices], "created_ns": self.created_ns}
+        start, first = p2m_runs(self.p2m)
+        return meta, {"start": start, "first": first, "size": np.array([self.p2m.size], dtype=np.int64)}
+
+    @classmethod
+    def restore(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Domain":
+        d = meta
+        return cls(domid=d["domid"], config=config_from_dict(d["config"]), privileged=d["privileged"],
+                   state=DomainState(d["state"]), max_pages=d["max_pages"], target_pages=d["target_pages"],
+                   vcpus_online=d["vcpus_online"], cpu_time_s=d["cpu_time_s"], load=d["load"],
+                   shutdown_reason=d["shutdown_reason"], console=list(d["console"]),
+                   devices=[VirtualDevice(**v) for v in d["devices"]], created_ns=d["created_ns"],
+                   p2m=p2m_from_runs(arrays["start"], arrays["first"], int(arrays["size"][0])))
+
+
+def p2m_runs(p2m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a p2m as runs of consecutive mfns (holes are runs of INVALID_MFN): tiny for real guests."""
+    if p2m.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    step = np.diff(p2m)
+    invalid = p2m == INVALID_MFN
+    cont = ((step == 1) & ~invalid[:-1] & ~invalid[1:]) | (invalid[:-1] & invalid[1:])
+    starts = np.concatenate(([0], np.flatnonzero(~cont) + 1))
+    return starts.astype(np.int64), p2m[starts].astype(np.int64)
+
+
+def p2m_from_runs(starts: np.ndarray, first: np.ndarray, size: int) -> np.ndarray:
+    """The inverse of `p2m_runs`."""
+    if size == 0:
+        return np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, size))
+    offset = np.arange(size, dtype=np.int64) - np.repeat(starts, lengths)
+    base = np.repeat(first, lengths)
+    return np.where(base == INVALID_MFN, INVALID_MFN, base + offset)
+
 
 _HINT = {
     (DomainState.PAUSED, DomainState.PAUSED): "; it is already paused",

@@ -231,10 +231,10 @@ class _Txn:
 
 def pv_state(hv) -> PVPagingState:
     """The host's PV paging state (created, and the hypercalls registered, on first use)."""
-    st = getattr(hv, "pv_paging", None)
+    st = hv.subsystems.get("pv_paging")
     if st is None:
         install(hv)
-        st = hv.pv_paging
+        st = hv.subsystems["pv_paging"]
     return st
 
 
@@ -519,8 +519,7 @@ def apply_ext_op(hv, domid: int, cmd: int, arg) -> int:
 
 def install(hv) -> None:
     """Register mmu_update, mmuext_op, update_va_mapping and multicall on `hv`."""
-    if getattr(hv, "pv_paging", None) is None:
-        hv.pv_paging = PVPagingState()
+    hv.subsystem("pv_paging", PVPagingState)
     for name, fn in (("mmu_update", do_mmu_update), ("mmuext_op", do_mmuext_op),
                      ("update_va_mapping", do_update_va_mapping), ("multicall", do_multicall)):
         hv.register(HypercallEntry(name, C.HYPERCALL_NUMBERS[name], _guarded(fn)))

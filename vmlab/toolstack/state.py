@@ -23,7 +23,7 @@ import numpy as np
 
 from vmlab.errors import StateFileError
 from vmlab.hardware.host import HostSpec
-from vmlab.hypervisor.hypervisor import load_hypervisor, save_hypervisor
+from vmlab.hypervisor.persist import load_hypervisor, save_hypervisor
 from vmlab.toolstack.pool import Link, ServerPool
 
 FORMAT = "vmlab-state"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from vmlab.errors import CapacityError, ConfigError, DomainNotFound, DomainStateError, HypercallError
+from vmlab.guest import linux
 from vmlab.hardware.host import parse_size_mib
 from vmlab.hardware.memory import frames_from_mib, mib_from_frames
 from vmlab.hypervisor import constants as C
@@ -85,7 +86,7 @@ class Toolstack:
             self._build(domid, config, pfns=np.arange(frames_from_mib(config.memory_mib), dtype=np.int64))
             dom = self.hv.domains[domid]
             devices.connect(self.hv, dom)
-            self.hv.boot_guest(domid)
+            linux.boot_guest(self.hv, domid)
         except Exception:
             self._undo_create(domid)
             raise
@@ -213,7 +214,7 @@ class Toolstack:
         if frames_from_mib(mib) > dom.max_pages and not dom.privileged:
             raise ConfigError(f"xm mem-set {ref} {mib}: above maxmem {mib_from_frames(dom.max_pages)} MiB; "
                               f"raise it first with `xm mem-max {ref} {mib}`")
-        self.hv.balloon(dom.domid, frames_from_mib(mib))
+        linux.balloon(self.hv, dom.domid, frames_from_mib(mib))
         return dom.memory_mib
 
     def mem_max(self, ref: str | int, mib: int | str) -> None:
