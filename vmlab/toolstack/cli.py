@@ -130,7 +130,8 @@ def run(argv: list[str]) -> str:
         host, rest = rest[1], rest[2:]
     if raw_cmd == "xm" and (not rest or rest[0] in ("-h", "--help")):
         return xm_parser().format_help()
-    with StateFile(a.state).transaction(write=not (raw_cmd == "xm" and is_readonly(rest))) as pool:
+    rw = not (raw_cmd == "xm" and is_readonly(rest))
+    with StateFile(a.state).transaction(write=rw, devices=rw) as pool:
         if raw_cmd == "xm":
             return run_xm(pool, rest, server=host, progress=_print_round)
         if raw_cmd == "virt-install":

@@ -91,7 +91,9 @@ class StateFile:
                               "(a new one starts a fresh pool)")
 
     @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[ServerPool]:
+    def transaction(self, *, write: bool = True, devices: bool = True) -> Iterator[ServerPool]:
+        """The pool, committed back on success if `write`; devices=False skips rebuilding
+        the I/O system (a read-only verb such as `xm list` never touches a ring)."""
         con = self._connect()
         try:
             try:
@@ -117,7 +119,7 @@ class StateFile:
                     pool = default_pool()
                 else:
                     try:
-                        pool = load_pool(row[0], devices=write)
+                        pool = load_pool(row[0], devices=devices)
                     except Exception as e:  # any decoding failure means a damaged file
                         raise self._bad(f"is damaged ({type(e).__name__})") from None
             yield pool
