@@ -5,7 +5,7 @@ are the nested table's levels (nL4..nL1) plus the guest entry read. Each cell sh
 when that memory reference happens (1..24). Toggles: 2 MiB nested pages (the nL1
 column disappears: 19), a nested TLB and a page-walk cache (with "warm": a neighbouring
 page was walked first, so cached cells are skipped). A step slider replays the walk.
-Data: ONE core call, `vmlab.paging.nested.walk_grid`.
+Data: ONE core call, `vmlab.guest.explore.walk_grid`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 from jupyter_bokeh import BokehModel
 
-from vmlab.paging.nested import walk_grid
+from vmlab.guest.explore import walk_grid
 
 ROWS = ["data", "gL1", "gL2", "gL3", "gL4"]   # bottom to top
 COLS = ["nL4", "nL3", "nL2", "nL1", "guest"]

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from vmlab.hardware.memory import all_distinct
 from vmlab.hypervisor import constants as C
-from vmlab.hypervisor.domain import DomainConfig, DomainState
+from vmlab.hypervisor.domain import Domain, DomainConfig, DomainState
 
-if TYPE_CHECKING:
-    from vmlab.hypervisor.domain import Domain
-    from vmlab.hypervisor.hypervisor import Hypervisor
-
+# hypervisor.py imports this table, so this module names the Hypervisor only in prose:
+# `Hypervisor` below is any object with the public surface listed in the docstring.
+Hypervisor = Any
 Handler = Callable[..., int]
 
 
@@ -64,7 +63,7 @@ class HypercallEntry:
         return low <= nargs <= high and (kws is None or kws.issuperset(kwargs))
 
 
-def _target(hv: "Hypervisor", caller: "Domain", domid: int) -> "Domain | int":
+def _target(hv: Hypervisor, caller: Domain, domid: int) -> Domain | int:
     """Resolve DOMID_SELF / a domid; foreign targets need privilege (Xen's IS_PRIV_FOR)."""
     if domid == C.DOMID_SELF or domid == caller.domid:
         return caller
@@ -145,7 +144,7 @@ DOMCTL_OPS: dict[int, Handler] = {
 }
 
 
-def do_domctl(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DOMID_INVALID,
+def do_domctl(hv: Hypervisor, caller: Domain, cmd: int, domid: int = C.DOMID_INVALID,
               arg=None, out: dict | None = None) -> int:
     out = out if out is not None else {}
     if cmd == C.XEN_DOMCTL["createdomain"]:  # the one sub-op with no domain yet
@@ -165,7 +164,7 @@ def do_domctl(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DOMID
 # --- memory_op (12): reservations and the balloon ---------------------------
 # Each sub-op takes (hv, dom, nr_extents, extents, out) and returns extents done.
 
-def _pfn_list(dom: "Domain", nr_extents, extents) -> np.ndarray | None:
+def _pfn_list(dom: Domain, nr_extents, extents) -> np.ndarray | None:
     """The guest's extent list as pfns, or None if Xen would refuse it (-EINVAL)."""
     if not isinstance(nr_extents, (int, np.integer)) or nr_extents < 0:
         return None
@@ -227,7 +226,7 @@ MEMORY_OPS: dict[int, Handler] = {
 }
 
 
-def do_memory_op(hv: "Hypervisor", caller: "Domain", cmd: int, domid: int = C.DOMID_SELF,
+def do_memory_op(hv: Hypervisor, caller: Domain, cmd: int, domid: int = C.DOMID_SELF,
                  nr_extents: int = 0, extents=None, out: dict | None = None) -> int:
     """Returns the number of extents (4 KiB pages here) completed, as Xen does."""
     dom = _target(hv, caller, domid)
@@ -274,7 +273,7 @@ SCHED_OPS: dict[int, Handler] = {
 }
 
 
-def do_sched_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg=None) -> int:
+def do_sched_op(hv: Hypervisor, caller: Domain, cmd: int, arg=None) -> int:
     op = SCHED_OPS.get(cmd)
     return C.ENOSYS if op is None else op(hv, caller, arg)
 
@@ -309,7 +308,7 @@ VCPU_OPS: dict[int, Handler] = {
 }
 
 
-def do_vcpu_op(hv: "Hypervisor", caller: "Domain", cmd: int, vcpuid: int = 0, arg=None) -> int:
+def do_vcpu_op(hv: Hypervisor, caller: Domain, cmd: int, vcpuid: int = 0, arg=None) -> int:
     """VCPUOP_up / VCPUOP_down / VCPUOP_is_up on the caller's own vCPUs."""
     if not isinstance(vcpuid, int) or not 0 <= vcpuid < caller.config.vcpus:
         return C.ENOENT
@@ -319,14 +318,14 @@ def do_vcpu_op(hv: "Hypervisor", caller: "Domain", cmd: int, vcpuid: int = 0, ar
 
 # --- xen_version (17), console_io (18) ----------------------------------------
 
-def do_xen_version(hv: "Hypervisor", caller: "Domain", cmd: int = C.XENVER_version, arg=None) -> int:
+def do_xen_version(hv: Hypervisor, caller: Domain, cmd: int = C.XENVER_version, arg=None) -> int:
     if cmd == C.XENVER_version:
         major, minor = C.XEN_VERSION
         return (major << 16) | minor
     return C.ENOSYS
 
 
-def do_console_io(hv: "Hypervisor", caller: "Domain", cmd: int, text: str = "") -> int:
+def do_console_io(hv: Hypervisor, caller: Domain, cmd: int, text: str = "") -> int:
     # Xen's own console (the serial line) is dom0's; a release build refuses domUs.
     if not caller.privileged:
         return C.EPERM
