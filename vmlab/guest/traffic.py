@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from vmlab.errors import ConfigError
-from vmlab.guest.kernel import CYCLE_CATEGORIES, SCHEMES, GuestKernel, boot_kernel
 from vmlab.guest.access import access_stream
+from vmlab.guest.kernel import SCHEMES, GuestKernel, boot_kernel
 from vmlab.paging.direct import apply_updates, pt_maddr
 from vmlab.paging.nested import walk_refs
 
