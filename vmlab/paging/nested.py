@@ -216,29 +216,9 @@ def walk_2d(nested: NestedTable, guest_root_gfn: int, va: int, *, write: bool = 
     idx = va_indices(va)
 
     def gpa(row: int, gfn: int) -> int:
-        if caches is not None and caches.nested_tlb_size:
-            hit = caches._get(caches.nested_tlb, gfn)
-            if hit is not None:
-                caches.nested_hits += 1
-                return hit
-            caches.nested_misses += 1
-        mfn, _, path = nested.translate(gfn)
-        for k, (t, _) in enumerate(path):
-            steps.append((row, 4 - k, t))
-        if mfn >= 0 and caches is not None:
-            caches._put(caches.nested_tlb, caches.nested_tlb_size, gfn, mfn)
-        return mfn
+        return _gpa(nested, caches, steps, row, gfn)
 
-    table, start = int(guest_root_gfn), 0
-    if caches is not None and caches.pwc_size:
-        for depth in (3, 2, 1):   # deepest cached level first: the entry that points at the L(4-depth) table
-            hit = caches._get(caches.pwc, (guest_root_gfn, depth, int(va) >> (48 - 9 * depth)))
-            if hit is not None:
-                caches.pwc_hits += 1
-                table, start = hit, depth
-                break
-        else:
-            caches.pwc_misses += 1
+    table, start = _pwc_start(caches, int(guest_root_gfn), int(va))
     rw = us = True
     touched = []
     for depth in range(start, 4):
@@ -272,3 +252,32 @@ def walk_2d(nested: NestedTable, guest_root_gfn: int, va: int, *, write: bool = 
             if new != p:
                 words[i] = np.uint64(new)
     return Walk2D(mfn=mfn, refs=len(steps), steps=tuple(steps))
+
+
+def _gpa(nested: NestedTable, caches: WalkCaches | None, steps: list, row: int, gfn: int) -> int:
+    """Translate one guest-physical frame (nested TLB first), appending the nested references to `steps`."""
+    if caches is not None and caches.nested_tlb_size:
+        hit = caches._get(caches.nested_tlb, gfn)
+        if hit is not None:
+            caches.nested_hits += 1
+            return hit
+        caches.nested_misses += 1
+    mfn, _, path = nested.translate(gfn)
+    for k, (t, _) in enumerate(path):
+        steps.append((row, 4 - k, t))
+    if mfn >= 0 and caches is not None:
+        caches._put(caches.nested_tlb, caches.nested_tlb_size, gfn, mfn)
+    return mfn
+
+
+def _pwc_start(caches: WalkCaches | None, root_gfn: int, va: int) -> tuple[int, int]:
+    """(table gfn, guest depth) the walk starts at: the deepest page-walk-cache hit, else the root."""
+    if caches is None or not caches.pwc_size:
+        return root_gfn, 0
+    for depth in (3, 2, 1):   # deepest cached level first: the entry that points at the L(4-depth) table
+        hit = caches._get(caches.pwc, (root_gfn, depth, va >> (48 - 9 * depth)))
+        if hit is not None:
+            caches.pwc_hits += 1
+            return hit, depth
+    caches.pwc_misses += 1
+    return root_gfn, 0
