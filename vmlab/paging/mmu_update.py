@@ -11,7 +11,7 @@ from vmlab.hardware.mmu import PTE_A, PTE_D, PTE_P, PTE_PS, is_canonical, pte_fr
 from vmlab.hypervisor import constants as C
 from vmlab.paging.pv_types import (_TABLE_TYPES, EXPLAIN, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE,
                                    MMU_PT_UPDATE_PRESERVE_AD, UVMF_ALL, UVMF_FLUSHTYPE_MASK, UVMF_NONE, _Txn,
-                                   pt_maddr, run_atomic, state)
+                                   domain_arg, guest_array, pt_maddr, run_atomic, state)
 
 __all__ = ["pt_update", "foreign", "do_mmu_update", "do_update_va_mapping"]
 
@@ -57,24 +57,18 @@ def pt_update(txn: _Txn, ptr: int, val: int) -> int:
     return 0
 
 
-def foreign(hv, caller, foreigndom):
-    if foreigndom in (C.DOMID_SELF, caller.domid, None):
-        return caller
-    if not caller.privileged:
-        return C.EPERM
-    return hv.domains.get(foreigndom, C.ESRCH)
+foreign = domain_arg   # the foreigndom rule, shared with mmuext_op
 
 
 def do_mmu_update(hv, caller, reqs, count=None, out=None, foreigndom=C.DOMID_SELF) -> int:
     """mmu_update(reqs, count, &done, foreigndom): stops at the first bad request."""
-    out = out if out is not None else {}
-    dom = foreign(hv, caller, foreigndom)
+    dom = foreign(hv, caller, foreigndom)   # Xen's set_foreigndom comes before any copy_from_guest
     if isinstance(dom, int):
         return dom
-    reqs = list(reqs) if reqs is not None else []
-    count = len(reqs) if count is None else int(count)
-    if count < 0 or count > len(reqs):
-        return C.EINVAL
+    copied = guest_array(reqs, count, out)
+    if isinstance(copied, int):
+        return copied
+    reqs, count, out = copied
     done = 0
     out["done"] = 0
     for k in range(count):

@@ -13,7 +13,7 @@ from vmlab.hardware.memory import PageType
 from vmlab.hardware.mmu import is_canonical
 from vmlab.hypervisor import constants as C
 from vmlab.paging.mmu_update import foreign
-from vmlab.paging.pv_types import EXPLAIN, MMUEXT, _Txn, mark_dirty, run_atomic, state
+from vmlab.paging.pv_types import EXPLAIN, MMUEXT, _Txn, guest_array, mark_dirty, run_atomic, state
 
 __all__ = ["EXT_OPS", "ext_op", "do_mmuext_op", "apply_ext_op"]
 
@@ -130,14 +130,13 @@ def ext_op(hv, txn: _Txn, cmd: int, arg) -> int:
 
 def do_mmuext_op(hv, caller, ops, count=None, out=None, foreigndom=C.DOMID_SELF) -> int:
     """mmuext_op(ops, count, &done, foreigndom): ops are (cmd, mfn-or-linear_addr) pairs."""
-    out = out if out is not None else {}
-    dom = foreign(hv, caller, foreigndom)
+    dom = foreign(hv, caller, foreigndom)   # Xen's set_foreigndom comes before any copy_from_guest
     if isinstance(dom, int):
         return dom
-    ops = list(ops) if ops is not None else []
-    count = len(ops) if count is None else int(count)
-    if count < 0 or count > len(ops):
-        return C.EINVAL
+    copied = guest_array(ops, count, out)
+    if isinstance(copied, int):
+        return copied
+    ops, count, out = copied
     out["done"] = 0
     for k in range(count):
         try:

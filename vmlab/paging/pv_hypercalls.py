@@ -10,7 +10,7 @@ from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.hypercalls import HypercallEntry
 from vmlab.paging.mmu_update import do_mmu_update, do_update_va_mapping
 from vmlab.paging.mmuext import do_mmuext_op
-from vmlab.paging.pv_types import PVPagingState, state
+from vmlab.paging.pv_types import PVPagingState, guest_array, state
 
 __all__ = ["install", "pv_state", "explain", "do_multicall"]
 
@@ -26,11 +26,10 @@ def pv_state(hv) -> PVPagingState:
 
 def do_multicall(hv, caller, entries, count=None, out=None) -> int:
     """multicall(list, n): run each entry in order, write its result; a nested multicall is -EINVAL."""
-    out = out if out is not None else {}
-    entries = list(entries) if entries is not None else []
-    count = len(entries) if count is None else int(count)
-    if count < 0 or count > len(entries):
-        return C.EINVAL
+    copied = guest_array(entries, count, out)
+    if isinstance(copied, int):
+        return copied
+    entries, count, out = copied
     results = []
     for k in range(count):
         try:
@@ -48,25 +47,12 @@ def do_multicall(hv, caller, entries, count=None, out=None) -> int:
     return 0
 
 
-def _guarded(fn):
-    """A malformed argument gets -EINVAL (with a reason), never a Python exception out of Xen."""
-    def handler(hv, caller, *args, **kwargs):
-        try:
-            return fn(hv, caller, *args, **kwargs)
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError, AttributeError) as e:
-            state(hv).last_error = f"malformed {fn.__name__.removeprefix('do_')} request: {e}"
-            return C.EINVAL
-    handler.__name__ = fn.__name__
-    handler.__doc__ = fn.__doc__
-    return handler
-
-
 def install(hv) -> None:
     """Register mmu_update, mmuext_op, update_va_mapping and multicall on `hv`."""
     hv.subsystem("pv_paging", PVPagingState)
     for name, fn in (("mmu_update", do_mmu_update), ("mmuext_op", do_mmuext_op),
                      ("update_va_mapping", do_update_va_mapping), ("multicall", do_multicall)):
-        hv.register(HypercallEntry(name, C.HYPERCALL_NUMBERS[name], _guarded(fn)))
+        hv.register(HypercallEntry(name, C.HYPERCALL_NUMBERS[name], fn))
 
 
 def explain(hv) -> str:

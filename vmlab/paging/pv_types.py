@@ -234,3 +234,35 @@ def run_atomic(hv, dom, fn) -> int:
         txn.rollback()
         st.last_error = txn.reason
     return rc
+
+
+def guest_array(items, count, out) -> tuple[list, int, dict] | int:
+    """Copy a guest's request array in (Xen's copy_from_guest): (items, count, out) or -EINVAL/-EFAULT.
+
+    `items` must be a sequence (else -EFAULT: Xen cannot read the buffer), `count` a
+    whole number within it, and `out` (where results are written back) a dict or None.
+    """
+    if out is not None and not isinstance(out, dict):
+        return C.EFAULT
+    if items is None:
+        items = []
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__len__") or not hasattr(items, "__getitem__"):
+        return C.EFAULT
+    if count is None:
+        count = len(items)
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 <= count <= len(items):
+        return C.EINVAL
+    return list(items), int(count), (out if out is not None else {})
+
+
+def domain_arg(hv, caller, foreigndom):
+    """The domain a request acts on: the caller, or (privileged callers only) `foreigndom`."""
+    if foreigndom is None or (isinstance(foreigndom, (int, np.integer)) and
+                              foreigndom in (C.DOMID_SELF, caller.domid)):
+        return caller
+    if not isinstance(foreigndom, (int, np.integer)):
+        return C.EINVAL
+    if not caller.privileged:
+        return C.EPERM
+    return hv.domains.get(int(foreigndom), C.ESRCH)
+
