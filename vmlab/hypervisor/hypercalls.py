@@ -111,7 +111,7 @@ def _domctl_getdomaininfo(hv, caller, dom, arg, out) -> int:
 def _domctl_max_mem(hv, caller, dom, arg, out) -> int:
     try:
         new_max = int(arg) // 4  # max_memkb -> pages
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return C.EINVAL  # not a number of KiB
     if new_max < dom.tot_pages or new_max <= 0:  # Xen 3.x: no max below the current allocation
         return C.EINVAL

@@ -21,7 +21,7 @@ def pt_update(txn: _Txn, ptr: int, val: int) -> int:
     mem = txn.mem
     try:
         ptr, val = int(ptr), int(val) & ((1 << 64) - 1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return txn.fail(C.EINVAL, "ptr and val must be integers")
     cmd = ptr & 7
     if cmd not in (MMU_NORMAL_PT_UPDATE, MMU_MACHPHYS_UPDATE, MMU_PT_UPDATE_PRESERVE_AD):
@@ -74,7 +74,7 @@ def do_mmu_update(hv, caller, reqs, count=None, out=None, foreigndom=C.DOMID_SEL
     for k in range(count):
         try:
             ptr, val = reqs[k]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             state(hv).last_error = f"request {k} is not a (ptr, val) pair"
             out["reason"] = state(hv).last_error
             return C.EINVAL
@@ -107,7 +107,7 @@ def do_update_va_mapping(hv, caller, va, val, flags=UVMF_NONE) -> int:
     """update_va_mapping(va, val, flags): change the L1 entry that maps va in the current tables."""
     try:
         va, val, flags = int(va), int(val), int(flags)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return C.EINVAL
     st = state(hv)
     if not is_canonical(va):

@@ -39,7 +39,7 @@ def _owned_frame(txn: _Txn, arg) -> int:
     mem = txn.mem
     try:
         mfn = int(arg)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return txn.fail(C.EINVAL, f"mfn {arg!r} is not a frame number")
     if not 0 <= mfn < mem.total_frames:
         return txn.fail(C.EINVAL, f"mfn {mfn:#x}: " + EXPLAIN["range"])
@@ -141,7 +141,7 @@ def do_mmuext_op(hv, caller, ops, count=None, out=None, foreigndom=C.DOMID_SELF)
     for k in range(count):
         try:
             cmd, arg = ops[k]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             out["reason"] = f"op {k} is not a (cmd, arg) pair"
             return C.EINVAL
         rc = run_atomic(hv, dom, lambda txn: ext_op(hv, txn, int(cmd), arg))
