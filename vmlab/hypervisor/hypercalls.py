@@ -63,13 +63,29 @@ class HypercallEntry:
         return low <= nargs <= high and (kws is None or kws.issuperset(kwargs))
 
 
+def _number(x) -> bool:
+    """A guest register holds a number: anything else is a malformed call (-EINVAL / -ENOSYS)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _row(table: dict, cmd) -> Handler | None:
+    """The sub-operation `cmd` in a dispatch table (None: Xen's switch falls to -ENOSYS)."""
+    return table.get(int(cmd)) if _number(cmd) else None
+
+
+def _domain(hv: Hypervisor, domid) -> Domain | None:
+    return hv.domains.get(int(domid)) if _number(domid) else None
+
+
 def _target(hv: Hypervisor, caller: Domain, domid: int) -> Domain | int:
     """Resolve DOMID_SELF / a domid; foreign targets need privilege (Xen's IS_PRIV_FOR)."""
+    if not _number(domid):
+        return C.EINVAL
     if domid == C.DOMID_SELF or domid == caller.domid:
         return caller
     if not caller.privileged:
         return C.EPERM
-    dom = hv.domains.get(domid)
+    dom = _domain(hv, domid)
     return dom if dom is not None else C.ESRCH
 
 
@@ -125,7 +141,7 @@ def _domctl_max_vcpus(hv, caller, dom, arg, out) -> int:
     # Xen: "We cannot reduce maximum VCPUs". The builder sets it once; the vCPUs
     # come up with the guest. Taking vCPUs off-line later is the guest's job
     # (xenstore cpu/N/availability -> VCPUOP_down), see do_vcpu_op.
-    if not isinstance(arg, int) or not 1 <= arg <= min(dom.config.vcpus, C.MAX_VIRT_CPUS):
+    if not _number(arg) or not 1 <= arg <= min(dom.config.vcpus, C.MAX_VIRT_CPUS):
         return C.EINVAL
     if dom.tot_pages and arg < dom.vcpus_online:
         return C.EINVAL
@@ -147,18 +163,21 @@ DOMCTL_OPS: dict[int, Handler] = {
 def do_domctl(hv: Hypervisor, caller: Domain, cmd: int, domid: int = C.DOMID_INVALID,
               arg=None, out: dict | None = None) -> int:
     out = out if out is not None else {}
-    if cmd == C.XEN_DOMCTL["createdomain"]:  # the one sub-op with no domain yet
+    if _number(cmd) and cmd == C.XEN_DOMCTL["createdomain"]:  # the one sub-op with no domain yet
         if not isinstance(arg, DomainConfig):
             return C.EINVAL
+        if not isinstance(out, dict):
+            return C.EFAULT
         rc = hv.create_domain(arg)
         if rc >= 0:
             out["domid"] = rc
         return min(rc, 0)
-    op = DOMCTL_OPS.get(cmd)
-    if op is None:
-        return C.ENOSYS if domid in hv.domains else C.ESRCH
-    dom = hv.domains.get(domid)
-    return C.ESRCH if dom is None else op(hv, caller, dom, arg, out)
+    if not isinstance(out, dict):
+        return C.EFAULT   # nowhere to copy the result back to
+    op, dom = _row(DOMCTL_OPS, cmd), _domain(hv, domid)
+    if dom is None:
+        return C.ESRCH
+    return C.ENOSYS if op is None else op(hv, caller, dom, arg, out)
 
 
 # --- memory_op (12): reservations and the balloon ---------------------------
@@ -166,7 +185,7 @@ def do_domctl(hv: Hypervisor, caller: Domain, cmd: int, domid: int = C.DOMID_INV
 
 def _pfn_list(dom: Domain, nr_extents, extents) -> np.ndarray | None:
     """The guest's extent list as pfns, or None if Xen would refuse it (-EINVAL)."""
-    if not isinstance(nr_extents, (int, np.integer)) or nr_extents < 0:
+    if not _number(nr_extents) or nr_extents < 0:
         return None
     try:
         pfns = np.asarray(extents if extents is not None else [], dtype=np.int64).reshape(-1)
@@ -180,7 +199,7 @@ def _pfn_list(dom: Domain, nr_extents, extents) -> np.ndarray | None:
 def _mem_increase(hv, dom, nr_extents, extents, out) -> int:
     # memory.h: extent_start is OUT here, the mfns Xen allocated (PV guests of old
     # mapped them themselves); the guest does not say where they go in its physmap.
-    if not isinstance(nr_extents, (int, np.integer)) or nr_extents < 0:
+    if not _number(nr_extents) or nr_extents < 0:
         return C.EINVAL
     room = min(dom.max_pages - dom.tot_pages, hv.memory.free_frames)
     done = int(max(0, min(room, nr_extents)))
@@ -232,7 +251,9 @@ def do_memory_op(hv: Hypervisor, caller: Domain, cmd: int, domid: int = C.DOMID_
     dom = _target(hv, caller, domid)
     if isinstance(dom, int):
         return dom
-    op = MEMORY_OPS.get(cmd)
+    if out is not None and not isinstance(out, dict):
+        return C.EFAULT
+    op = _row(MEMORY_OPS, cmd)
     return C.ENOSYS if op is None else op(hv, dom, nr_extents, extents, out)
 
 
@@ -248,7 +269,7 @@ def _sched_block(hv, caller, arg) -> int:
 
 
 def _sched_shutdown(hv, caller, arg) -> int:
-    return hv.shutdown_domain(caller, arg) if arg in SHUTDOWN_REASONS else C.EINVAL
+    return hv.shutdown_domain(caller, arg) if _number(arg) and arg in SHUTDOWN_REASONS else C.EINVAL
 
 
 def _sched_remote_shutdown(hv, caller, arg) -> int:
@@ -256,11 +277,11 @@ def _sched_remote_shutdown(hv, caller, arg) -> int:
         return C.EPERM
     if not isinstance(arg, dict) or "domid" not in arg or "reason" not in arg:
         return C.EINVAL
-    dom = hv.domains.get(arg["domid"])
+    dom = _domain(hv, arg["domid"])
     if dom is None:
         return C.ESRCH
     if dom.state not in (DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED) \
-            or arg["reason"] not in SHUTDOWN_REASONS:
+            or not _number(arg["reason"]) or arg["reason"] not in SHUTDOWN_REASONS:
         return C.EINVAL  # Xen's domain_shutdown also takes a paused domain
     return hv.shutdown_domain(dom, arg["reason"])
 
@@ -274,7 +295,7 @@ SCHED_OPS: dict[int, Handler] = {
 
 
 def do_sched_op(hv: Hypervisor, caller: Domain, cmd: int, arg=None) -> int:
-    op = SCHED_OPS.get(cmd)
+    op = _row(SCHED_OPS, cmd)
     return C.ENOSYS if op is None else op(hv, caller, arg)
 
 
@@ -310,16 +331,16 @@ VCPU_OPS: dict[int, Handler] = {
 
 def do_vcpu_op(hv: Hypervisor, caller: Domain, cmd: int, vcpuid: int = 0, arg=None) -> int:
     """VCPUOP_up / VCPUOP_down / VCPUOP_is_up on the caller's own vCPUs."""
-    if not isinstance(vcpuid, int) or not 0 <= vcpuid < caller.config.vcpus:
+    if not _number(vcpuid) or not 0 <= vcpuid < caller.config.vcpus:
         return C.ENOENT
-    op = VCPU_OPS.get(cmd)
+    op = _row(VCPU_OPS, cmd)
     return C.ENOSYS if op is None else op(caller, vcpuid, caller.vcpus_online)
 
 
 # --- xen_version (17), console_io (18) ----------------------------------------
 
 def do_xen_version(hv: Hypervisor, caller: Domain, cmd: int = C.XENVER_version, arg=None) -> int:
-    if cmd == C.XENVER_version:
+    if _number(cmd) and cmd == C.XENVER_version:
         major, minor = C.XEN_VERSION
         return (major << 16) | minor
     return C.ENOSYS
@@ -329,7 +350,7 @@ def do_console_io(hv: Hypervisor, caller: Domain, cmd: int, text: str = "") -> i
     # Xen's own console (the serial line) is dom0's; a release build refuses domUs.
     if not caller.privileged:
         return C.EPERM
-    if cmd == 0:  # CONSOLEIO_write
+    if _number(cmd) and cmd == 0:  # CONSOLEIO_write
         hv.xen_console.append(f"(XEN) {text}")
         return 0
     return C.ENOSYS
