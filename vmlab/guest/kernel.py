@@ -340,7 +340,7 @@ def boot_kernel(scheme: str = "pv", *, memory_mib: int = 64, host_memory_mib: in
         raise ConfigError(f"scheme={scheme!r} is not one of {', '.join(SCHEMES)}")
     if hv is None:
         hv = Hypervisor(Host(HostSpec(memory_mib=host_memory_mib)), dom0_mem_mib=dom0_mem_mib)
-    kind = DomainKind.PV if scheme in ("pv", "native") else DomainKind.HVM
+    kind = DomainKind(SCHEME_CLASSES[scheme].guest_kind)
     out: dict = {}
     cfg = DomainConfig(name=name or f"{scheme}-guest{len(hv.domains)}", kind=kind, memory_mib=memory_mib)
     rc = hv.hypercall(0, "domctl", C.XEN_DOMCTL["createdomain"], C.DOMID_INVALID, cfg, out)

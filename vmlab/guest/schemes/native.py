@@ -58,6 +58,7 @@ class NativeScheme:
 
     name = "native"
     cost_preset = "modern_kvm"
+    guest_kind = "pv"          # the domain the guest runs in: a PV kernel (native, pv) or an HVM guest
     keeps_xen_tables = False   # shadow / nested tables live in Xen's frames (freed at domain_kill)
 
     def __init__(self, kernel, **options) -> None:

@@ -19,6 +19,7 @@ __all__ = ["NestedScheme"]
 class NestedScheme(NativeScheme):
     name = "nested"
     keeps_xen_tables = True
+    guest_kind = "hvm"
 
     def __init__(self, kernel, *, nested_large_pages: bool = False, nested_tlb: int = 0, pwc: int = 0,
                  **options) -> None:

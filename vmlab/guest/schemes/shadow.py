@@ -18,6 +18,7 @@ __all__ = ["ShadowScheme"]
 class ShadowScheme(NativeScheme):
     name = "shadow"
     keeps_xen_tables = True
+    guest_kind = "hvm"
 
     def __init__(self, kernel, *, shadow_cache: int = 2, oos: bool = False, **options) -> None:
         super().__init__(kernel)
