@@ -5,7 +5,7 @@ are the nested table's levels (nL4..nL1) plus the guest entry read. Each cell sh
 when that memory reference happens (1..24). Toggles: 2 MiB nested pages (the nL1
 column disappears: 19), a nested TLB and a page-walk cache (with "warm": a neighbouring
 page was walked first, so cached cells are skipped). A step slider replays the walk.
-Data: ONE core call, `vmlab.paging.nested.walk_grid`.
+Data: ONE core call, `vmlab.guest.explore.walk_grid`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import ipywidgets as W
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from vmlab.paging.nested import walk_grid
+from vmlab.guest.explore import walk_grid
 from vmlab.widgets._base import Explorer
 
 ROWS = ["data", "gL1", "gL2", "gL3", "gL4"]   # bottom to top

@@ -4,7 +4,7 @@ Controls: scenario (fork, build, switch, mmap_churn, tlb_heavy), multicall batch
 (PV only), and which counter the second bar chart shows. Plots: estimated cycles per
 scheme stacked by where they go (hypercalls, exits, PTE updates, shadow syncs, walks,
 faults, CR3 loads), one counter per scheme, and a timeline of cumulative cycles per event.
-Data: ONE core call, `vmlab.paging.traffic.compare_schemes`.
+Data: ONE core call, `vmlab.guest.explore.compare_schemes`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from bokeh.plotting import figure
 from bokeh.transform import factor_cmap
 
 from vmlab.guest.kernel import CYCLE_CATEGORIES
-from vmlab.paging.traffic import COUNTERS, SCENARIOS, compare_schemes
+from vmlab.guest.explore import compare_schemes
+from vmlab.guest.traffic import COUNTERS, SCENARIOS
 from vmlab.widgets._base import Explorer
 
 SCHEMES = ("pv", "shadow", "nested")

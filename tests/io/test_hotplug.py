@@ -130,7 +130,7 @@ def test_a_reconnected_guest_keeps_its_generated_mac_when_told_to():
 
 
 def test_reconnect_rebuilds_devices_for_a_hypervisor_loaded_from_a_state_file():
-    from vmlab.hypervisor.hypervisor import load_hypervisor, save_hypervisor
+    from vmlab.hypervisor.persist import load_hypervisor, save_hypervisor
     xm = make_xm()
     vm = _vm(xm)
     mac = devices.vif_macs(vm)

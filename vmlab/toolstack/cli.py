@@ -18,7 +18,7 @@ from vmlab.errors import VmlabError
 from vmlab.hardware.host import Disk, HostSpec, StorageKind, parse_size_mib
 from vmlab.hardware.memory import mib_from_frames
 from vmlab.hypervisor import constants as C
-from vmlab.toolstack.commands import VERBS, Parser, _HelpShown, run_xm, xm_parser
+from vmlab.toolstack.commands import VERBS, Parser, _HelpShown, is_readonly, run_xm, xm_parser
 from vmlab.toolstack.config import virt_install_argv
 from vmlab.toolstack.pool import Link, ServerPool
 from vmlab.toolstack.state import StateFile
@@ -130,7 +130,8 @@ def run(argv: list[str]) -> str:
         host, rest = rest[1], rest[2:]
     if raw_cmd == "xm" and (not rest or rest[0] in ("-h", "--help")):
         return xm_parser().format_help()
-    with StateFile(a.state).transaction() as pool:
+    rw = not (raw_cmd == "xm" and is_readonly(rest))
+    with StateFile(a.state).transaction(write=rw, devices=rw) as pool:
         if raw_cmd == "xm":
             return run_xm(pool, rest, server=host, progress=_print_round)
         if raw_cmd == "virt-install":

@@ -164,6 +164,17 @@ VERBS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None]]
 }
 
 
+# Verbs that only read: the CLI opens the state file without rewriting it and
+# without rebuilding devices (see StateFile.transaction(write=False)).
+READONLY: frozenset[str] = frozenset({"list", "console", "info", "dmesg"})
+
+
+def is_readonly(argv: list[str]) -> bool:
+    """Does this xm command line only read the pool? (help and parse errors count as reads)"""
+    verbs = [w for w in argv if not w.startswith("-")]
+    return not verbs or verbs[0] in READONLY or verbs[0] not in VERBS
+
+
 def xm_parser(prog: str = "xm") -> Parser:
     p = Parser(prog=prog, description="The Xen 3 xm toolstack, simulated.")
     sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)

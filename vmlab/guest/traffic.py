@@ -2,9 +2,7 @@
 
 A *scenario* is a short script of what a kernel does (build an address space, touch
 it, fork, context-switch, exec, munmap). `run_scenario` plays it on a fresh guest under
-one scheme; `traffic_trace` turns the kernel's log into per-event and cumulative
-counts with a time axis; `compare_schemes` runs every scheme on the same scenario and
-gives totals (for stacked bars) plus the timelines. Times are estimated cycles from a
+one scheme (`vmlab.guest.explore` turns runs into the columns widgets draw). Times are estimated cycles from a
 `vmlab.costs` preset divided by `CPU_GHZ` — an ILLUSTRATIVE clock, not a measurement.
 
 For the execution-paths model: `tlb_miss_cost(scheme)` gives the references and cycles
@@ -13,18 +11,15 @@ of one TLB miss, `pte_update_cost(scheme, k, batch_size)` the cost of k PTE upda
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from vmlab.errors import ConfigError
-from vmlab.guest.kernel import CYCLE_CATEGORIES, SCHEMES, GuestKernel, boot_kernel
-from vmlab.guest.workloads import access_stream
+from vmlab.guest.access import access_stream
+from vmlab.guest.kernel import SCHEMES, GuestKernel, boot_kernel
 from vmlab.paging.direct import apply_updates, pt_maddr
 from vmlab.paging.nested import walk_refs
 
-__all__ = ["SCENARIOS", "COUNTERS", "CPU_GHZ", "run_scenario", "traffic_trace", "compare_schemes",
-           "tlb_miss_cost", "pte_update_cost"]
+__all__ = ["SCENARIOS", "COUNTERS", "CPU_GHZ", "run_scenario", "tlb_miss_cost", "pte_update_cost"]
 
 CPU_GHZ = 3.0   # ILLUSTRATIVE: converts estimated cycles to seconds for the time axis
 BASE = 0x4000_0000
@@ -106,58 +101,6 @@ def run_scenario(scheme: str, scenario: str = "fork", *, pages: int = 256, acces
     k.flush()
     k._record("end")
     return k
-
-
-def traffic_trace(kernel: GuestKernel, *, scheme: str | None = None) -> dict[str, list]:
-    """Per-event deltas and cumulative counts from a kernel's log, as plain columns."""
-    cols: dict[str, list] = {"step": [], "event": [], "scheme": [], "time_s": []}
-    for key in COUNTERS + tuple(f"cycles_{c}" for c in CYCLE_CATEGORIES):
-        cols[key] = []
-        cols[f"cum_{key}"] = []
-    prev: dict = {}
-    for i, (event, snap) in enumerate(kernel.log):
-        cols["step"].append(i)
-        cols["event"].append(event)
-        cols["scheme"].append(scheme or kernel.scheme)
-        cols["time_s"].append(float(snap.get("cycles", 0)) / (CPU_GHZ * 1e9))
-        for key in COUNTERS + tuple(f"cycles_{c}" for c in CYCLE_CATEGORIES):
-            v = snap.get(key, 0)
-            cols[key].append(v - prev.get(key, 0))
-            cols[f"cum_{key}"].append(v)
-        prev = snap
-    return cols
-
-
-@lru_cache(maxsize=64)
-def _scheme_run(scheme: str, scenario: str, pages: int, accesses: int, workload: str, batch_size: int,
-                seed: int) -> tuple[dict, dict]:
-    k = run_scenario(scheme, scenario, pages=pages, accesses=accesses, workload=workload,
-                     batch_size=batch_size, seed=seed)
-    return dict(k.stats), traffic_trace(k)
-
-
-def compare_schemes(scenario: str = "fork", *, schemes=("pv", "shadow", "nested"), pages: int = 256,
-                    accesses: int = 4000, workload: str = "hot_cold", batch_size: int = 32,
-                    seed: int = 0) -> dict[str, dict]:
-    """Every scheme on the same scenario: {'totals': one row per scheme, 'timeline': all events}.
-
-    Runs are deterministic, so each (scheme, scenario, size, seed) is computed once and
-    reused; batch_size only matters under pv.
-    """
-    totals: dict[str, list] = {"scheme": []}
-    for key in COUNTERS + tuple(f"cycles_{c}" for c in CYCLE_CATEGORIES):
-        totals[key] = []
-    timeline: dict[str, list] = {}
-    for scheme in schemes:
-        b = batch_size if scheme == "pv" else 32
-        stats, tr = _scheme_run(scheme, scenario, int(pages), int(accesses), workload, int(b), int(seed))
-        totals["scheme"].append(scheme)
-        for key in totals:
-            if key != "scheme":
-                totals[key].append(stats.get(key, 0))
-        for key, col in tr.items():
-            timeline.setdefault(key, []).extend(col)
-    return {"totals": totals, "timeline": timeline}
 
 
 def tlb_miss_cost(scheme: str, *, large_nested_pages: bool = False, costs=None) -> dict[str, float]:
