@@ -77,20 +77,16 @@ def _domain(hv: Hypervisor, domid) -> Domain | None:
     return hv.domains.get(int(domid)) if _number(domid) else None
 
 
-def malformed_as_einval(handler: Handler) -> Handler:
-    """TRANSITIONAL: a handler that does not yet check its arguments, with Python's
-    complaints about them (TypeError, ValueError, IndexError, KeyError, OverflowError)
-    answered -EINVAL, as the gate did before it stopped hiding handler bugs. Wrap only
-    a subsystem's not-yet-converted handlers; new handlers check their arguments.
+def guest_struct(arg) -> bool:
+    """Could Xen copy this op struct from guest memory? (copy_from_guest of a C struct)
+
+    A struct is a dict whose fields are integers, or nested structs of integers (a
+    grant copy's source/dest). Anything else has no C layout: the handler answers
+    -EFAULT, as Xen does for a buffer it cannot read.
     """
-    def guarded(hv, caller, *args, **kwargs):
-        try:
-            return handler(hv, caller, *args, **kwargs)
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-            return C.EINVAL
-    guarded.__name__, guarded.__doc__ = getattr(handler, "__name__", "handler"), handler.__doc__
-    guarded.__signature__ = inspect.signature(handler)   # the gate's arity check still applies
-    return guarded
+    if not isinstance(arg, dict):
+        return False
+    return all(_number(v) or (isinstance(v, dict) and guest_struct(v)) for v in arg.values())
 
 
 def _target(hv: Hypervisor, caller: Domain, domid: int) -> Domain | int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.hypercalls import guest_struct
 from vmlab.io.event_2l import NR_EVENT_CHANNELS, Event2L
 
 if TYPE_CHECKING:
@@ -338,8 +339,10 @@ def event_channel_op_handler(ev: EventChannels) -> Callable[..., int]:
         close/send/unmask {port}; status {dom, port}. Ports come back both as the
         return value and in `out`.
         """
-        arg = arg or {}
-        if not isinstance(arg, dict):
+        if out is not None and not isinstance(out, dict):
+            return C.EFAULT  # Xen could not write the results back to the guest
+        arg = {} if arg is None else arg
+        if not guest_struct(arg):
             return C.EFAULT  # Xen could not copy the op struct from guest memory
         op = EVTCHNOP_TABLE.get(cmd)
         if op is None:

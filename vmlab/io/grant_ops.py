@@ -6,10 +6,10 @@ Each GNTTABOP_* is one row of `GNTTABOP_TABLE` (Xen's do_grant_table_op switch);
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import TYPE_CHECKING, Callable
 
 from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.hypercalls import guest_struct
 from vmlab.io.grant_map import GrantTables
 from vmlab.io.grant_table import (GNTST_bad_domain, GNTST_general_error, GNTST_okay,
                                   GNTST_permission_denied, GNTTABOP_copy, GNTTABOP_map_grant_ref,
@@ -93,15 +93,17 @@ def grant_table_op_handler(g: GrantTables) -> Callable[..., int]:
         status), -EINVAL for a bad count, -EFAULT for an unreadable op list, -ENOSYS
         for an unknown command.
         """
+        if out is not None and not isinstance(out, dict):
+            return C.EFAULT  # Xen could not write the results back to the guest
         out = out if out is not None else {}
         if ops is None:
             ops = []
         if isinstance(ops, dict):
             ops = [ops]
-        if not isinstance(ops, (list, tuple)) or not all(map(isinstance, ops, repeat(dict))):
+        if not isinstance(ops, (list, tuple)) or not all(map(guest_struct, ops)):
             return C.EFAULT  # Xen could not copy the op array from guest memory
         count = len(ops) if count is None else count
-        if count < 0 or count > len(ops):
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(ops):
             return C.EINVAL
         run = GNTTABOP_TABLE.get(cmd)
         if run is None:

@@ -198,25 +198,14 @@ class IoSystem:
                 "xenstore_nodes": len(xs.nodes_of(domid)), "devices": len(self.devices.get(domid, []))}
 
 
-# --- THE ONE ACCESS POINT between the hypervisor and its I/O system (issue 10) -----------
-# Everything else in io/ reaches its state through the objects IoSystem creates (closures
-# for the hypercall handlers, the IoContext for drivers). When the hypervisor grows a
-# documented place for per-subsystem state, only these lines change.
-_IO_ATTR = "io_state"
-
-
 def io_system(hv: "Hypervisor") -> IoSystem:
     """The IoSystem of `hv`, created (hypercalls registered) on first use.
 
-    It is kept as an attribute of the hypervisor (`hv.io_state`), so the two live
-    and die together (a weak-keyed table would keep every hypervisor alive).
+    It lives in the hypervisor's per-subsystem state (`hv.subsystems["io"]`), so the two
+    live and die together; everything else in io/ reaches its state through the objects
+    IoSystem creates (closures for the hypercall handlers, the IoContext for drivers).
     """
-    s = getattr(hv, _IO_ATTR, None)
-    if s is None:
-        s = IoSystem(hv)
-        setattr(hv, _IO_ATTR, s)
-    return s
-# --- end of the access point -----------------------------------------------------------------
+    return hv.subsystem("io", lambda: IoSystem(hv))
 
 
 def frame_access(hv: "Hypervisor", domid: int, mfn: int, *, write: bool = False) -> int:
