@@ -58,7 +58,7 @@ class HaOps:
         if sorted(named) != sorted(self.servers) or len(groups) < 2 or not all(groups):
             raise Refused(f"partition {[sorted(g) for g in groups]}: name every server of the pool exactly once, in "
                           f"two or more non-empty groups (servers: {', '.join(self.servers)})")
-        self.partition = groups
+        self.partitioned = groups
         self.log("fault", detail="network partition: " + " | ".join(",".join(sorted(g)) for g in groups))
         self.schedule(self.now_s + K.NET_IDLE_TIMEOUT_S, "quorum", "")
 
@@ -120,7 +120,7 @@ class HaOps:
         self.recover(server)
 
     def _on_quorum(self, _: str) -> None:
-        if self.partition is None:
+        if self.partitioned is None:
             return
         if not self.fencing:
             for s in sorted(self.servers, key=lambda n: self.servers[n].node):
@@ -128,11 +128,11 @@ class HaOps:
                     self._on_net_lost(s)
                     self._on_dead(s)
             return
-        keep = max(self.partition, key=lambda g: (len(g), -min(self.servers[s].node for s in g)))
+        keep = max(self.partitioned, key=lambda g: (len(g), -min(self.servers[s].node for s in g)))
         for s in sorted(self.servers, key=lambda n: self.servers[n].node):
             if s not in keep and self.servers[s].state is ServerState.UP:
                 self._on_net_lost(s)
-                side = next(g for g in self.partition if s in g)
+                side = next(g for g in self.partitioned if s in g)
                 self._fence(s, f"lost quorum: its side has {len(side)} of {len(self.servers)} servers")
                 self.schedule(self.now_s + K.DISK_HB_TIMEOUT_S, "dead", s)
 
@@ -169,7 +169,7 @@ class HaOps:
         old = self.master
         alive = [s for s in self.servers.values() if s.state is ServerState.UP and self.agents[s.name].alive
                  and s.name not in self.storage_cut]
-        if self.partition is not None and old is not None and self.agents[old].alive:
+        if self.partitioned is not None and old is not None and self.agents[old].alive:
             alive = [s for s in alive if self.same_side(old, s.name)]
         if not alive:
             return None
@@ -211,7 +211,7 @@ class HaOps:
 
     def heal(self) -> None:
         """End every fault: the network joins, storage paths return, failed and fenced servers reboot and rejoin."""
-        self.partition = None
+        self.partitioned = None
         self.storage_cut.clear()
         self.queue.clear()
         for name, rec in list(self.servers.items()):

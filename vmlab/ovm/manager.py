@@ -62,7 +62,7 @@ class Manager(GuestOps, TemplateOps, HaOps, MaintenanceOps):
         self.now_s = 0.0
         self.events: list[Event] = []
         self.queue: list[tuple[float, int, str, str]] = []   # (time, seq, action, server)
-        self.partition: list[frozenset[str]] | None = None
+        self.partitioned: list[frozenset[str]] | None = None
         self.storage_cut: set[str] = set()
         self.orphans: dict[tuple[str, str], int] = {}      # (server, guest) -> epoch of a stale instance
         self.serial = 0
@@ -167,16 +167,20 @@ class Manager(GuestOps, TemplateOps, HaOps, MaintenanceOps):
         return self.same_side(master, server)
 
     def same_side(self, a: str, b: str) -> bool:
-        if self.partition is None:
+        if self.partitioned is None:
             return True
-        return any(a in g and b in g for g in self.partition)
+        return any(a in g and b in g for g in self.partitioned)
 
-    def send(self, server: str, req: M.Request) -> M.Reply:
-        """Manager -> master agent -> `server`'s agent; the reply comes back the same way."""
+    def require_master(self) -> str:
         master = self.master
         if master is None or not self.agents[master].alive or self.servers[master].state is not ServerState.UP:
             raise MasterLost(f"the Server Pool Master {master} does not answer; a new master is elected when its "
                              f"heartbeat times out ({K.DISK_HB_TIMEOUT_S:g} s): advance time and retry")
+        return master
+
+    def send(self, server: str, req: M.Request) -> M.Reply:
+        """Manager -> master agent -> `server`'s agent; the reply comes back the same way."""
+        master = self.require_master()
         if not self.reachable(server):
             return M.Reply(server=server, verb=req.verb, failure=M.Failure(
                 kind=M.UNREACHABLE, message=f"the agent on {server} does not answer the master {master}"))

@@ -49,7 +49,7 @@ def dump_manager(m: Manager) -> bytes:
         "templates": [asdict(t) for t in m.templates.values()], "isos": m.isos,
         "guests": [asdict(g) for g in m.guests.values()],
         "events": [asdict(e) for e in m.events[-KEEP_EVENTS:]],
-        "queue": m.queue, "partition": None if m.partition is None else [sorted(g) for g in m.partition],
+        "queue": m.queue, "partition": None if m.partitioned is None else [sorted(g) for g in m.partitioned],
         "storage_cut": sorted(m.storage_cut), "orphans": [[s, n, e] for (s, n), e in m.orphans.items()],
         "inject": m.inject,
     }
@@ -73,7 +73,7 @@ def load_manager(pool, blob: bytes) -> Manager:
     m.guests = {g["name"]: Guest(**{**g, "preferred": tuple(g["preferred"])}) for g in doc["guests"]}
     m.events = [Event(**e) for e in doc["events"]]
     m.queue = [tuple(q) for q in doc["queue"]]
-    m.partition = None if doc["partition"] is None else [frozenset(g) for g in doc["partition"]]
+    m.partitioned = None if doc["partition"] is None else [frozenset(g) for g in doc["partition"]]
     m.storage_cut = set(doc["storage_cut"])
     m.orphans = {(s, n): e for s, n, e in doc["orphans"]}
     m.inject = dict(doc["inject"])

@@ -58,6 +58,7 @@ class TemplateOps:
 
     # --- the Utility Server's copy ------------------------------------------------------------
     def utility_server(self) -> str:
+        self.require_master()
         ups = [s for s in self.with_role(Role.UTILITY) if self.reachable(s)]
         if not ups:
             raise AgentUnreachable(f"no Utility Server of {self.pool.name} answers; give a running server the "
