@@ -10,6 +10,7 @@ dashboard without a browser. All data comes from the Manager and the hypervisors
 
 from __future__ import annotations
 
+import functools
 import html
 
 import ipywidgets as W
@@ -33,10 +34,12 @@ KIND_COLOUR = {"fault": "#d62728", "heartbeat-missed": "#ff7f0e", "dead": "#8c56
                "heal": "#2ca02c", "split-brain": "#000000"}
 
 
+@functools.lru_cache(maxsize=4096)
 def _colour(name: str) -> str:
     return FIXED.get(name) or PALETTE[sum(map(ord, name)) % len(PALETTE)]
 
 
+@functools.lru_cache(maxsize=64)
 def _ink(fill: str) -> str:
     """Black or white text, whichever reads on `fill` (relative luminance)."""
     r, g, b = (int(fill[i:i + 2], 16) for i in (1, 3, 5))
@@ -72,7 +75,8 @@ class PoolDashboard:
             hv = self.m.pool.servers[s.name]
             total = hv.host.spec.memory_mib
             free = mib_from_frames(hv.memory.free_frames)
-            guests = [(d.name, mib_from_frames(d.tot_pages)) for d in hv.domains.values() if not d.privileged]
+            owned = hv.memory.counts_by_owner()   # frames per domid, cached by the core between changes
+            guests = [(d.name, mib_from_frames(owned.get(d.domid, 0))) for d in hv.domains.values() if not d.privileged]
             parts = [("Xen + dom0", total - free - sum(m for _, m in guests))] + sorted(guests) + [("free", free)]
             x = 0
             for name, mib in parts:
