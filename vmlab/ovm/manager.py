@@ -91,7 +91,8 @@ class Manager(GuestOps, TemplateOps, HaOps, MaintenanceOps):
                 roles = {Role.MASTER, Role.UTILITY, Role.VM} if first else {Role.VM}
                 node = 1 + max((r.node for r in self.servers.values()), default=-1)
                 self.servers[name] = ServerRecord(name=name, node=node, roles=frozenset(roles))
-            self.agents.setdefault(name, Agent(hv, self.pool.servers))
+            if name not in self.agents or self.agents[name].hv is not hv:   # a new or rebuilt server
+                self.agents[name] = Agent(hv, self.pool.servers)
             for d in hv.host.spec.disks:
                 if d.mount == "/OVS" or d.mount.startswith("/var/ovs/mount/"):
                     base = "OVS" if d.mount == "/OVS" else d.mount.rsplit("/", 1)[1]
