@@ -158,3 +158,17 @@ def test_heal_brings_servers_back_empty():
     m.heal()
     assert m.servers["ovs2"].state is ServerState.UP and m.agents["ovs2"].alive
     assert [d.name for d in m.pool.servers["ovs2"].domains.values()] == ["Domain-0"]
+
+
+def test_time_runs_during_copies_and_events_stay_in_order():
+    m = small_pool()
+    deploy(m, names=("a",))
+    m.import_template("BIG", memory_mib=256, image_mib=4096)
+    t0 = m.now_s
+    m.fail_server("ovs2")
+    m.create_from_template("BIG", "x", server="ovs1")      # 36.5 s of copying over NFS
+    m.create_from_template("BIG", "y", server="ovs3")      # the 60 s timer expires during this copy
+    times = [e.time_s for e in m.events]
+    assert times == sorted(times)
+    assert m.guests["a"].state == "running" and next(e for e in m.events if e.kind == "dead").time_s == pytest.approx(
+        t0 + 60, abs=1e-3)

@@ -74,6 +74,7 @@ def test_hvm_install_from_iso(pool3):
     pool3.import_iso("EL5-DVD", size_mib=64)
     g = pool3.install_hvm("win1", "EL5-DVD", memory_mib=512, disk_mib=64)
     assert g.kind == "hvm" and "builder = 'hvm'" in pool3.vm_cfg("win1")
+    assert "file:/OVS/iso_pool/EL5-DVD/EL5-DVD.iso,hdc,r" in pool3.vm_cfg("win1")
     assert not pool3.image(g).blocks.any()
 
 

@@ -20,10 +20,12 @@ __all__ = ["GuestOps", "guest_config"]
 def guest_config(g: Guest, mount: str) -> DomainConfig:
     """What /OVS/running_pool/<vm>/vm.cfg says for guest `g`."""
     hvm = g.kind == "hvm"
+    disks = [DiskSpec(backend="file", path=f"{mount}/running_pool/{g.name}/System.img", vdev="hda" if hvm else "xvda",
+                      mode="w")]
+    if g.iso:
+        disks.append(DiskSpec(backend="file", path=g.iso, vdev="hdc", mode="r"))
     return DomainConfig(name=g.name, kind=DomainKind.HVM if hvm else DomainKind.PV, memory_mib=g.memory_mib,
-                        vcpus=g.vcpus, bootloader="" if hvm else "/usr/bin/pygrub",
-                        disks=(DiskSpec(backend="file", path=f"{mount}/running_pool/{g.name}/System.img",
-                                        vdev="hda" if hvm else "xvda", mode="w"),),
+                        vcpus=g.vcpus, bootloader="" if hvm else "/usr/bin/pygrub", disks=tuple(disks),
                         vifs=(VifSpec(bridge=bridge_for(g.vlan), mac=g.mac),))
 
 
@@ -122,24 +124,25 @@ class GuestOps:
                 and self.same_side(ga.server, gb.server))
 
     # --- migration ---------------------------------------------------------------------------
-    def migration_refusal(self, g: Guest, target: str, planned=None) -> str | None:
-        """Why `g` cannot move to `target` (one line), or None; checked before anything moves."""
+    def migration_refusal(self, g: Guest, target: str, planned=None):
+        """The error (one line) that moving `g` to `target` would hit, or None; checked before anything moves."""
         repo = self.repos[g.repo]
         if not repo.shared:
-            return f"{g.name}: its image is on {repo.kind.value} storage of {repo.owner}; only shared repositories migrate"
+            return Refused(f"{g.name}: its image is on {repo.kind.value} storage of {repo.owner}; only guests in a "
+                           "shared repository (NFS, iSCSI, FC) can live-migrate")
         if g.vlan is not None and g.vlan not in vlans_on(self.pool.servers[target]):
-            return f"{g.name}: VLAN {g.vlan} is not configured on {target}; add it there first"
+            return VlanMissing(f"{g.name}: VLAN {g.vlan} is not configured on {target}; add it there first")
         rec = self.servers[target]
         if rec.state is not ServerState.UP or not self.reachable(target):
-            return f"{g.name}: {target} is {rec.state.value}"
+            return Refused(f"{g.name}: {target} is {rec.state.value} or unreachable; pick a running server")
         need = frames_from_mib(g.memory_mib + (planned or {}).get(target, 0))
         if self.pool.servers[target].memory.free_frames < need:
-            return f"{g.name}: {target} has {self.free_mib(target)} MiB free, {g.memory_mib} MiB needed"
-        try:
+            return NoCapacity(f"{g.name}: {target} has {self.free_mib(target)} MiB free, {g.memory_mib} MiB needed")
+        try:   # xend's own stage-0 checks (vmlab.migration.live.check_migration)
             src = self.pool.servers[g.server]
             check_migration(src, self.pool.servers[target], self.agents[g.server].xm.lookup(g.name))
         except MigrationRefused as e:
-            return f"{g.name}: {e}"
+            return Refused(f"{g.name}: {e}")
         return None
 
     def migrate(self, name: str, target: str, *, bandwidth_mbps: float | None = None):
@@ -147,9 +150,9 @@ class GuestOps:
         self.server(target)
         if g.state != "running":
             raise Refused(f"guest {name} is {g.state}; only a running guest migrates")
-        why = self.migration_refusal(g, target)
-        if why:
-            raise (VlanMissing if "VLAN" in why else Refused)(why)
+        err = self.migration_refusal(g, target)
+        if err is not None:
+            raise err
         bw = bandwidth_mbps or self.pool.link.bandwidth_mbps
         report = self.call(g.server, M.MigrateGuest(name=name, target=target, bandwidth_mbps=bw))
         self.log("migrate", server=target, guest=name, detail=f"from {g.server}: {report.total_time_ms / 1000:.2f} s, "

@@ -23,7 +23,9 @@ import heapq
 
 import numpy as np
 
+from vmlab.errors import VmlabError
 from vmlab.ovm import constants as K
+from vmlab.ovm import messages as M
 from vmlab.ovm.errors import Refused
 from vmlab.ovm.inventory import Role, ServerState
 
@@ -82,6 +84,7 @@ class HaOps:
         end = self.now_s + seconds
         while self.queue and self.queue[0][0] <= end:
             at, _, action, server = heapq.heappop(self.queue)
+            at = max(at, self.now_s)   # a timer that expired during an operation fires now
             self._run_for(at - self.now_s)
             self.now_s = at
             getattr(self, "_on_" + action.replace("-", "_"))(server)
@@ -205,7 +208,12 @@ class HaOps:
             vlan = "" if g.vlan is None else f" with VLAN {g.vlan}"
             self.log("refused", guest=g.name, detail=f"not restarted: no surviving server{vlan} has {g.memory_mib} MiB free")
             return
-        self.start(g.name, target)
+        try:
+            self.start(g.name, target)
+        except VmlabError as e:
+            self.guests[g.name] = self.guests[g.name].with_(state="down")
+            self.log("refused", guest=g.name, detail=f"not restarted on {target}: {e}")
+            return
         self.log("restart", server=target, guest=g.name, detail=f"HA restart from its disk image (was on {dead}); "
                  f"boots in ~{K.GUEST_BOOT_S:g} s (ILLUSTRATIVE)")
 
@@ -221,7 +229,7 @@ class HaOps:
                 self.log("heal", server=name, detail="rebooted and rejoined the pool (no guests)")
         for (server, name), epoch in sorted(self.orphans.items()):
             g = self.guests[name]
-            self.agents[server].xm.destroy(name)
+            self.call(server, M.StopGuest(name=name))
             img = self.image(g)
             img.close(epoch, self.now_s)
             self.log("split-brain", server=server, guest=name, detail=f"also ran on {g.server} at the same time; "

@@ -77,6 +77,7 @@ class Guest:
     preferred: tuple[str, ...] = ()
     vlan: int | None = None
     state: str = "stopped"       # running, stopped, down (lost with its server, not restarted)
+    iso: str | None = None       # installation ISO path attached as a read-only CD-ROM (hdc)
 
     def with_(self, **kw) -> "Guest":
         return replace(self, **kw)

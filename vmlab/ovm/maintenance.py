@@ -64,8 +64,8 @@ class MaintenanceOps:
                 return None, f"{g.name}: no other server has VLAN {g.vlan}; add the VLAN to a server first"
             return None, f"{g.name}: no other server has {g.memory_mib} MiB free (with VLAN {g.vlan})" if g.vlan else \
                 f"{g.name}: no other server has {g.memory_mib} MiB free; free memory or add a server"
-        why = self.migration_refusal(g, target, planned)
-        return (None, why) if why else (target, None)
+        err = self.migration_refusal(g, target, planned)
+        return (None, str(err)) if err is not None else (target, None)
 
     def maintenance(self, server: str, *, max_concurrent: int = 2) -> EvacuationReport:
         """Put `server` in maintenance: evacuate its guests by live migration, then run no new guests there."""

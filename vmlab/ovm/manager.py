@@ -232,15 +232,23 @@ class Manager(GuestOps, TemplateOps, HaOps, MaintenanceOps):
     # --- all-or-nothing operations ------------------------------------------------------------
     @contextmanager
     def transaction(self):
-        """Undo the inventory and repository changes of an operation that fails half-way."""
-        snap = (dict(self.guests), dict(self.templates), dict(self.isos),
-                {k: (dict(r.images), dict(r.files)) for k, r in self.repos.items()})
+        """Undo what an operation that fails half-way added (guests, templates, ISOs, files, images).
+
+        Only additions are undone: whatever else happened meanwhile (an HA restart while a copy
+        ran) stays, and an operation that adds nothing leaves nothing behind.
+        """
+        before = (set(self.guests), set(self.templates), set(self.isos),
+                  {k: (set(r.images), set(r.files)) for k, r in self.repos.items()})
         try:
             yield
         except BaseException as e:
-            self.guests, self.templates, self.isos = snap[0], snap[1], snap[2]
-            for k, (images, files) in snap[3].items():
-                self.repos[k].images, self.repos[k].files = images, files
+            for d, keys in ((self.guests, before[0]), (self.templates, before[1]), (self.isos, before[2])):
+                for k in set(d) - keys:
+                    del d[k]
+            for k, (images, files) in before[3].items():
+                for d, keys in ((self.repos[k].images, images), (self.repos[k].files, files)):
+                    for p in set(d) - keys:
+                        del d[p]
             if getattr(e, "fail", None):   # the fault that broke the operation stays (a server died)
                 self.fail_server(e.fail)
             raise

@@ -75,16 +75,16 @@ class TemplateOps:
             err.fail = util if reply.failure.kind == M.DIED else None
             raise err
         cost = copy_cost(repo.kind, src.nbytes)
-        self.now_s += cost.seconds
+        self.advance(cost.seconds)
         self.log("copy", server=util, detail=f"{src.path} -> {dst_path}: {cost}")
         return src.copy(dst_path), cost
 
-    def _new_guest(self, name, *, memory_mib, vcpus, kind, repo, origin, ha, preferred, vlan) -> Guest:
+    def _new_guest(self, name, *, memory_mib, vcpus, kind, repo, origin, ha, preferred, vlan, iso=None) -> Guest:
         if vlan is not None:
             check_vlan_id(vlan)
         uuid, mac = self.next_ids()
         g = Guest(name=name, uuid=uuid, mac=mac, memory_mib=memory_mib, vcpus=vcpus, kind=kind, repo=repo,
-                  origin=origin, ha=False, preferred=tuple(preferred), vlan=vlan)
+                  origin=origin, ha=False, preferred=tuple(preferred), vlan=vlan, iso=iso)
         DomainConfig(name=name, memory_mib=memory_mib, vcpus=vcpus)
         self.guests[name] = g
         if ha:
@@ -144,8 +144,9 @@ class TemplateOps:
             r = self.repo(repo)
             img = DiskImage(path=r.path("running_pool", name, "System.img"), size_mib=disk_mib)
             r.images[img.path] = img
+            iso_repo = self.repos[self.isos[iso]]
             self._new_guest(name, memory_mib=memory_mib, vcpus=vcpus, kind="hvm", repo=repo, origin=f"iso:{iso}",
-                            ha=False, preferred=(), vlan=vlan)
+                            ha=False, preferred=(), vlan=vlan, iso=iso_repo.path("iso_pool", iso, f"{iso}.iso"))
             self.start(name, server)
             self.image(self.guests[name]).blocks[:] = 0   # the installer has written nothing yet
         return self.guests[name]
