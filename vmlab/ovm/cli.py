@@ -47,7 +47,7 @@ def _pool_parsers(sub) -> None:
 def _server_parsers(sub) -> None:
     srv = sub.add_parser("server", help="servers of the pool").add_subparsers(dest="ovm_act", metavar="ACTION")
     srv.required = True
-    srv.add_parser("list")
+    srv.add_parser("list", help="servers, roles, state, free memory, VLANs, guests")
     r = srv.add_parser("roles", help="set roles: master, utility, vm (comma-separated)")
     r.add_argument("name"), r.add_argument("roles")
     mt = srv.add_parser("maintenance", help="evacuate a server by live migration")
@@ -58,7 +58,7 @@ def _server_parsers(sub) -> None:
 def _vm_parsers(sub) -> None:
     vm = sub.add_parser("vm", help="guests").add_subparsers(dest="ovm_act", metavar="ACTION")
     vm.required = True
-    vm.add_parser("list")
+    vm.add_parser("list", help="guests, their state, server, memory, HA and VLAN")
     c = vm.add_parser("create", help="create a guest from a template")
     c.add_argument("name"), c.add_argument("--template", required=True)
     for p in (c, vm.add_parser("clone", help="clone a guest")):
@@ -70,8 +70,10 @@ def _vm_parsers(sub) -> None:
     i = vm.add_parser("install", help="HVM install from an ISO in iso_pool")
     i.add_argument("name"), i.add_argument("--iso", required=True), i.add_argument("--memory", type=int, default=1024)
     i.add_argument("--disk", default="8g"), i.add_argument("--server"), i.add_argument("--vlan", type=int)
-    for verb in ("start", "stop", "delete", "fsck", "config"):
-        q = vm.add_parser(verb)
+    for verb, help_ in (("start", "start a stopped guest (placement picks the server)"), ("stop", "power a guest off"),
+                        ("delete", "delete a guest and its running_pool directory"),
+                        ("fsck", "check the guest's disk image for concurrent writers"), ("config", "print vm.cfg")):
+        q = vm.add_parser(verb, help=help_)
         q.add_argument("name")
         if verb == "start":
             q.add_argument("--server")
@@ -91,21 +93,21 @@ def add_parsers(sub, sim_sub) -> None:
     _vm_parsers(osub)
     t = osub.add_parser("template", help="templates in seed_pool").add_subparsers(dest="ovm_act", metavar="ACTION")
     t.required = True
-    t.add_parser("list")
-    ti = t.add_parser("import")
+    t.add_parser("list", help="templates")
+    ti = t.add_parser("import", help="import a template into seed_pool")
     ti.add_argument("name"), ti.add_argument("--memory", type=int, default=512), ti.add_argument("--vcpus", type=int, default=1)
     ti.add_argument("--hvm", action="store_true"), ti.add_argument("--image-size", default="4g"), ti.add_argument("--repo", default="OVS")
     iso = osub.add_parser("iso", help="ISOs in iso_pool").add_subparsers(dest="ovm_act", metavar="ACTION")
     iso.required = True
-    ii = iso.add_parser("import")
+    ii = iso.add_parser("import", help="import an ISO into iso_pool")
     ii.add_argument("name"), ii.add_argument("--size", default="3g")
     repo = osub.add_parser("repo", help="repositories").add_subparsers(dest="ovm_act", metavar="ACTION")
     repo.required = True
-    repo.add_parser("list")
-    repo.add_parser("ls").add_argument("name", nargs="?", default="OVS")
+    repo.add_parser("list", help="repositories and their storage kinds")
+    repo.add_parser("ls", help="a repository's files").add_argument("name", nargs="?", default="OVS")
     vl = osub.add_parser("vlan", help="VLAN bridges").add_subparsers(dest="ovm_act", metavar="ACTION")
     vl.required = True
-    va = vl.add_parser("add")
+    va = vl.add_parser("add", help="add VLAN VID (a tagged bridge xenbr0.VID) on servers (default: all)")
     va.add_argument("vlan", type=int), va.add_argument("servers", nargs="*")
     osub.add_parser("events", help="the pool's event timeline").add_argument("--last", type=int, default=40)
     sim_sub.add_parser("fail-server", help="a server dies (Oracle VM layer)").add_argument("name")

@@ -134,7 +134,8 @@ class GuestOps:
             return VlanMissing(f"{g.name}: VLAN {g.vlan} is not configured on {target}; add it there first")
         rec = self.servers[target]
         if rec.state is not ServerState.UP or not self.reachable(target):
-            return Refused(f"{g.name}: {target} is {rec.state.value} or unreachable; pick a running server")
+            how = "in maintenance" if rec.state is ServerState.MAINTENANCE else rec.state.value
+            return Refused(f"{g.name}: {target} is {how}; pick a running server of the pool")
         need = frames_from_mib(g.memory_mib + (planned or {}).get(target, 0))
         if self.pool.servers[target].memory.free_frames < need:
             return NoCapacity(f"{g.name}: {target} has {self.free_mib(target)} MiB free, {g.memory_mib} MiB needed")
