@@ -67,10 +67,12 @@ class PoolDashboard:
 
     # --- data -----------------------------------------------------------------------------
     def _server_label(self, s) -> str:
-        return f"{s.name} [{s.roles_text}]{STATE_MARK[s.state.value]}"
+        cut = "" if self.m.master is None or self.m.same_side(self.m.master, s.name) else " CUT OFF"
+        disk = " NO STORAGE" if s.name in self.m.storage_cut else ""
+        return f"{s.name} [{s.roles_text}]{STATE_MARK[s.state.value]}{cut}{disk}"
 
     def _bar_columns(self) -> dict[str, list]:
-        cols = {k: [] for k in ("server", "left", "right", "name", "colour", "ink", "mib", "line")}
+        cols = {k: [] for k in ("server", "left", "right", "name", "label", "colour", "ink", "mib", "line")}
         for s in self.m.servers.values():
             hv = self.m.pool.servers[s.name]
             total = hv.host.spec.memory_mib
@@ -81,7 +83,9 @@ class PoolDashboard:
             x = 0
             for name, mib in parts:
                 stale = (s.name, name) in self.m.orphans
+                label = f"free {mib} MiB" if name == "free" else name
                 for k, v in (("server", self._server_label(s)), ("left", x), ("right", x + mib), ("name", name),
+                             ("label", label),
                              ("colour", _colour(name)), ("ink", _ink(_colour(name))), ("mib", mib),
                              ("line", "#000000" if stale else "#ffffff")):
                     cols[k].append(v)
@@ -98,12 +102,12 @@ class PoolDashboard:
     def _figures(self):
         labels = list(dict.fromkeys(self.bars.data["server"]))
         mem = figure(height=60 + 34 * max(1, len(labels)), width=820, y_range=labels[::-1], toolbar_location=None,
-                     title="Servers: machine memory by owner", x_axis_label="memory (MiB)")
+                     title="Servers: machine memory by owner (black outline: a stale copy that still runs)", x_axis_label="memory (MiB)")
         mem.hbar(y="server", left="left", right="right", height=0.7, fill_color="colour", line_color="line",
                  line_width=1.5, source=self.bars)
-        mem.text(x="left", y="server", text="name", x_offset=3, text_font_size="8pt", text_baseline="middle",
+        mem.text(x="left", y="server", text="label", x_offset=3, text_font_size="8pt", text_baseline="middle",
                  text_color="ink",
-                 source=ColumnDataSource({k: self.bars.data[k] for k in ("left", "server", "name", "ink")}))
+                 source=ColumnDataSource({k: self.bars.data[k] for k in ("left", "server", "label", "ink")}))
         mem.add_tools(HoverTool(tooltips=[("owner", "@name"), ("MiB", "@mib"), ("server", "@server")]))
         mem.ygrid.visible = False
         self._labels_source = mem.renderers[-1].data_source
@@ -119,7 +123,7 @@ class PoolDashboard:
     def refresh(self) -> None:
         """Re-read the Manager and the hypervisors: bars, timeline, tables, server list."""
         self.bars.data = self._bar_columns()
-        self._labels_source.data = {k: self.bars.data[k] for k in ("left", "server", "name", "ink")}
+        self._labels_source.data = {k: self.bars.data[k] for k in ("left", "server", "label", "ink")}
         self.memory_figure.y_range.factors = list(dict.fromkeys(self.bars.data["server"]))[::-1]
         self.dots.data = self._event_columns()
         self.tables.value = f"<pre style='font-size:11px'>{html.escape(repos_text(self.m))}</pre>"

@@ -54,3 +54,16 @@ def test_widget_tree_builds_without_a_browser():
     assert len(dash.widget.children) == 4
     assert dash.memory_figure.xaxis[0].axis_label == "memory (MiB)"
     assert dash.timeline_figure.xaxis[0].axis_label == "simulated time (s)"
+
+
+def test_a_split_brain_shows_the_stale_copy_outlined_on_a_cut_off_server():
+    m = Manager.create_pool(servers=3, memory_mib=2048, fencing=False)
+    m.import_template("EL5", memory_mib=256, image_mib=64)
+    m.create_from_template("EL5", "db", server="ovs3", ha=True)
+    m.set_pool_ha(True)
+    m.isolate("ovs3")
+    m.advance(60)
+    dash = PoolDashboard(m)
+    d = dash.bars.data
+    rows = [(s, n, line) for s, n, line in zip(d["server"], d["name"], d["line"]) if n == "db"]
+    assert ("ovs3 [vm] CUT OFF", "db", "#000000") in rows and len(rows) == 2
