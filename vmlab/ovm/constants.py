@@ -25,13 +25,11 @@ DISK_HB_DEAD_THRESHOLD = 31            # [o2hb] O2HB_DEFAULT_DEAD_THRESHOLD, [o2
 DISK_HB_TIMEOUT_S = DISK_HB_INTERVAL_S * (DISK_HB_DEAD_THRESHOLD - 1)   # 60 s: [o2hb] O2HB_MAX_WRITE_TIMEOUT_MS
 NET_KEEPALIVE_S = 2.0                  # [o2cb] O2CB_KEEPALIVE_DELAY_MS = 2000
 NET_IDLE_TIMEOUT_S = 30.0              # [o2cb] O2CB_IDLE_TIMEOUT_MS = 30000
-NET_RECONNECT_DELAY_S = 2.0            # [o2cb] O2CB_RECONNECT_DELAY_MS = 2000
 NFS_HEARTBEAT_FILE = ".server_pool_hb"  # [ovm21] the heartbeat file of an NFS cluster root
 
 # --- things vmlab had to choose ------------------------------------------------------
-REBOOT_S = 120.0                       # ILLUSTRATIVE: a fenced server's reboot until it rejoins
+# (A fenced or failed server stays out until `heal()`; agent requests take no simulated time.)
 GUEST_BOOT_S = 30.0                    # ILLUSTRATIVE: a restarted guest boots from its disk image
-AGENT_RPC_S = 0.05                     # ILLUSTRATIVE: one Manager -> agent request and its reply
 IMAGE_BLOCK_MIB = 4                    # ILLUSTRATIVE: the model tracks disk images in 4 MiB extents
 GUEST_DISK_WRITES_PER_S = 0.5          # ILLUSTRATIVE: extents a running guest rewrites per second (2 MiB/s)
 TEMPLATE_IMAGE_MIB = 4096              # ILLUSTRATIVE: a template's System.img
