@@ -18,6 +18,7 @@ from vmlab.errors import VmlabError
 from vmlab.hardware.host import Disk, HostSpec, StorageKind, parse_size_mib
 from vmlab.hardware.memory import mib_from_frames
 from vmlab.hypervisor import constants as C
+from vmlab.ovm import cli as ovm_cli
 from vmlab.toolstack.commands import VERBS, Parser, _HelpShown, is_readonly, run_xm, xm_parser
 from vmlab.toolstack.config import virt_install_argv
 from vmlab.toolstack.pool import Link, ServerPool
@@ -103,6 +104,7 @@ def build_parser() -> Parser:
     ld.add_argument("domain"), ld.add_argument("load", type=float), ld.add_argument("--host")
     cr = ss.add_parser("crash", help="make a guest kernel crash")
     cr.add_argument("domain"), cr.add_argument("--host")
+    ovm_cli.add_parsers(sub, ss)
     return p
 
 
@@ -138,6 +140,8 @@ def run(argv: list[str]) -> str:
             cfg = virt_install_argv(rest)
             dom = pool.xm(host).create(cfg)
             return f"Starting install...\nCreating domain...\nGuest {dom.name} started (id={dom.domid})"
+        if ovm_cli.handles(pool, a):
+            return ovm_cli.run(pool, a)
         if a.cmd == "pool":
             return _pool_cmd(pool, a)
         if a.cmd == "sim":

@@ -29,6 +29,10 @@ from vmlab.toolstack.pool import Link, ServerPool
 FORMAT = "vmlab-state"
 FORMAT_VERSION = 1
 
+# More blobs saved beside the pool, in the same transaction, by layers above this one
+# (vmlab.ovm.persist registers 'ovm'): name -> (load(pool, data | None), dump(pool) -> bytes | None).
+BLOB_HOOKS: dict[str, tuple] = {}
+
 
 def default_path() -> Path:
     if os.environ.get("VMLAB_STATE"):
@@ -122,9 +126,15 @@ class StateFile:
                         pool = load_pool(row[0], devices=devices)
                     except Exception as e:  # any decoding failure means a damaged file
                         raise self._bad(f"is damaged ({type(e).__name__})") from None
+            for name, (load, _) in BLOB_HOOKS.items():
+                row = con.execute("SELECT data FROM blobs WHERE name=?", (name,)).fetchone()
+                load(pool, row[0] if row else None)
             yield pool
             if write:
                 con.execute("INSERT OR REPLACE INTO blobs VALUES ('pool', ?)", (dump_pool(pool),))
+                for name, (_, dump) in BLOB_HOOKS.items():
+                    if (data := dump(pool)) is not None:
+                        con.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (name, data))
             con.execute("COMMIT")
         except BaseException:
             if con.in_transaction:
