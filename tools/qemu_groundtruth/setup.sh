@@ -35,7 +35,12 @@ if [ -z "$kernel" ] && ! ls "$CACHE"/boot/vmlinuz-* >/dev/null 2>&1; then
     [ -n "$(apt-cache depends linux-image-amd64 2>/dev/null)" ] || apt-get update -q
     pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
     echo "downloading guest kernel package $pkg (unpacked into $CACHE, not installed)"
-    (cd "$CACHE" && apt-get download "$pkg" && dpkg-deb -x "$pkg"_*.deb "$CACHE" && rm -f "$pkg"_*.deb)
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"   # apt-get download runs as _apt where it can
+    (cd "$tmp" && apt-get download "$pkg" && dpkg-deb -x "$pkg"_*.deb "$tmp/x")
+    mkdir -p "$CACHE/boot"
+    cp "$tmp"/x/boot/vmlinuz-* "$CACHE/boot/"   # only the kernel image: the guest needs no modules
+    rm -rf "$tmp"
 fi
 
 qemu-system-x86_64 --version | head -n 1
