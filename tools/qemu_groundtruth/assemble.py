@@ -28,6 +28,28 @@ TRACE_COLUMNS = {
     "dirty_pages_rate": "ram.dirty-pages-rate", "mbps": "ram.mbps", "pages_per_second": "ram.pages-per-second",
     "precopy_bytes": "ram.precopy-bytes", "downtime_bytes": "ram.downtime-bytes",
 }
+NOTES = [
+    "Accelerator: TCG unless /dev/kvm is a VT-x/SVM KVM (accelerator_detection says why). Under TCG the guest "
+    "runs slower than on hardware and the migration thread competes with the vCPU thread for 2 host cores "
+    "shared with other work (loadavg_1m_before per run); QEMU runs under nice -n 10.",
+    "QEMU < 9.0 under TCG can lose dirty bits: the fast path of cpu_physical_memory_sync_dirty_bitmap() clears "
+    "bitmap words without re-arming TLB_NOTDIRTY, so writes through a TLB entry filled before a bitmap sync are "
+    "not logged (fixed upstream in 2024, 'physmem: Fix migration dirty bitmap coherency with TCG memory "
+    "access'). Seen here as target pages holding stale dirtier data. The dirtier therefore flushes the guest "
+    "TLB after every 10 ms slice (mprotect of a 64-page scratch buffer; tlb_flush column true), which bounds "
+    "the loss to writes within one slice; the noflush* runs are the same workloads without the flush.",
+    "Achieved dirty rate: the dirtier reports writes and distinct pages every second on the serial console; "
+    "rate_during_pages_s averages the reports seen while the migration ran. It can be below the request "
+    "(TCG speed, host load, auto-converge throttling).",
+    "Zero pages: the guest's RAM includes what the kernel and boot left behind (kernel image, initramfs, "
+    "page tables); the dirtier's working set is written once (non-zero) before migrating. QEMU counts "
+    "all-zero pages as duplicate_pages (sent as a page header, no data).",
+    "Timeout: a run is cancelled (migrate_cancel) after max(30 s, 1.5 x RAM / max-bandwidth), or max(60 s, ...) "
+    "with auto-converge; outcome cancelled_timeout means it had not converged by then.",
+    "Verification: after completion both VMs are stopped (source postmigrate, target paused by -S); pmemsave "
+    "of guest-physical [0, RAM) on both, compared page by page (verification, mismatched_pages); then the "
+    "target is resumed (cont) and target_resumed says whether its dirtier printed a report within 15 s.",
+]
 DIRTIER_COLUMNS = ("t_s", "guest_t_s", "writes", "distinct_pages", "rate_pages_s")
 
 RUN_COLUMNS = (
@@ -151,12 +173,13 @@ def provenance(recs: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
         **guest.host_facts(),
         "harness_git_commit": _cmd(["git", "-C", str(repo), "rev-parse", "HEAD"]),
         "harness_git_dirty": bool(_cmd(["git", "-C", str(repo), "status", "--porcelain", "tools/qemu_groundtruth"])),
+        "harness_git_commit_of_runs": sorted({r.get("harness_commit", "unrecorded") for r in recs}),
         "first_run_utc": starts[0] if starts else None, "last_run_utc": starts[-1] if starts else None,
         "n_runs": len(recs),
         "poll_period_s": 0.1,
         "qemu_argv_example": example.get("argv"),
         "qmp_example": example.get("qmp"),
-        "notes": kw.get("notes", []),
+        "notes": kw.get("notes", NOTES),
     }
 
 

@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         accel, why = args.accel, f"forced by --accel {args.accel} ({why})"
     kernel = guest.find_kernel()
     initrd, initrd_sha = guest.build_initramfs()
+    commit = subprocess.run(["git", "-C", str(guest.HERE), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(guest.HERE), "status", "--porcelain", "."], capture_output=True,
+                           text=True, check=False).stdout.strip()
+    commit = commit + ("+uncommitted" if dirty else "")
     print(f"accelerator: {accel} ({why})", flush=True)
     print(f"kernel: {kernel}; initramfs sha256 {initrd_sha[:12]}; {len(specs)} runs in grid {args.grid}", flush=True)
     if not args.assemble:
@@ -66,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             rec = run_one(spec, accel, kernel, initrd)
             rec["loadavg_1m_before"] = round(load, 2)
             rec["accel_detection"] = why
+            rec["harness_commit"] = commit
             path.write_text(json.dumps(rec))
             last = rec["trace"][-1] if rec["trace"] else {}
             print(f"[{i}/{len(specs)}] {spec.run_id}: {rec['outcome']} total={last.get('total-time')} ms "
