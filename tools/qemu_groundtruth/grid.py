@@ -4,12 +4,15 @@
 writes, 32 MiB/s, downtime-limit 300 ms, auto-converge off), each sweep varying one or two factors,
 plus idle guests, auto-converge on the cases that do not converge without it, repeats of the base
 point, and two runs without the dirtier's per-slice TLB flush (to show QEMU 7.2's TCG lost-dirty-bit
-bug). A run is cancelled after ``timeout_for`` seconds: max(30 s, 1.5 x RAM / bandwidth) -- 1.5 full
-passes of all RAM at the limit -- and max(60 s, ...) with auto-converge, which needs several syncs
-to throttle.
+bug), then runs off the axes: idle repeats, limits above the sender's ceiling, and 14 seeded random
+combinations of the factor levels (``mix*``). A run is cancelled after ``timeout_for`` seconds:
+max(30 s, 1.5 x RAM / bandwidth) -- 1.5 full passes of all RAM at the limit -- and max(60 s, ...)
+with auto-converge, which needs several syncs to throttle.
 """
 
 from __future__ import annotations
+
+import random
 
 from migrate import RunSpec
 
@@ -36,8 +39,9 @@ def default_grid() -> list[RunSpec]:
     g += [_spec(i, "rate", rate=r) for i, r in enumerate((1000, 4000, 8000, 16000, 32000, 200000))]
     # sequential writes at the same rates
     g += [_spec(i, "seq", rate=r, pattern="seq") for i, r in enumerate((1000, 4000, 16000))]
-    # guest RAM size with the same dirtier
-    g += [_spec(i, "ram", ram=r) for i, r in enumerate((128, 512))]
+    # guest RAM size with the same dirtier (128 MiB holds a 32 MiB working set, not 64: the kernel
+    # and initramfs take ~60 MiB, and 64 MiB panicked with "System is deadlocked on memory")
+    g += [_spec(0, "ram", ram=128, wset=32), _spec(1, "ram", ram=512)]
     # working set, random writes at 8000 pages/s
     g += [_spec(i, "wset", wset=w, rate=8000) for i, w in enumerate((8, 16, 32, 160))]
     # bandwidth limit, 8000 pages/s (31 MiB/s of writes)
@@ -57,7 +61,25 @@ def default_grid() -> list[RunSpec]:
     g += [_spec(i, "rep", seed=2000 + i) for i in range(3)]
     # no per-slice TLB flush: QEMU 7.2 TCG loses dirty bits (compare with rate01 / seq02)
     g += [_spec(0, "noflush", rate=4000, flush=False), _spec(1, "noflush", rate=16000, pattern="seq", flush=False)]
+    # spread of the switchover: the same idle point twice more (idle05 had 109 ms downtime, idle08 1 ms)
+    g += [_spec(i, "reidle", ram=256, wset=16, rate=0, bw=256, seed=3000 + i) for i in range(2)]
+    # the sender's ceiling: limits above what one migration thread can send here
+    g += [_spec(0, "ceil", ram=512, wset=16, rate=0, bw=1024), _spec(1, "ceil", ram=512, wset=128, rate=4000, bw=1024)]
+    g += mixed_runs(14)
     return g
+
+
+def mixed_runs(n: int, seed: int = 13) -> list[RunSpec]:
+    """n combinations drawn (seeded) from the factor levels: runs off the sweep axes, e.g. to hold out."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        ram = rng.choice((128, 256, 512))
+        wset = rng.choice([w for w in (8, 16, 32, 64, 128) if w <= ram - 96])
+        out.append(_spec(i, "mix", ram=ram, wset=wset, rate=rng.choice((0, 1000, 2000, 4000, 8000, 16000, 32000)),
+                         pattern=rng.choice(("rand", "seq")), bw=rng.choice((8, 16, 32, 64, 128, 256)),
+                         dl=rng.choice((30, 100, 300, 1000)), ac=rng.random() < 0.3, seed=4000 + i))
+    return out
 
 
 def smoke_grid() -> list[RunSpec]:

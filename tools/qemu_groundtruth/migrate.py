@@ -208,7 +208,13 @@ def run_one(spec: RunSpec, accel: str, kernel: Path, initrd: Path) -> dict[str, 
             qmps[role] = QMP(str(rundir / f"{role}.qmp"))
         ser = Serial(rundir / "src.serial")
         t_boot = time.monotonic()
-        _wait_for(lambda: (ser.poll(), len(ser.reports) >= WARMUP_REPORTS)[1], BOOT_TIMEOUT_S, "guest dirtier")
+        def warm() -> bool:
+            ser.poll()
+            if "Kernel panic" in ser.text:
+                raise TimeoutError("guest kernel panicked before the dirtier ran: "
+                                   + ser.text[ser.text.index("Kernel panic"):].splitlines()[0][:120])
+            return len(ser.reports) >= WARMUP_REPORTS
+        _wait_for(warm, BOOT_TIMEOUT_S, "guest dirtier")
         rec["boot_to_warm_s"] = round(time.monotonic() - t_boot, 2)
         trace, t0, outcome = _migrate(qmps["src"], spec, port, ser)
         rec.update(outcome=outcome, trace=trace)
