@@ -138,12 +138,24 @@ def test_disallowed_flags_per_level(guest):
     assert upd(hv, domid, [(pt_maddr(l1, 2), make_pte(mfns[32], RW | PTE_G))]) == 0   # G is allowed in an L1
 
 
-def test_the_live_cr3_cannot_be_unpinned(guest):
+def test_unpinning_the_live_cr3_table_succeeds_as_in_xen_3_1_do_mmuext_op(guest):
+    """Xen 3.1 mm.c do_mmuext_op MMUEXT_UNPIN_TABLE has no CR3 check: new_guest_cr3 took its own
+    type reference (get_page_and_type_from_pagenr(mfn, PGT_root_page_table)), so the unpin
+    succeeds and the tree stays validated until CR3 moves (put_page_and_type of the old base)."""
     hv, domid, mfns = guest
-    l4, *_ = build_chain(hv, domid, mfns)
-    before = snapshot(hv)
+    l4, l3, l2, l1 = build_chain(hv, domid, mfns)
+    assert hv.hypercall(domid, "mmuext_op", [(MMUEXT["UNPIN_TABLE"], l4)], 1, {}) == 0
+    assert l4 not in pv_state(hv).pinned
+    assert hv.memory.page_type[l4] == PageType.L4 and hv.memory.type_count[l4] == 1   # CR3's reference
+    assert all(hv.memory.type_count[m] == 1 for m in (l3, l2, l1))                    # still validated
+    assert direct.audit(hv, domid) == []
+    # a second unpin: not pinned any more -> -EINVAL ("Mfn not pinned")
     assert hv.hypercall(domid, "mmuext_op", [(MMUEXT["UNPIN_TABLE"], l4)], 1, {}) == C.EINVAL
-    assert snapshot(hv) == before
+    # CR3 moves: the last type reference goes and the tree is devalidated
+    other = mfns[50]
+    assert pin(hv, domid, 4, other) == 0
+    assert hv.hypercall(domid, "mmuext_op", [(MMUEXT["NEW_BASEPTR"], other)], 1, {}) == 0
+    assert all(hv.memory.type_count[m] == 0 for m in (l4, l3, l2, l1))
 
 
 def test_unpinning_after_switching_devalidates_the_tree(guest):

@@ -12,8 +12,9 @@ that Xen checks against its page-type and reference-count rules (xen/arch/x86/mm
   can be both a page table and writably mapped;
 * a guest may map only frames it owns (or holds a grant for; a privileged domain may
   map any), and each level has flags it may not set (`DISALLOW`);
-* pins (MMUEXT_PIN_Ln_TABLE) hold a type reference, do not nest (second pin -EINVAL),
-  and the table in CR3 cannot be unpinned.
+* pins (MMUEXT_PIN_Ln_TABLE) hold a type reference and do not nest (second pin -EINVAL);
+  CR3 holds its own type reference (new_guest_cr3), so unpinning the live CR3 table
+  succeeds and the table stays validated until CR3 moves.
 
 Handlers are registered on a Hypervisor by `install(hv)`. `mmu_update` and `mmuext_op`
 stop at the first bad request and report `done`; `multicall` runs every entry and writes

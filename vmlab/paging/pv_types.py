@@ -50,7 +50,6 @@ EXPLAIN = {
     "writable_pt": "an RW mapping of a page-table frame; map page tables read-only",
     "cycle": "a table refers to itself while being validated",
     "pinned": "the frame is already pinned (pins do not nest) or not pinned (unpin)",
-    "cr3": "the table is the live CR3; load another base pointer first",
     "noncanonical": "the address is not canonical (bits 63..48 must copy bit 47)",
     "no_l1": "no L1 table maps this address; build the upper levels first",
 }
