@@ -129,6 +129,24 @@ ex.add("writable page table", expected=C.EINVAL, explain="an RW mapping would ne
 ex.check("writable page table", answer_pt_rw)
 
 # %% [markdown]
+# **Why Xen refuses — exactly.** Xen does not refuse a page table being *mapped*; it refuses a
+# **writable** mapping of one. A read-only mapping of a table is fine, and so is a *linear page
+# table*: a root entry that names a table of its own level (here the L4 naming itself), which lets a
+# guest read its own PTEs at a fixed address. `get_l4_linear_pagetable` in `mm.c` (Xen 3.1) accepts
+# such an entry read-only — for the table itself with no extra reference, for another table only if
+# it is already validated — and refuses it with `_PAGE_RW`, because then the guest could write its
+# own PTEs. Xen never sees a "cycle" to refuse:
+
+# %%
+root = int(g.p2m[g.current.root])
+for flags, what in ((PTE_P | PTE_RW, "writable"), (PTE_P, "read-only")):
+    out = {}
+    rc = g.hv.hypercall(g.domid, "mmu_update", [(pt_maddr(root, 300), make_pte(root, flags))], 1, out)
+    print(f"{what:9s} self-map of the L4: rc = {rc}", "|", out.get("reason", "accepted"))
+g.hv.hypercall(g.domid, "mmu_update", [(pt_maddr(root, 300), 0)], 1, {})   # remove it again
+print("reference counts audit:", direct.audit(g.hv, g.domid) or "all consistent")
+
+# %% [markdown]
 # A refused request changes **nothing** — not a table word, not a count. And `mmu_update` processes
 # its requests in order and stops at the first bad one, reporting how many it *did*: the entries
 # before it stay applied, exactly as in Xen.

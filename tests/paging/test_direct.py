@@ -252,3 +252,61 @@ def test_garbage_arguments_get_an_errno_never_an_exception(name, args):
     k = boot_kernel("pv", memory_mib=16, host_memory_mib=256, dom0_mem_mib=32)
     rc = k.hv.hypercall(k.domid, name, *args)
     assert isinstance(rc, int) and rc <= 0 or name == "multicall"
+
+
+# --- linear page tables: Xen 3.1 mm.c define_get_linear_pagetable (get_l2/l3/l4_linear_pagetable) ---
+
+def test_a_read_only_self_map_is_a_linear_page_table_and_is_accepted(guest):
+    """get_l4_linear_pagetable: an L4 entry naming its own frame read-only is accepted with no
+    reference taken (pfn == pde_pfn), so validating a root that maps itself works."""
+    hv, domid, mfns = guest
+    l4, l3, l2, l1 = build_chain(hv, domid, mfns)
+    counts = (int(hv.memory.type_count[l4]), int(hv.memory.tot_count[l4]))
+    assert upd(hv, domid, [(pt_maddr(l4, 256), make_pte(l4, RO))]) == 0
+    assert (int(hv.memory.type_count[l4]), int(hv.memory.tot_count[l4])) == counts
+    assert direct.audit(hv, domid) == []
+    assert upd(hv, domid, [(pt_maddr(l4, 256), 0)]) == 0          # put_page_from_l4e drops nothing either
+    assert (int(hv.memory.type_count[l4]), int(hv.memory.tot_count[l4])) == counts
+    # a fresh root whose words already hold a read-only self-map validates (alloc_l4_table)
+    x = mfns[60]
+    assert upd(hv, domid, [(pt_maddr(x, 256), make_pte(x, RO))]) == 0   # not a table yet: a plain write
+    assert pin(hv, domid, 4, x) == 0
+    assert hv.memory.page_type[x] == PageType.L4 and hv.memory.type_count[x] == 1
+    assert direct.audit(hv, domid) == []
+
+
+def test_a_writable_linear_entry_is_refused(guest):
+    """get_lN_linear_pagetable: "Attempt to create linear p.t. with write perms" -> -EINVAL,
+    or the guest would get write access to its own PTEs."""
+    hv, domid, mfns = guest
+    l4, l3, l2, l1 = build_chain(hv, domid, mfns)
+    before = snapshot(hv)
+    out = {}
+    assert upd(hv, domid, [(pt_maddr(l4, 256), make_pte(l4, RW))], out) == C.EINVAL
+    assert "linear" in out["reason"] and "read-only" in out["reason"]
+    assert snapshot(hv) == before
+    assert upd(hv, domid, [(pt_maddr(l2, 7), make_pte(l2, RW))]) == C.EINVAL     # same at L2
+    x = mfns[60]
+    assert upd(hv, domid, [(pt_maddr(x, 256), make_pte(x, RW))]) == 0
+    before = snapshot(hv)
+    assert pin(hv, domid, 4, x) == C.EINVAL                                      # and inside validation
+    assert snapshot(hv) == before
+
+
+def test_a_read_only_linear_entry_to_another_validated_table_takes_a_type_reference(guest):
+    """get_l2_linear_pagetable with pfn != pde_pfn: get_page_from_pagenr, then the target must be an
+    already-validated table of the same level; its type count goes up by one."""
+    hv, domid, mfns = guest
+    l4, l3, l2, l1 = build_chain(hv, domid, mfns)
+    other = mfns[61]
+    assert pin(hv, domid, 2, other) == 0                                        # a validated L2
+    tc = int(hv.memory.type_count[other])
+    assert upd(hv, domid, [(pt_maddr(l2, 9), make_pte(other, RO))]) == 0
+    assert hv.memory.type_count[other] == tc + 1
+    assert direct.audit(hv, domid) == []
+    assert upd(hv, domid, [(pt_maddr(l2, 9), 0)]) == 0
+    assert hv.memory.type_count[other] == tc
+    # a frame that is no table at all is still refused (get_page_type(PGT_l1) fails, and it is no L2)
+    data = mfns[62]
+    assert upd(hv, domid, [(pt_maddr(l1, 0), make_pte(data, RW))]) == 0
+    assert upd(hv, domid, [(pt_maddr(l2, 9), make_pte(data, RO))]) == C.EINVAL

@@ -32,6 +32,8 @@ def audit(hv, domid: int) -> list[str]:
         for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
             e = int(words[i])
             f = pte_frame(e)
+            if level > 1 and f == m:
+                continue   # a read-only self-map (linear page table) holds no reference
             if not 0 <= f < mem.total_frames or (int(mem.owner[f]) != domid and not dom.privileged):
                 problems.append(f"L{level} {m:#x}[{i}] maps frame {f:#x} owned by {int(mem.owner[f]) if 0 <= f < mem.total_frames else '?'}")
                 continue
@@ -42,7 +44,8 @@ def audit(hv, domid: int) -> list[str]:
                         problems.append(f"L1 {m:#x}[{i}] maps {PageType(int(mem.page_type[f])).name} frame {f:#x} writable")
                     want_type[f] = want_type.get(f, 0) + 1
             else:
-                if int(mem.page_type[f]) != level - 1:
+                linear = int(mem.page_type[f]) == level and not e & PTE_RW   # get_lN_linear_pagetable
+                if int(mem.page_type[f]) != level - 1 and not linear:
                     problems.append(f"L{level} {m:#x}[{i}] points at a {PageType(int(mem.page_type[f])).name} frame {f:#x}")
                 want_type[f] = want_type.get(f, 0) + 1
     for m in st.pinned:

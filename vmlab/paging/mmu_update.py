@@ -40,10 +40,10 @@ def pt_update(txn: _Txn, ptr: int, val: int) -> int:
     if cmd == MMU_PT_UPDATE_PRESERVE_AD:
         val = (val & ~(PTE_A | PTE_D)) | (old & (PTE_A | PTE_D))
     if t in _TABLE_TYPES and cnt > 0:
-        rc = txn.get_entry(t, val)
+        rc = txn.get_entry(t, val, mfn)
         if rc < 0:
             return rc
-        txn.put_entry(t, old)
+        txn.put_entry(t, old, mfn)
         txn.write(mfn, idx, val)
         return 0
     if cnt > 0 and t != PageType.WRITABLE:

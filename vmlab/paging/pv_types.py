@@ -48,7 +48,9 @@ EXPLAIN = {
     "flags": "the entry sets a flag this level disallows (PWT/PCD/PS/G above L1)",
     "type": "the frame is in use as another type; a type changes only when its type_count is 0",
     "writable_pt": "an RW mapping of a page-table frame; map page tables read-only",
-    "cycle": "a table refers to itself while being validated",
+    "cycle": "a table refers to a table still being validated",
+    "linear": "a linear page table (an entry naming a table of its own level) must be read-only, "
+              "or the guest would get write access to its own PTEs; Xen accepts it read-only",
     "pinned": "the frame is already pinned (pins do not nest) or not pinned (unpin)",
     "noncanonical": "the address is not canonical (bits 63..48 must copy bit 47)",
     "no_l1": "no L1 table maps this address; build the upper levels first",
@@ -109,9 +111,10 @@ class _Txn:
         self.log.append(("pin", mfn, on))
         (self.st.pinned.add if on else self.st.pinned.discard)(mfn)
 
-    def rollback(self) -> None:
+    def rollback(self, upto: int = 0) -> None:
+        """Undo every journalled change after the first `upto` records."""
         m = self.mem
-        for rec in reversed(self.log):
+        for rec in reversed(self.log[upto:]):
             kind = rec[0]
             if kind == "type":
                 m.page_type[rec[1]] = rec[2]
@@ -123,7 +126,7 @@ class _Txn:
                 m.table(rec[1])[rec[2]] = np.uint64(rec[3])
             elif kind == "pin":
                 (self.st.pinned.discard if rec[2] else self.st.pinned.add)(rec[1])
-        self.log.clear()
+        del self.log[upto:]
 
     # --- Xen's reference rules --------------------------------------------------
     def may_map(self, mfn: int) -> bool:
@@ -161,7 +164,7 @@ class _Txn:
             try:
                 words = m.table(mfn)
                 for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
-                    rc = self.get_entry(int(t), int(words[i]))
+                    rc = self.get_entry(int(t), int(words[i]), mfn)
                     if rc < 0:
                         return rc
             finally:
@@ -177,26 +180,56 @@ class _Txn:
         if self.mem.type_count[mfn] == 0 and t in _TABLE_TYPES:
             words = self.mem.table(mfn)  # devalidate: drop what the entries hold
             for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
-                self.put_entry(t, int(words[i]))
+                self.put_entry(t, int(words[i]), mfn)
 
-    def get_entry(self, level: int, pte: int) -> int:
+    def get_entry(self, level: int, pte: int, table: int = -1) -> int:
+        """get_page_from_lNe: the references entry `pte` of Ln table `table` holds."""
         if not pte & PTE_P:
             return 0
         bad = pte & DISALLOW[level] & 0xFFF
         if bad:
             return self.fail(C.EINVAL, f"L{level} entry {pte:#x} sets flags {bad:#x}: " + EXPLAIN["flags"])
         mfn = pte_frame(pte)
+        mark = len(self.log)
         rc = self.get_page(mfn)
         if rc < 0:
             return rc
         if level == 1:
             return self.get_type(mfn, PageType.WRITABLE) if pte & PTE_RW else 0
-        return self.get_type(mfn, level - 1)
+        rc = self.get_type(mfn, level - 1)
+        if rc < 0:   # get_page_and_type_from_pagenr failed: Xen tries get_lN_linear_pagetable
+            self.rollback(mark)
+            return self.get_linear(level, pte, table, rc)
+        return rc
 
-    def put_entry(self, level: int, pte: int) -> None:
+    def get_linear(self, level: int, pte: int, table: int, rc: int) -> int:
+        """Xen 3.1 get_lN_linear_pagetable: a read-only entry naming its own table (no reference),
+        or another already-validated Ln table (a type reference); writable ones are refused."""
+        mfn = pte_frame(pte)
+        m = self.mem
+        same_level = mfn == table or (int(m.page_type[mfn]) == level and int(m.type_count[mfn]) > 0)
+        if not same_level:
+            return rc   # not a linear entry: the first refusal stands
+        self.reason = ""
+        if pte & PTE_RW:
+            return self.fail(C.EINVAL, f"L{level} entry {pte:#x} names L{level} frame {mfn:#x} writable: "
+                                       + EXPLAIN["linear"])
+        if mfn == table:
+            return 0
+        if mfn in self.validating:
+            return self.fail(C.EINVAL, f"L{level} frame {mfn:#x} is being validated: " + EXPLAIN["cycle"])
+        rc = self.get_page(mfn)
+        if rc >= 0:
+            self.add_type(mfn, 1)
+        return rc
+
+    def put_entry(self, level: int, pte: int, table: int = -1) -> None:
+        """put_page_from_lNe: a self-map (pfn == table) holds nothing."""
         if not pte & PTE_P:
             return
         mfn = pte_frame(pte)
+        if level > 1 and mfn == table:
+            return
         if level > 1 or pte & PTE_RW:
             self.put_type(mfn)
         self.add_tot(mfn, -1)
