@@ -92,7 +92,16 @@ def test_a_writably_mapped_frame_cannot_become_a_page_table(guest):
     assert hv.memory.page_type[x] == PageType.L1
 
 
-def test_mapping_another_domains_frame_needs_privilege(guest):
+def dom0_l1(hv):
+    """A dom0 frame pinned as an L1 table: dom0's window for mapping guest frames (privcmd)."""
+    l1 = int(hv.domains[0].p2m[40])
+    assert pin(hv, 0, 1, l1) == 0
+    return l1
+
+
+def test_mapping_another_domains_frame_is_refused_without_foreigndom(guest):
+    """Xen 3.1 mm.c mod_l1_entry: get_page_from_l1e(nl1e, FOREIGNDOM), and FOREIGNDOM is the caller
+    unless foreigndom names another domain; get_page() checks the owner exactly (dom0 too)."""
     hv, domid, mfns = guest
     l4, l3, l2, l1 = build_chain(hv, domid, mfns)
     dom0_frame = int(hv.domains[0].p2m[5])
@@ -101,8 +110,47 @@ def test_mapping_another_domains_frame_needs_privilege(guest):
     assert snapshot(hv) == before
     xen_frame = 3   # Xen's own frames are never mappable by a guest
     assert upd(hv, domid, [(pt_maddr(l1, 3), make_pte(xen_frame, RO))]) == C.EINVAL
-    # dom0, acting on the guest's tables with foreigndom, may map the guest's frame
-    assert hv.hypercall(0, "mmu_update", [(pt_maddr(l1, 4), make_pte(mfns[20], RO))], 1, {}, domid) == 0
+    # dom0 too: privilege does not let it map a domU frame without naming the domU in foreigndom
+    w = dom0_l1(hv)
+    assert hv.hypercall(0, "mmu_update", [(pt_maddr(w, 0), make_pte(mfns[20], RO))], 1, {}) == C.EINVAL
+    assert hv.hypercall(0, "mmu_update", [(pt_maddr(w, 0), make_pte(mfns[20], RO))], 1, {}, domid) == 0
+    assert hv.memory.tot_count[mfns[20]] == 1 and hv.memory.table(w)[0] == make_pte(mfns[20], RO)
+
+
+def test_the_page_table_edited_must_be_the_callers_own_as_in_do_mmu_update(guest):
+    """do_mmu_update MMU_NORMAL_PT_UPDATE: get_page_from_pagenr(mfn, current->domain) -- the table
+    being edited belongs to the caller; foreigndom does not hand the request to the domU."""
+    hv, domid, mfns = guest
+    l4, l3, l2, l1 = build_chain(hv, domid, mfns)
+    before = snapshot(hv)
+    out = {}
+    assert hv.hypercall(0, "mmu_update", [(pt_maddr(l1, 4), make_pte(mfns[20], RO))], 1, out, domid) == C.EINVAL
+    assert snapshot(hv) == before and "another domain" in out["reason"]
+
+
+def test_foreigndom_follows_set_foreigndom(guest):
+    """set_foreigndom (Xen 3.1): naming yourself, an unknown domain, or (unprivileged) anything but
+    DOMID_IO fails, and do_mmu_update returns -ESRCH before reading any request."""
+    hv, domid, mfns = guest
+    l4, l3, l2, l1 = build_chain(hv, domid, mfns)
+    req = [(pt_maddr(l1, 4), make_pte(mfns[20], RO))]
+    assert hv.hypercall(domid, "mmu_update", req, 1, {}, domid) == C.ESRCH      # itself
+    assert hv.hypercall(domid, "mmu_update", req, 1, {}, 0) == C.ESRCH          # unprivileged, not DOMID_IO
+    assert hv.hypercall(0, "mmu_update", req, 1, {}, 0) == C.ESRCH              # dom0 naming itself
+    assert hv.hypercall(0, "mmu_update", req, 1, {}, 999) == C.ESRCH            # no such domain
+    assert hv.hypercall(domid, "mmu_update", [], 0, {}, C.DOMID_IO) == 0        # DOMID_IO is allowed...
+    assert hv.hypercall(domid, "mmu_update", req, 1, {}, C.DOMID_IO) == C.EINVAL  # ...but owns no RAM frame
+    assert hv.hypercall(domid, "mmu_update", req, 1, {}, C.DOMID_SELF) == 0
+
+
+def test_machphys_update_targets_foreigndoms_frame(guest):
+    """MMU_MACHPHYS_UPDATE: get_page_from_pagenr(mfn, FOREIGNDOM) -- dom0 sets a domU's M2P entry by
+    naming it (as xc_domain_restore does); without foreigndom the frame must be the caller's."""
+    hv, domid, mfns = guest
+    ptr = (mfns[30] << 12) | direct.MMU_MACHPHYS_UPDATE
+    assert hv.hypercall(0, "mmu_update", [(ptr, 30)], 1, {}) == C.EINVAL
+    assert hv.hypercall(0, "mmu_update", [(ptr, 30)], 1, {}, domid) == 0
+    assert pv_state(hv).m2p[mfns[30]] == 30
 
 
 def test_a_bad_entry_mid_batch_reports_done_and_keeps_the_earlier_ones(guest):

@@ -4,7 +4,7 @@ import pytest
 
 from vmlab.guest.kernel import boot_kernel
 from vmlab.hypervisor import constants as C
-from vmlab.paging.pv_types import domain_arg, guest_array, run_atomic, state
+from vmlab.paging.pv_types import guest_array, run_atomic, set_foreigndom, state
 
 
 def test_guest_array_follows_copy_from_guest():
@@ -22,12 +22,18 @@ def k():
     return boot_kernel("pv", memory_mib=16, host_memory_mib=256, dom0_mem_mib=32)
 
 
-def test_foreigndom_needs_privilege_as_in_xens_set_foreigndom(k):
+def test_foreigndom_follows_xen_3_1_set_foreigndom(k):
+    """mm.c set_foreigndom: DOMID_SELF is the caller; naming yourself is an error; an unprivileged
+    caller may name only DOMID_IO; dom0 may name any domain, DOMID_XEN or DOMID_IO (else -ESRCH)."""
     dom = k.hv.domains[k.domid]
-    assert domain_arg(k.hv, dom, C.DOMID_SELF) is dom and domain_arg(k.hv, dom, None) is dom
-    assert domain_arg(k.hv, dom, 0) == C.EPERM
-    assert domain_arg(k.hv, k.hv.dom0, k.domid) is dom and domain_arg(k.hv, k.hv.dom0, 999) == C.ESRCH
-    assert domain_arg(k.hv, dom, "x") == C.EINVAL
+    assert set_foreigndom(k.hv, dom, C.DOMID_SELF) is dom and set_foreigndom(k.hv, dom, None) is dom
+    assert set_foreigndom(k.hv, dom, k.domid) == C.ESRCH
+    assert set_foreigndom(k.hv, dom, 0) == C.ESRCH
+    assert set_foreigndom(k.hv, dom, C.DOMID_IO).domid == C.DOMID_IO
+    assert set_foreigndom(k.hv, k.hv.dom0, k.domid) is dom and set_foreigndom(k.hv, k.hv.dom0, 999) == C.ESRCH
+    assert set_foreigndom(k.hv, k.hv.dom0, 0) == C.ESRCH
+    assert set_foreigndom(k.hv, k.hv.dom0, C.DOMID_XEN).domid == C.DOMID_XEN
+    assert set_foreigndom(k.hv, dom, "x") == C.EINVAL
 
 
 def test_a_refused_request_is_rolled_back_through_the_journal(k):

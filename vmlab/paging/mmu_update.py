@@ -11,7 +11,7 @@ from vmlab.hardware.mmu import PTE_A, PTE_D, PTE_P, PTE_PS, is_canonical, pte_fr
 from vmlab.hypervisor import constants as C
 from vmlab.paging.pv_types import (_TABLE_TYPES, EXPLAIN, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE,
                                    MMU_PT_UPDATE_PRESERVE_AD, UVMF_ALL, UVMF_FLUSHTYPE_MASK, UVMF_NONE, _Txn,
-                                   domain_arg, guest_array, pt_maddr, run_atomic, state)
+                                   guest_array, set_foreigndom, pt_maddr, run_atomic, state)
 
 __all__ = ["pt_update", "foreign", "do_mmu_update", "do_update_va_mapping"]
 
@@ -30,11 +30,15 @@ def pt_update(txn: _Txn, ptr: int, val: int) -> int:
     if not 0 <= mfn < mem.total_frames:
         return txn.fail(C.EINVAL, f"ptr {ptr:#x} names frame {mfn:#x}: " + EXPLAIN["range"])
     owner = int(mem.owner[mfn])
-    if owner != txn.dom.domid and not (txn.dom.privileged and owner >= 0):
-        return txn.fail(C.EINVAL, f"ptr {ptr:#x} is in frame {mfn:#x} of domain {owner}: " + EXPLAIN["owner"])
-    if cmd == MMU_MACHPHYS_UPDATE:
+    if cmd == MMU_MACHPHYS_UPDATE:   # get_page_from_pagenr(mfn, FOREIGNDOM)
+        if owner != txn.foreign.domid:
+            return txn.fail(C.EINVAL, f"ptr {ptr:#x}: frame {mfn:#x} belongs to domain {owner}, not "
+                                      f"FOREIGNDOM {txn.foreign.domid}: " + EXPLAIN["owner"])
         txn.st.m2p[mfn] = val
         return 0
+    if owner != txn.dom.domid:       # get_page_from_pagenr(mfn, current->domain)
+        return txn.fail(C.EINVAL, f"ptr {ptr:#x} is in frame {mfn:#x} of another domain ({owner}): "
+                                  + EXPLAIN["pt_owner"])
     t, cnt = int(mem.page_type[mfn]), int(mem.type_count[mfn])
     old = int(mem.table(mfn)[idx])
     if cmd == MMU_PT_UPDATE_PRESERVE_AD:
@@ -57,14 +61,18 @@ def pt_update(txn: _Txn, ptr: int, val: int) -> int:
     return 0
 
 
-foreign = domain_arg   # the foreigndom rule, shared with mmuext_op
+foreign = set_foreigndom   # the foreigndom rule, shared with mmuext_op
 
 
 def do_mmu_update(hv, caller, reqs, count=None, out=None, foreigndom=C.DOMID_SELF) -> int:
-    """mmu_update(reqs, count, &done, foreigndom): stops at the first bad request."""
-    dom = foreign(hv, caller, foreigndom)   # Xen's set_foreigndom comes before any copy_from_guest
-    if isinstance(dom, int):
-        return dom
+    """mmu_update(reqs, count, &done, foreigndom): stops at the first bad request.
+
+    The tables edited are always the caller's; `foreigndom` names the owner of the frames
+    the new L1 entries map (and of MMU_MACHPHYS_UPDATE's frame), as Xen 3.1's do_mmu_update.
+    """
+    fd = foreign(hv, caller, foreigndom)   # Xen's set_foreigndom comes before any copy_from_guest
+    if isinstance(fd, int):
+        return fd
     copied = guest_array(reqs, count, out)
     if isinstance(copied, int):
         return copied
@@ -78,7 +86,7 @@ def do_mmu_update(hv, caller, reqs, count=None, out=None, foreigndom=C.DOMID_SEL
             state(hv).last_error = f"request {k} is not a (ptr, val) pair"
             out["reason"] = state(hv).last_error
             return C.EINVAL
-        rc = run_atomic(hv, dom, lambda txn: pt_update(txn, ptr, val))
+        rc = run_atomic(hv, caller, lambda txn: pt_update(txn, ptr, val), fd)
         if rc < 0:
             out["reason"] = f"request {k}: {state(hv).last_error}"
             return rc

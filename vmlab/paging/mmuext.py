@@ -34,8 +34,9 @@ def _set_ldt(hv, txn: _Txn, name: str, arg) -> int:
     return txn.fail(C.ENOSYS, "SET_LDT is not modelled")
 
 
-def _owned_frame(txn: _Txn, arg) -> int:
-    """The mfn `arg` names if it is a frame the caller owns, else txn.fail's -EINVAL."""
+def _owned_frame(txn: _Txn, arg, domid: int | None = None) -> int:
+    """The mfn `arg` names if it is a frame `domid` (the caller) owns, else txn.fail's -EINVAL."""
+    domid = txn.dom.domid if domid is None else domid
     mem = txn.mem
     try:
         mfn = int(arg)
@@ -43,25 +44,29 @@ def _owned_frame(txn: _Txn, arg) -> int:
         return txn.fail(C.EINVAL, f"mfn {arg!r} is not a frame number")
     if not 0 <= mfn < mem.total_frames:
         return txn.fail(C.EINVAL, f"mfn {mfn:#x}: " + EXPLAIN["range"])
-    if int(mem.owner[mfn]) != txn.dom.domid:
+    if int(mem.owner[mfn]) != domid:
         return txn.fail(C.EINVAL, f"mfn {mfn:#x} (owner {int(mem.owner[mfn])}): " + EXPLAIN["owner"])
     return mfn
 
 
 def _pin(hv, txn: _Txn, name: str, arg) -> int:
-    """PIN_Ln_TABLE: validate as an Ln table and hold a type reference; pins do not nest."""
-    mfn = _owned_frame(txn, arg)
+    """PIN_Ln_TABLE: validate as an Ln table and hold a type reference; pins do not nest.
+
+    Xen 3.1 pins FOREIGNDOM's frame (get_page_and_type_from_pagenr(mfn, type, FOREIGNDOM)):
+    that is how dom0 pins a restored guest's tables."""
+    fd = txn.foreign.domid
+    mfn = _owned_frame(txn, arg, fd)
     if mfn < 0:
         return mfn
     if mfn in txn.st.pinned:
         return txn.fail(C.EINVAL, f"mfn {mfn:#x}: " + EXPLAIN["pinned"])
-    rc = txn.get_page(mfn)
+    rc = txn.get_page(mfn, fd)
     if rc >= 0:
         rc = txn.get_type(mfn, int(name[5]))
     if rc < 0:
         return rc
     txn.pin(mfn, True)
-    mark_dirty(hv, txn.dom, mfn)
+    mark_dirty(hv, txn.foreign, mfn)
     return 0
 
 
@@ -128,10 +133,13 @@ def ext_op(hv, txn: _Txn, cmd: int, arg) -> int:
 
 
 def do_mmuext_op(hv, caller, ops, count=None, out=None, foreigndom=C.DOMID_SELF) -> int:
-    """mmuext_op(ops, count, &done, foreigndom): ops are (cmd, mfn-or-linear_addr) pairs."""
-    dom = foreign(hv, caller, foreigndom)   # Xen's set_foreigndom comes before any copy_from_guest
-    if isinstance(dom, int):
-        return dom
+    """mmuext_op(ops, count, &done, foreigndom): ops are (cmd, mfn-or-linear_addr) pairs.
+
+    `foreigndom` applies to the PIN commands only; UNPIN, NEW_BASEPTR and flushes act on the caller.
+    """
+    fd = foreign(hv, caller, foreigndom)   # Xen's set_foreigndom comes before any copy_from_guest
+    if isinstance(fd, int):
+        return fd
     copied = guest_array(ops, count, out)
     if isinstance(copied, int):
         return copied
@@ -143,7 +151,7 @@ def do_mmuext_op(hv, caller, ops, count=None, out=None, foreigndom=C.DOMID_SELF)
         except (TypeError, ValueError, OverflowError):
             out["reason"] = f"op {k} is not a (cmd, arg) pair"
             return C.EINVAL
-        rc = run_atomic(hv, dom, lambda txn: ext_op(hv, txn, int(cmd), arg))
+        rc = run_atomic(hv, caller, lambda txn: ext_op(hv, txn, int(cmd), arg), fd)
         if rc < 0:
             out["reason"] = f"op {k}: {state(hv).last_error}"
             return rc

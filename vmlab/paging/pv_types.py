@@ -44,7 +44,10 @@ EXPLAIN = {
     "cmd": "ptr's low 3 bits select the command: 0 normal PT update, 1 machphys update, 2 preserve-A/D; "
            "the rest are unknown (-ENOSYS) — an unaligned ptr reads as one",
     "range": "the frame is outside machine memory",
-    "owner": "the frame belongs to another domain; map only your own frames, or hold a grant",
+    "owner": "the frame belongs to another domain; map only your own frames (a privileged domain names the "
+             "owner in foreigndom), or hold a grant",
+    "pt_owner": "the page table being edited must be the caller's own (foreigndom names only the owner of "
+                "the frames mapped)",
     "flags": "the entry sets a flag this level disallows (PWT/PCD/PS/G above L1)",
     "type": "the frame is in use as another type; a type changes only when its type_count is 0",
     "writable_pt": "an RW mapping of a page-table frame; map page tables read-only",
@@ -77,11 +80,13 @@ class PVPagingState:
 class _Txn:
     """An undo journal over page_info fields, table words and pins."""
 
-    def __init__(self, hv, st: PVPagingState, dom) -> None:
+    def __init__(self, hv, st: PVPagingState, dom, foreign=None) -> None:
         self.mem = hv.memory
         self.hv = hv
         self.st = st
-        self.dom = dom
+        self.dom = dom                                          # current->domain
+        self.foreign = foreign if foreign is not None else dom  # Xen's FOREIGNDOM
+        self.l1_owner = None   # while validating a table: its owner (alloc_l1_table uses page_get_owner)
         self.log: list = []
         self.validating: set = set()
         self.reason = ""
@@ -129,18 +134,21 @@ class _Txn:
         del self.log[upto:]
 
     # --- Xen's reference rules --------------------------------------------------
-    def may_map(self, mfn: int) -> bool:
-        owner = int(self.mem.owner[mfn])
-        if owner == self.dom.domid or self.dom.privileged and owner >= 0:
+    def may_map(self, mfn: int, domid: int) -> bool:
+        """Xen's get_page(page, d): the frame belongs to exactly `domid` (privilege is no bypass)."""
+        if int(self.mem.owner[mfn]) == domid:
             return True
         grant = getattr(self.hv, "grant_allows", None)  # the grant-table model's hook, if installed
         return bool(grant and grant(self.dom.domid, mfn))
 
-    def get_page(self, mfn: int) -> int:
+    def get_page(self, mfn: int, domid: int | None = None) -> int:
+        """get_page_from_pagenr(mfn, d): in range and owned by d (the caller unless given)."""
+        domid = self.dom.domid if domid is None else domid
         if not 0 <= mfn < self.mem.total_frames:
             return self.fail(C.EINVAL, f"frame {mfn:#x}: " + EXPLAIN["range"])
-        if not self.may_map(mfn):
-            return self.fail(C.EINVAL, f"frame {mfn:#x} (owner {int(self.mem.owner[mfn])}): " + EXPLAIN["owner"])
+        if not self.may_map(mfn, domid):
+            who = "" if domid == self.dom.domid else f" (foreigndom names domain {domid})"
+            return self.fail(C.EINVAL, f"frame {mfn:#x} (owner {int(self.mem.owner[mfn])}){who}: " + EXPLAIN["owner"])
         self.add_tot(mfn, 1)
         return 0
 
@@ -161,6 +169,7 @@ class _Txn:
             return 0
         if t in _TABLE_TYPES:
             self.validating.add(mfn)
+            saved, self.l1_owner = self.l1_owner, int(m.owner[mfn])
             try:
                 words = m.table(mfn)
                 for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
@@ -169,6 +178,7 @@ class _Txn:
                         return rc
             finally:
                 self.validating.discard(mfn)
+                self.l1_owner = saved
         if cur != t:
             self.set_type(mfn, t)
         self.add_type(mfn, 1)
@@ -191,11 +201,14 @@ class _Txn:
             return self.fail(C.EINVAL, f"L{level} entry {pte:#x} sets flags {bad:#x}: " + EXPLAIN["flags"])
         mfn = pte_frame(pte)
         mark = len(self.log)
+        if level == 1:   # mod_l1_entry: get_page_from_l1e(nl1e, FOREIGNDOM)
+            rc = self.get_page(mfn, self.l1_owner if self.l1_owner is not None else self.foreign.domid)
+            if rc < 0:
+                return rc
+            return self.get_type(mfn, PageType.WRITABLE) if pte & PTE_RW else 0
         rc = self.get_page(mfn)
         if rc < 0:
             return rc
-        if level == 1:
-            return self.get_type(mfn, PageType.WRITABLE) if pte & PTE_RW else 0
         rc = self.get_type(mfn, level - 1)
         if rc < 0:   # get_page_and_type_from_pagenr failed: Xen tries get_lN_linear_pagetable
             self.rollback(mark)
@@ -247,10 +260,10 @@ def mark_dirty(hv, dom, mfn: int) -> None:
         log[pfns] = True
 
 
-def run_atomic(hv, dom, fn) -> int:
+def run_atomic(hv, dom, fn, foreign=None) -> int:
     """Run one request atomically: apply, or roll back and remember why."""
     st = state(hv)
-    txn = _Txn(hv, st, dom)
+    txn = _Txn(hv, st, dom, foreign)
     try:
         rc = fn(txn)
     except (TypeError, ValueError, IndexError, OverflowError) as e:
@@ -287,14 +300,35 @@ def guest_array(items, count, out) -> tuple[list, int, dict] | int:
     return list(items), int(count), (out if out is not None else {})
 
 
-def domain_arg(hv, caller, foreigndom):
-    """The domain a request acts on: the caller, or (privileged callers only) `foreigndom`."""
-    if foreigndom is None or (isinstance(foreigndom, (int, np.integer)) and
-                              foreigndom in (C.DOMID_SELF, caller.domid)):
-        return caller
-    if not isinstance(foreigndom, (int, np.integer)):
-        return C.EINVAL
-    if not caller.privileged:
-        return C.EPERM
-    return hv.domains.get(int(foreigndom), C.ESRCH)
+@dataclass(frozen=True)
+class _PseudoDomain:
+    """Xen's dom_io / dom_xen: owners of I/O and Xen frames, never a running guest."""
 
+    domid: int
+    privileged: bool = False
+
+
+DOM_IO, DOM_XEN = _PseudoDomain(C.DOMID_IO), _PseudoDomain(C.DOMID_XEN)
+
+
+def set_foreigndom(hv, caller, foreigndom):
+    """Xen 3.1 mm.c set_foreigndom: FOREIGNDOM for this call, or -ESRCH (-EINVAL if not a number).
+
+    DOMID_SELF means the caller; naming yourself is an error; an unprivileged caller may
+    name only DOMID_IO; a privileged one any existing domain, DOMID_XEN or DOMID_IO.
+    """
+    if foreigndom is None:
+        return caller
+    if isinstance(foreigndom, bool) or not isinstance(foreigndom, (int, np.integer)):
+        return C.EINVAL
+    foreigndom = int(foreigndom)
+    if foreigndom == C.DOMID_SELF:
+        return caller
+    if foreigndom == caller.domid:
+        return C.ESRCH   # "Dom %u tried to specify itself as foreign domain"
+    if not caller.privileged:
+        return DOM_IO if foreigndom == C.DOMID_IO else C.ESRCH
+    dom = hv.domains.get(foreigndom)
+    if dom is not None:
+        return dom
+    return {C.DOMID_XEN: DOM_XEN, C.DOMID_IO: DOM_IO}.get(foreigndom, C.ESRCH)
