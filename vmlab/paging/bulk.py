@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vmlab.hardware.memory import PageType
-from vmlab.hardware.mmu import PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_RW
 from vmlab.paging.mmu_update import pt_update
 from vmlab.paging.pv_hypercalls import pv_state
-from vmlab.paging.pv_types import DISALLOW, MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD, run_atomic
+from vmlab.paging.pv_types import run_atomic
+from vmlab.paging.vector import _apply_vector, _eligible
 
 __all__ = ["BatchResult", "apply_updates"]
 
@@ -31,64 +30,6 @@ class BatchResult:
     batch_sizes: tuple           # entries per hypercall, in order (the batch-size histogram's input)
     results: np.ndarray          # per-update rc (0 or a negative errno)
     vectorized: int              # updates taken by the vectorized path (a performance detail)
-
-
-def _eligible(hv, dom, ptrs: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """Updates whose effect does not depend on their order: leaf writes into live L1s of the caller."""
-    mem = hv.memory
-    n = mem.total_frames
-    cmd = ptrs & 7
-    mfn = ptrs >> 12
-    ok = ((cmd == MMU_NORMAL_PT_UPDATE) | (cmd == MMU_PT_UPDATE_PRESERVE_AD)) & (mfn >= 0) & (mfn < n)
-    m = np.where(ok, mfn, 0)
-    ok &= (mem.owner[m] == dom.domid) & (mem.page_type[m] == PageType.L1) & (mem.type_count[m] > 0)
-    uvals = vals.astype(np.uint64)
-    present = (uvals & np.uint64(PTE_P)) != 0
-    tgt = ((uvals & np.uint64(PTE_FRAME_MASK)) >> np.uint64(12)).astype(np.int64)
-    tin = (tgt >= 0) & (tgt < n)
-    t = np.where(tin, tgt, 0)
-    good_target = tin & (mem.owner[t] == dom.domid) & ((uvals & np.uint64(DISALLOW[1])) == 0)
-    rw = (uvals & np.uint64(PTE_RW)) != 0
-    good_target &= ~rw | (mem.page_type[t] == PageType.WRITABLE) | (mem.page_type[t] == PageType.NONE)
-    ok &= ~present | good_target
-    # repeated slots depend on order: send them down the exact path
-    _, inv, cnt = np.unique(ptrs & ~7, return_inverse=True, return_counts=True)
-    ok &= cnt[inv] == 1
-    return ok
-
-
-def _apply_vector(hv, ptrs: np.ndarray, vals: np.ndarray) -> None:
-    mem = hv.memory
-    slots = ptrs & ~7
-    mfns = slots >> 12
-    idx = (slots & 0xFFF) >> 3
-    uvals = vals.astype(np.uint64)
-    old = np.empty(ptrs.size, dtype=np.uint64)
-    order = np.argsort(mfns, kind="stable")
-    sm = mfns[order]
-    bounds = np.flatnonzero(np.concatenate(([True], sm[1:] != sm[:-1], [True])))
-    tables = []
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        sel = order[a:b]
-        tbl = mem.table(int(sm[a]))
-        old[sel] = tbl[idx[sel]]
-        tables.append((tbl, sel))
-    preserve = (ptrs & 7) == MMU_PT_UPDATE_PRESERVE_AD
-    ad = np.uint64(PTE_A | PTE_D)
-    uvals = np.where(preserve, (uvals & ~ad) | (old & ad), uvals)
-    P, RW, FM = np.uint64(PTE_P), np.uint64(PTE_RW), np.uint64(PTE_FRAME_MASK)
-    for arr, sign in ((uvals, 1), (old, -1)):
-        pres = (arr & P) != 0
-        frames = ((arr[pres] & FM) >> np.uint64(12)).astype(np.int64)
-        u, c = np.unique(frames, return_counts=True)
-        mem.tot_count[u] += sign * c.astype(np.int32)
-        rwf = ((arr[pres] & RW) != 0)
-        if sign > 0:   # first writable use of an untyped frame types it PGT_writable
-            mem.page_type[frames[rwf]] = PageType.WRITABLE
-        u, c = np.unique(frames[rwf], return_counts=True)
-        mem.type_count[u] += sign * c.astype(np.int32)
-    for tbl, sel in tables:
-        tbl[idx[sel]] = uvals[sel]
 
 
 def apply_updates(hv, domid: int, ptrs, vals, *, batch_size: int = 32, chunk: int = 65536,

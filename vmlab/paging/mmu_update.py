@@ -6,14 +6,32 @@ at the first bad request and report `done`, as Xen's do_mmu_update does.
 
 from __future__ import annotations
 
+import numpy as np
+
 from vmlab.hardware.memory import PageType
-from vmlab.hardware.mmu import PTE_A, PTE_D, PTE_P, PTE_PS, is_canonical, pte_frame, va_indices
+from vmlab.hardware.mmu import PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_PS, is_canonical, pte_frame, va_indices
 from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.domain import DomainKind
+from vmlab.paging.vector import _apply_vector, _eligible
 from vmlab.paging.pv_types import (_TABLE_TYPES, EXPLAIN, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE,
                                    MMU_PT_UPDATE_PRESERVE_AD, UVMF_ALL, UVMF_FLUSHTYPE_MASK, UVMF_NONE, _Txn,
                                    guest_array, set_foreigndom, pt_maddr, run_atomic, state)
 
-__all__ = ["pt_update", "foreign", "do_mmu_update", "do_update_va_mapping"]
+__all__ = ["pt_update", "foreign", "translate_foreign", "do_mmu_update", "do_update_va_mapping"]
+
+
+def translate_foreign(fd, vals):
+    """mod_l1_entry's gmfn_to_mfn(FOREIGNDOM, pfn): a translated (HVM) FOREIGNDOM is named by pfn,
+    which Xen looks up in its p2m; a PV one by mfn (xc_domain_save: "PFNs for HVM guests and MFNs
+    for PV guests"). Works on one int or a numpy array; a pfn outside the p2m stays as given."""
+    if getattr(fd, "kind", None) is not DomainKind.HVM:
+        return vals
+    arr = np.asarray(vals, dtype=np.int64)
+    pfn = (arr & PTE_FRAME_MASK) >> 12
+    inside = (pfn >= 0) & (pfn < fd.p2m.size) & ((arr & PTE_P) != 0)
+    mfn = np.where(inside, fd.p2m[np.where(inside, pfn, 0)], pfn)
+    out = (arr & ~PTE_FRAME_MASK) | (np.where(mfn < 0, (1 << 40) - 1, mfn) << 12)   # INVALID_MFN: refused
+    return int(out) if np.ndim(vals) == 0 else out
 
 
 def pt_update(txn: _Txn, ptr: int, val: int) -> int:
@@ -43,6 +61,8 @@ def pt_update(txn: _Txn, ptr: int, val: int) -> int:
     old = int(mem.table(mfn)[idx])
     if cmd == MMU_PT_UPDATE_PRESERVE_AD:
         val = (val & ~(PTE_A | PTE_D)) | (old & (PTE_A | PTE_D))
+    if t == PageType.L1 and cnt > 0:
+        val = translate_foreign(txn.foreign, val)
     if t in _TABLE_TYPES and cnt > 0:
         rc = txn.get_entry(t, val, mfn)
         if rc < 0:
@@ -73,6 +93,12 @@ def do_mmu_update(hv, caller, reqs, count=None, out=None, foreigndom=C.DOMID_SEL
     fd = foreign(hv, caller, foreigndom)   # Xen's set_foreigndom comes before any copy_from_guest
     if isinstance(fd, int):
         return fd
+    if fd is not caller:   # the trace says whose frames this call maps (dom0's reads of guest memory)
+        hv.trace.record(time_ns=hv.now_ns, domid=caller.domid, kind="foreign_map",
+                        detail=f"mmu_update foreigndom={fd.domid}", value=int(count or 0))
+    fast = _vector_request(hv, caller, fd, reqs, count, out)
+    if fast is not None:
+        return fast
     copied = guest_array(reqs, count, out)
     if isinstance(copied, int):
         return copied
@@ -92,6 +118,24 @@ def do_mmu_update(hv, caller, reqs, count=None, out=None, foreigndom=C.DOMID_SEL
             return rc
         done += 1
         out["done"] = done
+    return 0
+
+
+def _vector_request(hv, caller, fd, reqs, count, out) -> int | None:
+    """A numpy (n, 2) request array whose requests are all independent leaf updates (each slot
+    once, into the caller's live L1s, targets FOREIGNDOM may map): applied at once, with the
+    same result and counts as the loop below. Anything else returns None (the exact path)."""
+    if not (isinstance(reqs, np.ndarray) and reqs.ndim == 2 and reqs.shape[1] == 2 and reqs.dtype.kind in "iu"):
+        return None
+    if out is not None and not isinstance(out, dict) or count is None or not 0 <= int(count) <= len(reqs):
+        return None
+    ptrs = reqs[:int(count), 0].astype(np.int64)
+    vals = translate_foreign(fd, reqs[:int(count), 1].astype(np.int64))
+    if not np.all(_eligible(hv, caller, ptrs, vals, fd.domid)):
+        return None
+    _apply_vector(hv, ptrs, vals)
+    if out is not None:
+        out["done"] = int(count)
     return 0
 
 
