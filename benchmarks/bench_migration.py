@@ -25,3 +25,36 @@ def bench_explorer_update_default():
     """target <= 50 ms: one migration-explorer update at default size (1 GiB, QEMU)"""
     out = explore()
     return f"{out['totals']['rounds']} rounds"
+
+
+def _live_pool(memory_mib: int):
+    from vmlab.hardware.host import Disk, HostSpec, StorageKind
+    from vmlab.hypervisor.domain import DiskSpec, DomainConfig
+    from vmlab.toolstack.pool import ServerPool
+    pool = ServerPool()
+    for n in ("ovs1", "ovs2"):
+        pool.add_server(HostSpec(name=n, memory_mib=4 * memory_mib,
+                                 disks=(Disk(name="sda", storage=StorageKind.LOCAL, mount="/"),
+                                        Disk(name="repo0", storage=StorageKind.NFS, mount="/OVS"))))
+    cfg = DomainConfig(name="vm1", memory_mib=memory_mib, disks=(DiskSpec(path="/OVS/running_pool/vm1/System.img"),))
+    dom = pool.xm("ovs1").create(cfg)
+    pool.server("ovs1").set_load(dom.domid, 1.0)
+    return pool
+
+
+def bench_live_domain_xen3_1gib():
+    """target <= 2 s: `xm migrate --live` of a busy 1 GiB PV domain (Xen 3 policy), dom0 reading guest memory"""
+    from vmlab.toolstack.migrate import migrate
+    pool = _live_pool(1024)
+    rep = migrate(pool, "vm1", "ovs2", live=True, seed=0)
+    return f"{len(rep.rounds)} rounds, {rep.transferred_bytes / 2**20:.0f} MiB"
+
+
+def bench_xm_save_1gib():
+    """target <= 1 s: `xm save` of a 1 GiB PV domain (dom0 reads every page)"""
+    import os
+    import tempfile
+    pool = _live_pool(1024)
+    with tempfile.TemporaryDirectory() as d:
+        pool.xm("ovs1").save("vm1", os.path.join(d, "vm1.save"))
+    return "saved"

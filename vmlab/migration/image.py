@@ -135,7 +135,13 @@ class TargetImage:
 
 
 class DomainSource:
-    """A live domain on a source hypervisor, seen through dom0's eyes."""
+    """A live domain on a source hypervisor, seen through dom0's eyes.
+
+    dom0 reads the guest's pages as xc_domain_save does: a batch of MAX_BATCH_SIZE frames
+    mapped into dom0's page tables with mmu_update naming the guest in foreigndom, read,
+    unmapped (`vmlab.paging.foreign_map`), so the trace shows dom0's hypercalls.
+    `stamps()` is the checker's direct view (verification, not something dom0 does).
+    """
 
     def __init__(self, hv: "Hypervisor", domid: int) -> None:
         self.hv = hv
@@ -147,6 +153,10 @@ class DomainSource:
         self.paused = False
 
     def read(self, pfns: np.ndarray) -> np.ndarray:
+        from vmlab.paging.foreign_map import foreign_read
+        return foreign_read(self.hv, self.domid, pfns)
+
+    def stamps(self, pfns: np.ndarray) -> np.ndarray:
         return self.hv.memory.content[self.dom.p2m[pfns]]
 
     def write(self, pfns: np.ndarray) -> None:

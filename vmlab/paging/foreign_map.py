@@ -57,7 +57,7 @@ def foreign_read(hv, domid: int, pfns, *, batch: int = MAX_BATCH_SIZE) -> np.nda
     if pfns.size == 0:
         return out
     width = min(batch, pfns.size)
-    tables = window_frames(hv, -(-width // _ENTRIES))
+    tables = sorted(window_frames(hv, -(-width // _ENTRIES)))
     _call(hv, "mmuext_op", [(MMUEXT["PIN_L1_TABLE"], t) for t in tables], len(tables), {})
     slots = np.array([pt_maddr(t, i) for t in tables for i in range(_ENTRIES)], dtype=np.int64)[:width]
     try:

@@ -38,9 +38,22 @@ def _eligible(hv, dom, ptrs: np.ndarray, vals: np.ndarray, target_owner: int | N
     good_target &= ~rw | (mem.page_type[t] == PageType.WRITABLE) | (mem.page_type[t] == PageType.NONE)
     ok &= ~present | good_target
     # repeated slots depend on order: send them down the exact path
-    _, inv, cnt = np.unique(ptrs & ~7, return_inverse=True, return_counts=True)
-    ok &= cnt[inv] == 1
+    slots = ptrs & ~7
+    if slots.size > 1 and not np.all(slots[1:] > slots[:-1]):   # (ascending slots are all distinct)
+        _, inv, cnt = np.unique(slots, return_inverse=True, return_counts=True)
+        ok &= cnt[inv] == 1
     return ok
+
+
+def _bump(counts: np.ndarray, frames: np.ndarray, d: int) -> None:
+    """counts[frames] += d, once per occurrence (a plain fancy add when the frames are distinct)."""
+    if frames.size == 0:
+        return
+    srt = np.sort(frames)
+    if np.all(srt[1:] != srt[:-1]):
+        counts[frames] += d
+    else:
+        np.add.at(counts, frames, d)
 
 
 def _apply_vector(hv, ptrs: np.ndarray, vals: np.ndarray) -> None:
@@ -50,7 +63,8 @@ def _apply_vector(hv, ptrs: np.ndarray, vals: np.ndarray) -> None:
     idx = (slots & 0xFFF) >> 3
     uvals = vals.astype(np.uint64)
     old = np.empty(ptrs.size, dtype=np.uint64)
-    order = np.argsort(mfns, kind="stable")
+    ascending = mfns.size < 2 or bool(np.all(mfns[1:] >= mfns[:-1]))
+    order = np.arange(mfns.size) if ascending else np.argsort(mfns, kind="stable")
     sm = mfns[order]
     bounds = np.flatnonzero(np.concatenate(([True], sm[1:] != sm[:-1], [True])))
     tables = []
@@ -66,12 +80,12 @@ def _apply_vector(hv, ptrs: np.ndarray, vals: np.ndarray) -> None:
     for arr, sign in ((uvals, 1), (old, -1)):
         pres = (arr & P) != 0
         frames = ((arr[pres] & FM) >> np.uint64(12)).astype(np.int64)
-        u, c = np.unique(frames, return_counts=True)
-        mem.tot_count[u] += sign * c.astype(np.int32)
+        _bump(mem.tot_count, frames, sign)
         rwf = ((arr[pres] & RW) != 0)
+        if not rwf.any():
+            continue
         if sign > 0:   # first writable use of an untyped frame types it PGT_writable
             mem.page_type[frames[rwf]] = PageType.WRITABLE
-        u, c = np.unique(frames[rwf], return_counts=True)
-        mem.type_count[u] += sign * c.astype(np.int32)
+        _bump(mem.type_count, frames[rwf], sign)
     for tbl, sel in tables:
         tbl[idx[sel]] = uvals[sel]

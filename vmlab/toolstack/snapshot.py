@@ -47,8 +47,9 @@ class SaveImage:
 
 
 def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
+    from vmlab.paging.foreign_map import foreign_read
     pfns = np.flatnonzero(dom.p2m != C.INVALID_MFN).astype(np.int64)
-    content = hv.memory.content[dom.p2m[pfns]].astype(np.uint64)
+    content = foreign_read(hv, dom.domid, pfns)   # dom0 maps the guest's frames (xc_domain_save)
     header = {"config": config_to_dict(dom.config), "console": dom.console[-200:], "load": dom.load,
               "vcpus_online": dom.vcpus_online, "target_pages": dom.target_pages, "paused": resume_paused,
               "p2m_size": int(dom.p2m.size), "pages": int(pfns.size), "source_host": hv.host.name,
