@@ -192,3 +192,18 @@ def test_a_ballooned_guest_migrates_with_its_holes():
     assert np.array_equal(np.flatnonzero(new.p2m == C.INVALID_MFN), holes)
     assert rep.memory_pages == dom.p2m.size - holes.size
     pool.server("ovs2").check_invariants()
+
+
+def test_the_sender_maps_guest_pages_in_dom0_with_foreigndom():
+    """xc_domain_save's xc_map_foreign_batch: every batch the sender reads is one dom0 mmu_update
+    naming the guest in foreigndom (Xen 3.1 do_mmu_update), at most MAX_BATCH_SIZE (1024) frames."""
+    pool = _pool()
+    dom = _guest(pool)
+    src = pool.server("ovs1")
+    hv = src.hv if hasattr(src, "hv") else pool.xm("ovs1").hv
+    n0 = len(hv.trace)
+    domid = dom.domid
+    migrate(pool, "vm1", "ovs2", live=True, seed=0)
+    maps = [e for e in hv.trace.events[n0:] if e.kind == "foreign_map"]
+    assert maps and {e.detail for e in maps} == {f"mmu_update foreigndom={domid}"}
+    assert max(e.value for e in maps) <= 1024 and all(e.domid == 0 for e in maps)

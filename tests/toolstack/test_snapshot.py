@@ -44,3 +44,18 @@ def test_unwritable_save_path_keeps_the_guest_running(tmp_path):
     with pytest.raises(SnapshotError, match="cannot write"):
         xm.save("vm1", str(tmp_path / "missing-dir" / "vm1.sav"))
     assert xm.lookup("vm1").state.value == "blocked"
+
+
+def test_xm_save_reads_the_guest_through_dom0_foreign_mappings(tmp_path):
+    """xc_domain_save (Xen 3.1) maps each batch of MAX_BATCH_SIZE guest frames with
+    xc_map_foreign_batch: dom0's mmu_update names the guest in foreigndom (do_mmu_update)."""
+    xm = make_xm()
+    dom = xm.create(pv("vm1"))
+    domid, pages = dom.domid, dom.tot_pages
+    n0 = len(xm.hv.trace)
+    xm.save("vm1", str(tmp_path / "vm1.sav"))
+    new = xm.hv.trace.events[n0:]
+    maps = [e for e in new if e.kind == "foreign_map"]
+    assert maps and all(e.domid == 0 and e.detail == f"mmu_update foreigndom={domid}" for e in maps)
+    assert sum(e.value for e in maps) == pages and max(e.value for e in maps) <= 1024
+    assert sum(1 for e in new if e.kind == "hypercall" and e.domid == 0 and e.detail == "mmu_update") == 2 * len(maps)
