@@ -104,3 +104,21 @@ def test_garbage_from_a_guest_gets_an_errno_never_an_exception(name, args, as_do
     vm = xm.create(pv("vm1", memory=64))
     rc = xm.hv.hypercall(0 if as_dom0 else vm.domid, name, *args)
     assert isinstance(rc, int)
+
+
+def test_pausedomain_on_a_paused_domain_returns_0_as_in_xen_3_1():
+    """Xen 3.1 common/domctl.c XEN_DOMCTL_pausedomain: -EINVAL only for the caller itself;
+    domain_pause_by_systemcontroller is idempotent (is_paused_by_controller), so pausing a paused
+    domain returns 0; XEN_DOMCTL_unpausedomain likewise returns 0 for a domain not paused."""
+    xm = make_xm()
+    vm = xm.create(pv())
+    pause, unpause = C.XEN_DOMCTL["pausedomain"], C.XEN_DOMCTL["unpausedomain"]
+    assert xm.hv.hypercall(0, "domctl", pause, vm.domid) == 0
+    before = snapshot(xm.hv)
+    assert xm.hv.hypercall(0, "domctl", pause, vm.domid) == 0
+    assert snapshot(xm.hv) == before
+    assert xm.hv.hypercall(0, "domctl", unpause, vm.domid) == 0
+    assert xm.hv.hypercall(0, "domctl", unpause, vm.domid) == 0           # not paused: still 0
+    assert vm.is_live
+    assert xm.hv.hypercall(0, "domctl", pause, 0) == C.EINVAL             # d == current->domain
+    assert xm.hv.hypercall(0, "domctl", pause, 999) == C.ESRCH

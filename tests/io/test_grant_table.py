@@ -1,6 +1,6 @@
 from vmlab.hardware.memory import PageType
 from vmlab.hypervisor import constants as C
-from vmlab.io.grant_table import (ENTRIES_PER_GRANT_FRAME, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_host_map,
+from vmlab.io.grant_table import (ENTRIES_PER_GRANT_FRAME, INITIAL_NR_GRANT_FRAMES, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_host_map,
                                   GNTMAP_readonly, GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_handle,
                                   GNTST_general_error, GNTST_okay, GNTST_permission_denied, GNTTAB_NR_RESERVED_ENTRIES,
                                   GNTTABOP_copy, GNTTABOP_map_grant_ref, GNTTABOP_query_size, GNTTABOP_setup_table,
@@ -166,3 +166,9 @@ def test_grant_copy_checks_both_sides_and_moves_the_data(two_guests):
     assert out["status"] == [GNTST_permission_denied]
     hv.hypercall(0, "grant_table_op", GNTTABOP_copy, [dict(op, len=5000)], 1, out)
     assert out["status"] == [-10]  # GNTST_bad_copy_arg
+
+
+def test_max_grant_frames_is_xen_3_1s_default():
+    """Xen 3.1 xen/include/xen/grant_table.h: DEFAULT_MAX_NR_GRANT_FRAMES 32 (gnttab_max_nr_frames
+    boot option); INITIAL_NR_GRANT_FRAMES 4 in xen/include/asm-x86/grant_table.h."""
+    assert MAX_GRANT_FRAMES == 32 and INITIAL_NR_GRANT_FRAMES == 4

@@ -109,16 +109,22 @@ def _domctl_destroy(hv, caller, dom, arg, out) -> int:
 
 
 def _domctl_pause(hv, caller, dom, arg, out) -> int:
-    if dom is caller or not dom.is_live:  # Xen: a domain cannot pause itself through domctl
+    # Xen 3.1 domctl.c: -EINVAL only for d == current->domain; domain_pause_by_systemcontroller
+    # is idempotent, so a paused domain stays paused and the call returns 0
+    if dom is caller:
+        return C.EINVAL
+    if dom.state is DomainState.PAUSED:
+        return 0
+    if not dom.is_live:   # vmlab keeps one state: a shut-down domain cannot also be marked paused
         return C.EINVAL
     hv.set_state(dom, DomainState.PAUSED)
     return 0
 
 
 def _domctl_unpause(hv, caller, dom, arg, out) -> int:
-    if dom.state is not DomainState.PAUSED:
-        return C.EINVAL
-    hv.set_state(dom, hv.live_state(dom))
+    # Xen 3.1: domain_unpause_by_systemcontroller clears the flag if set; always 0
+    if dom.state is DomainState.PAUSED:
+        hv.set_state(dom, hv.live_state(dom))
     return 0
 
 

@@ -80,11 +80,11 @@ GNTTAB_RESERVED_XENSTORE = 1
 
 GRANT_ENTRY_V1_BYTES = 8
 ENTRIES_PER_GRANT_FRAME = PAGE_SIZE // GRANT_ENTRY_V1_BYTES  # 512
-# Default max grant frames per domain: 64 (REFERENCE.md §7; xl's max_grant_frames;
-# Xen 3.x builds used 32). A guest grows its table with GNTTABOP_setup_table.
-MAX_GRANT_FRAMES = 64
-# Frames a table starts with. Xen 3.x's INITIAL_NR_GRANT_FRAMES (recalled, not
-# checked in a primary copy: treat as illustrative).
+# Default max grant frames per domain: Xen 3.1's DEFAULT_MAX_NR_GRANT_FRAMES 32
+# (xen/include/xen/grant_table.h; boot option gnttab_max_nr_frames; later xl raised it
+# to 64). A guest grows its table with GNTTABOP_setup_table.
+MAX_GRANT_FRAMES = 32
+# Frames a table starts with: INITIAL_NR_GRANT_FRAMES 4 (Xen 3.1 xen/include/asm-x86/grant_table.h).
 INITIAL_NR_GRANT_FRAMES = 4
 
 _MASK64 = (1 << 64) - 1
