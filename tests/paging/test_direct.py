@@ -175,7 +175,7 @@ def test_malformed_requests_get_xen_error_codes(guest):
     assert hv.hypercall(domid, "update_va_mapping", 0x0000_8000_0000_0000, 0, 0) == C.EINVAL   # not canonical
     assert hv.hypercall(domid, "mmuext_op", [(99, 0)], 1, {}) == C.ENOSYS
     assert hv.hypercall(domid, "mmuext_op", [(MMUEXT["INVLPG_LOCAL"], 1 << 60)], 1, {}) == C.EINVAL
-    assert hv.hypercall(domid, "update_va_mapping", 0x1000, 0, 7) == C.EINVAL   # bad flags
+    assert hv.hypercall(domid, "update_va_mapping", 0x1000, 0, 7) == C.EINVAL   # no L1 maps 0x1000
 
 
 def test_disallowed_flags_per_level(guest):

@@ -155,8 +155,21 @@ def _l1_slot(hv, dom, va: int):
     return table, idx[3]
 
 
+def _readable(hv, dom, va: int) -> bool:
+    """get_user(vmask, bmap_ptr) succeeds: va is canonical and mapped in the domain's tables."""
+    if not is_canonical(va):
+        return False
+    slot = _l1_slot(hv, dom, va)
+    return not isinstance(slot, int) and bool(int(hv.memory.table(slot[0])[slot[1]]) & PTE_P)
+
+
 def do_update_va_mapping(hv, caller, va, val, flags=UVMF_NONE) -> int:
-    """update_va_mapping(va, val, flags): change the L1 entry that maps va in the current tables."""
+    """update_va_mapping(va, val, flags): change the L1 entry that maps va in the current tables.
+
+    As Xen 3.1's do_update_va_mapping: the entry is updated first; then, for flush type
+    UVMF_TLB_FLUSH or UVMF_INVLPG, the bits above it are UVMF_LOCAL (0), UVMF_ALL (4) or
+    else a guest pointer to a vCPU bitmap (UVMF_MULTI), -EFAULT if it cannot be read.
+    """
     try:
         va, val, flags = int(va), int(val), int(flags)
     except (TypeError, ValueError, OverflowError):
@@ -165,16 +178,16 @@ def do_update_va_mapping(hv, caller, va, val, flags=UVMF_NONE) -> int:
     if not is_canonical(va):
         st.last_error = f"va {va:#x}: " + EXPLAIN["noncanonical"]
         return C.EINVAL
-    if flags & ~(UVMF_FLUSHTYPE_MASK | UVMF_ALL) or flags & UVMF_FLUSHTYPE_MASK == 3:
-        st.last_error = f"flags {flags:#x} are not UVMF_NONE/TLB_FLUSH/INVLPG optionally | UVMF_ALL"
-        return C.EINVAL
     slot = _l1_slot(hv, caller, va)
     if isinstance(slot, int):
         st.last_error = f"va {va:#x}: " + EXPLAIN["no_l1"]
         return slot
     rc = run_atomic(hv, caller, lambda txn: pt_update(txn, pt_maddr(*slot), val))
-    if rc == 0 and flags & UVMF_FLUSHTYPE_MASK:
-        st.tlb_flushes[caller.domid] = st.tlb_flushes.get(caller.domid, 0) + 1
+    ftype, bmap_ptr = flags & UVMF_FLUSHTYPE_MASK, flags & ~UVMF_FLUSHTYPE_MASK
+    if ftype not in (1, 2):
+        return rc   # UVMF_NONE (and the unused type 3): no flush, the other bits are not read
+    if bmap_ptr not in (0, UVMF_ALL) and not _readable(hv, caller, bmap_ptr):
+        st.last_error = f"flags {flags:#x}: the vCPU bitmap pointer {bmap_ptr:#x} (UVMF_MULTI) is not readable"
+        return C.EFAULT
+    st.tlb_flushes[caller.domid] = st.tlb_flushes.get(caller.domid, 0) + 1
     return rc
-
-

@@ -31,6 +31,8 @@ UVMF_NONE = 0
 UVMF_TLB_FLUSH = 1
 UVMF_INVLPG = 2
 UVMF_FLUSHTYPE_MASK = 3
+UVMF_MULTI = 0 << 2   # "also OR in a pointer to a CPU bitmap"; UVMF_LOCAL is UVMF_MULTI with NULL
+UVMF_LOCAL = 0 << 2
 UVMF_ALL = 1 << 2
 
 # xen/arch/x86/mm.c: BASE_DISALLOW_MASK = 0xFFFFF198 & ~_PAGE_NX over the flag bits,
