@@ -1,7 +1,8 @@
 """blkback in dom0 (Linux drivers/xen/blkback): maps the guest's grants, does the I/O, answers.
 
-blkback maps the grants (one grant_table_op for all segments of a batch), does
-the I/O on the image, unmaps, answers on the ring. A request it cannot honour
+blkback maps each request's grants (one grant_table_op per request, as
+dispatch_rw_block_io), does the I/O on the image, unmaps them (one more per request,
+fast_flush_area), answers on the ring. A request it cannot honour
 (bad op, too many segments, a grant it cannot map) gets BLKIF_RSP_ERROR and never
 reaches the disk.
 """
@@ -127,9 +128,9 @@ class BlkBack:
     def process(self, budget: int | None = None) -> bool:
         """do_block_io_op: serve up to `budget` requests. True if work is left (stay runnable).
 
-        Requests taken from the ring together are served as one batch: the grants of
-        all their segments are mapped with one grant_table_op and unmapped with one
-        more, so the two hypercalls are shared by the whole batch.
+        Requests taken from the ring together are answered together (one push), but
+        each request's grants are mapped with its own grant_table_op and unmapped with
+        one more (XenLinux 2.6.18 dispatch_rw_block_io and fast_flush_area).
         """
         ring = self.ring
         if ring is None:
@@ -185,21 +186,32 @@ class BlkBack:
         return BLKIF_RSP_OKAY
 
     def _dispatch_batch(self, reqs: list) -> list[BlkifResponse]:
-        """Serve requests taken together: one map for all their segments, the I/O, one unmap."""
+        """Serve requests taken together; per request: map its segments, the I/O, unmap."""
         counts = self.counts
         counts["requests"] += len(reqs)
         status, ops = self._check_batch(reqs)
-        out: dict = {"status": [], "handle": [], "mfn": []}
-        if ops:
-            self._call("grant_table_op", GNTTABOP_map_grant_ref, ops, len(ops), out)
-        mstatus, mhandle = out["status"], out["handle"]
-        handles = [h for h, st in zip(mhandle, mstatus) if st == GNTST_okay]
-        counts["grant_maps"] += len(handles)
-        # Only when some map failed must each request look at its own segments' statuses.
-        rsps = self._do_io(reqs, status, None if len(handles) == len(ops) else mstatus, out["mfn"])
-        if handles:
-            self._call("grant_table_op", GNTTABOP_unmap_grant_ref, [{"handle": h} for h in handles], len(handles), {})
-            counts["grant_unmaps"] += len(handles)
+        mstatus: list[int] = []
+        mmfn: list[int] = []
+        unmaps: list[list[dict]] = []
+        k = 0
+        for req, st in zip(reqs, status):
+            if st != BLKIF_RSP_OKAY or req.operation == BLKIF_OP_FLUSH_DISKCACHE:
+                continue
+            mine = ops[k:k + len(req.seg)]
+            k += len(mine)
+            out: dict = {"status": [], "handle": [], "mfn": []}
+            self._call("grant_table_op", GNTTABOP_map_grant_ref, mine, len(mine), out)   # dispatch_rw_block_io
+            handles = [h for h, ms in zip(out["handle"], out["status"]) if ms == GNTST_okay]
+            counts["grant_maps"] += len(handles)
+            mstatus += out["status"]
+            mmfn += out["mfn"]
+            # fast_flush_area: one unmap per request, issued even when nothing was mapped
+            unmaps.append([{"handle": h} for h in handles])
+        failed = any(ms != GNTST_okay for ms in mstatus)
+        rsps = self._do_io(reqs, status, mstatus if failed else None, mmfn)
+        for req_unmap in unmaps:
+            self._call("grant_table_op", GNTTABOP_unmap_grant_ref, req_unmap, len(req_unmap), {})
+            counts["grant_unmaps"] += len(req_unmap)
         return rsps
 
     def _check_batch(self, reqs: list) -> tuple[list[int], list[dict]]:
