@@ -150,8 +150,11 @@ print("dom0 touches the frame again :", frame_access(hv, 0, mfn))
 #
 # The guest writes two pages to sector 0 and reads them back into two other pages. blkfront grants
 # each buffer page (read-only for a write: dom0 only reads it), puts one request on the ring and
-# notifies dom0 over the event channel. blkback maps the grants **with one hypercall for all
-# segments**, writes the image, unmaps them with another, and answers on the ring.
+# notifies dom0 over the event channel. blkback maps the request's grants **with one hypercall for
+# all its segments**, writes the image, unmaps them with another, and answers on the ring. That is
+# one map and one unmap **per request** (XenLinux 2.6.18 `dispatch_rw_block_io` and
+# `fast_flush_area`), even when blkback takes many requests off the ring at once: batching saves
+# notifications, not grant hypercalls.
 #
 # **Predict:** how many hypercalls does blkback make to serve one write request (map, unmap and
 # its notification back to the guest)?
@@ -286,8 +289,9 @@ ex.add("HVM / PV cycles per request", expected=round(ratio, 1), tolerance=1.0,
 ex.check("HVM / PV cycles per request", answer_ratio)
 
 # %% [markdown]
-# Explore: request size (more segments share one request's hypercalls), batch size and suppression
-# change the PV bars; the emulated bars do not move with batching.
+# Explore: request size (more segments share one request's map and unmap hypercalls), batch size
+# and suppression change the PV bars — batching cuts notifications, while grant maps and unmaps stay
+# one of each per request; the emulated bars do not move with batching.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
