@@ -105,6 +105,7 @@ class Xen3Policy(Policy):
 
     name: str = "xen3"
     skip_redirtied: bool = True
+    permuted_scan: bool = True  # each pass in xc_domain_save's permute() order (vmlab.migration.xen3_order)
     max_iters: int = 29        # DEF_MAX_ITERS
     max_factor: float = 3.0    # DEF_MAX_FACTOR
     min_sent: int = 50

@@ -103,7 +103,7 @@ class _Sweep:
 
     def __init__(self, m: Migration) -> None:
         p = m.policy
-        self.pending = m.pfns  # never modified in place: slices and concatenations only
+        self.pending = _pass_order(m, m.pfns)  # never modified in place: slices and concatenations only
         self.ptr = 0
         self.last_live = False
         self.total_sent = 0
@@ -151,12 +151,20 @@ def _precopy(m: Migration) -> MigrationReport:
             cut = int(np.searchsorted(merged, unsent[0]))
             sw.pending = np.concatenate([merged[cut:], merged[:cut]])
         else:
-            sw.pending = merged
+            sw.pending = _pass_order(m, merged)
         sw.ptr = 0
         m.round_no += 1
         sw.round = _Round(m.t)
         if m.fault_due():
             return m.abort_fault(int(sw.pending.size))
+
+
+def _pass_order(m: Migration, pfns: np.ndarray) -> np.ndarray:
+    """A new pass's send order: pfn order, or Xen 3's permute() order (xc_domain_save)."""
+    if getattr(m.policy, "permuted_scan", False):
+        from vmlab.migration.xen3_order import send_order
+        return send_order(pfns, m.n)
+    return pfns
 
 
 def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
