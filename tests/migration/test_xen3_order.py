@@ -5,7 +5,7 @@ import pytest
 
 from vmlab.migration import MemoryImage, TargetImage, UniformWrites, Xen3Policy, run_migration
 from vmlab.migration.link import Link
-from vmlab.migration.xen3_order import order_of, permute, scan_position, send_order
+from vmlab.migration.xen3_order import chunked_send_order, order_of, permute, scan_position, send_order
 
 
 def _permute_c(i: int, nr: int, order_nr: int) -> int:
@@ -46,3 +46,12 @@ def test_a_xen3_pass_sends_in_permuted_order_and_skips_spread_over_the_pass():
     assert a.status == b.status == "completed" and a.verified and b.verified
     assert a.rounds[0].pages_skipped != b.rounds[0].pages_skipped
     assert Xen3Policy().permuted_scan is True
+
+
+@pytest.mark.parametrize("n, chunk", [(1 << 16, 1 << 12), (1 << 15, 1024), (50_000, 3125)])
+def test_chunked_send_order_keeps_each_chunks_pfn_set(n, chunk):
+    """The engine sends a chunk as one unit, so only each chunk's set of pfns must match permute()."""
+    full = send_order(np.arange(n), n)
+    got = chunked_send_order(np.arange(n), n, chunk)
+    for a in range(0, n, chunk):
+        assert np.array_equal(np.sort(full[a:a + chunk]), got[a:a + chunk])

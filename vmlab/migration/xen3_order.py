@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["order_of", "permute", "scan_position", "send_order"]
+__all__ = ["order_of", "permute", "scan_position", "send_order", "chunked_send_order"]
 
 
 def order_of(p2m_size: int) -> int:
@@ -28,15 +28,18 @@ def _walk(x: np.ndarray, n: int, left: bool) -> np.ndarray:
     if o <= 10:   # rotating o <= 10 bits by 10 is the identity (and C's shift by o-10 < 0 is undefined)
         return x
     mask, sh = (1 << o) - 1, o - 10
-    x = np.array(x, dtype=np.int64, copy=True)
-    todo = np.arange(x.size)
-    while True:   # do { rotate } while (i >= nr): a cycle walk, so the result stays a bijection on [0, n)
-        v = x[todo]
-        v = ((v >> sh) | (v << 10)) & mask if left else ((v << sh) | (v >> 10)) & mask
-        x[todo] = v
-        todo = todo[v >= n]
-        if todo.size == 0:
-            return x
+    a, b = (sh, 10) if left else (10, sh)   # rotate left by 10 = right by o-10, and the reverse
+    x = np.asarray(x, dtype=np.int64)
+    v = x >> a
+    v |= x << b
+    v &= mask
+    todo = np.flatnonzero(v >= n)
+    while todo.size:   # do { rotate } while (i >= nr): a cycle walk, so the result stays a bijection on [0, n)
+        w = v[todo]
+        w = ((w >> a) | (w << b)) & mask
+        v[todo] = w
+        todo = todo[w >= n]
+    return v
 
 
 def permute(i, p2m_size: int) -> np.ndarray:
@@ -52,6 +55,35 @@ def scan_position(pfns, p2m_size: int) -> np.ndarray:
 def send_order(pfns: np.ndarray, p2m_size: int) -> np.ndarray:
     """`pfns` in the order one pass of xc_domain_save sends them."""
     pfns = np.asarray(pfns, dtype=np.int64)
-    if order_of(p2m_size) <= 10 or pfns.size < 2:
+    n, o = int(p2m_size), order_of(p2m_size)
+    if o <= 10 or pfns.size < 2:
         return pfns
-    return pfns[np.argsort(scan_position(pfns, p2m_size), kind="stable")]
+    if n == 1 << o:
+        if pfns.size == n:   # every pfn: the permutation itself
+            return permute(np.arange(n, dtype=np.int64), n)
+        if np.all(pfns[1:] > pfns[:-1]):
+            # no cycle walk: the position is pfn rotated right by 10, so for ascending pfns the
+            # order is a stable sort on the low 10 bits alone (a radix sort on 16-bit keys)
+            return pfns[np.argsort((pfns & 1023).astype(np.uint16), kind="stable")]
+    return pfns[np.argsort(scan_position(pfns, n), kind="stable")]
+
+
+def chunked_send_order(pfns: np.ndarray, p2m_size: int, chunk: int) -> np.ndarray:
+    """`send_order`, but with each run of `chunk` entries sorted: the engine sends a chunk as one
+    unit (read, peek, store together), so only which pfns share a chunk matters, and sorted
+    chunks read memory in order. A pass of at most one chunk is returned as given."""
+    pfns = np.asarray(pfns, dtype=np.int64)
+    n, o = int(p2m_size), order_of(p2m_size)
+    if o <= 10 or pfns.size <= chunk:
+        return pfns
+    if pfns.size == n == 1 << o and chunk * 16 == n:
+        # positions [c*chunk, (c+1)*chunk) rotated left by 10 are the pfns whose low 10 bits
+        # lie in [64c, 64c + 64): build them sorted, chunk by chunk
+        hi = np.arange(n >> 10, dtype=np.int64)[None, :, None] << 10
+        return (hi + (np.arange(16, dtype=np.int64)[:, None, None] << 6)
+                + np.arange(64, dtype=np.int64)[None, None, :]).ravel()
+    order = send_order(pfns, n)
+    out = np.empty_like(order)
+    for a in range(0, order.size, chunk):
+        out[a:a + chunk] = np.sort(order[a:a + chunk])
+    return out

@@ -103,12 +103,13 @@ class _Sweep:
 
     def __init__(self, m: Migration) -> None:
         p = m.policy
-        self.pending = _pass_order(m, m.pfns)  # never modified in place: slices and concatenations only
+        self.pending = m.pfns  # never modified in place: slices and concatenations only
         self.ptr = 0
         self.last_live = False
         self.total_sent = 0
         self.round = _Round(m.t)
         self.chunk_pages = max(MIN_CHUNK_PAGES, -(-self.pending.size // CHUNKS_PER_PASS))
+        self.pending = _pass_order(m, m.pfns, self.chunk_pages)
         iter_s = p.min_iteration_ms / 1000
         if m.live_rate < m.goodput:  # rate-limited: an iteration spends one BUFFER_DELAY budget
             iter_s = max(iter_s, m.policy_bandwidth_period_s)
@@ -151,7 +152,7 @@ def _precopy(m: Migration) -> MigrationReport:
             cut = int(np.searchsorted(merged, unsent[0]))
             sw.pending = np.concatenate([merged[cut:], merged[:cut]])
         else:
-            sw.pending = _pass_order(m, merged)
+            sw.pending = _pass_order(m, merged, sw.chunk_pages)
         sw.ptr = 0
         m.round_no += 1
         sw.round = _Round(m.t)
@@ -159,11 +160,11 @@ def _precopy(m: Migration) -> MigrationReport:
             return m.abort_fault(int(sw.pending.size))
 
 
-def _pass_order(m: Migration, pfns: np.ndarray) -> np.ndarray:
-    """A new pass's send order: pfn order, or Xen 3's permute() order (xc_domain_save)."""
+def _pass_order(m: Migration, pfns: np.ndarray, chunk: int) -> np.ndarray:
+    """A new pass's send order: pfn order, or Xen 3's permute() order (xc_domain_save), chunk-sorted."""
     if getattr(m.policy, "permuted_scan", False):
-        from vmlab.migration.xen3_order import send_order
-        return send_order(pfns, m.n)
+        from vmlab.migration.xen3_order import chunked_send_order
+        return chunked_send_order(pfns, m.n, chunk)
     return pfns
 
 
