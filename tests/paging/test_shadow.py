@@ -44,6 +44,34 @@ def test_unshadowed_tables_are_not_write_protected():
     assert k.shadow.counters["traps"] == traps
 
 
+def test_xen_sets_guest_a_and_d_at_shadow_fault_time_as_in_sh_propagate():
+    """Xen 3.1 shadow/multi.c _sh_propagate: a shadow L1e is not present until the guest entry's
+    A bit is set and read-only until its D bit is set, so the first read and the first write
+    each take a shadow fault, at which Xen sets the guest's A (and D) bits. Nothing is copied
+    back from the shadow afterwards."""
+    from vmlab.hardware.mmu import PTE_RW
+    k, pid = kernel()
+    va = VA + 5 * 4096
+    l1 = int(k.p2m[k.current.tables[(1, (VA >> 21))]])
+    i = va_indices(va)[3]
+    k.mem.table(l1)[i] &= np.uint64(~(PTE_A | PTE_D) & ((1 << 64) - 1))   # a fresh guest entry
+    sh = k.shadow
+    f0 = sh.counters["shadow_faults"]
+    assert k.translate(va)[1] is None
+    gpte = int(k.mem.table(l1)[i])
+    assert gpte & PTE_A and not gpte & PTE_D and gpte & PTE_RW
+    smfn = sh.current.shadow_of[k.current.tables[(1, (VA >> 21))]][1]
+    spte = int(k.mem.table(smfn)[i])
+    assert spte & 1 and not spte & PTE_RW           # guest D clear: the shadow maps it read-only
+    f1 = sh.counters["shadow_faults"]
+    assert f1 > f0
+    assert k.translate(va, write=True)[1] is None     # the write faults on the read-only shadow...
+    assert sh.counters["shadow_faults"] == f1 + 1
+    assert int(k.mem.table(l1)[i]) & PTE_D            # ...and Xen sets the guest's D bit
+    assert int(k.mem.table(smfn)[i]) & PTE_RW
+    assert "ad_syncs" not in sh.counters
+
+
 def test_guest_sees_accessed_and_dirty_bits():
     k, pid = kernel()
     k.translate(VA + 3 * 4096, write=True)

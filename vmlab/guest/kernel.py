@@ -25,7 +25,7 @@ from vmlab.errors import CapacityError, ConfigError
 from vmlab.guest.lazy_mmu import MC_BATCH, GuestKernelBug, LazyMMU
 from vmlab.guest.mmu_side import MMUSide
 from vmlab.guest.schemes import SCHEME_CLASSES, SCHEMES
-from vmlab.hardware.mmu import PTE_P, PTE_RW, PTE_US, is_canonical
+from vmlab.hardware.mmu import PTE_A, PTE_P, PTE_RW, PTE_US, is_canonical
 from vmlab.hardware.tlb import TLB
 from vmlab.hypervisor import constants as C
 
@@ -188,7 +188,9 @@ class GuestKernel(MMUSide):
             for p in pfns.tolist():
                 self.page_refs[p] = self.page_refs.get(p, 0) + 1
         l1 = self._tables_for(aspace, vpns)
-        flags = PTE_P | PTE_US | (PTE_RW if writable else 0)
+        # Linux x86's user protections (PAGE_SHARED, PAGE_COPY, PAGE_READONLY) carry _PAGE_ACCESSED;
+        # D is left to the first write
+        flags = PTE_P | PTE_US | PTE_A | (PTE_RW if writable else 0)
         vals = (self._frame(pfns).astype(np.uint64) << np.uint64(12)) | np.uint64(flags)
         self._write_ptes(l1, vpns & 511, vals)
         aspace.pages.update(zip(vpns.tolist(), ((pfns << 1) | int(writable)).tolist()))
@@ -226,7 +228,7 @@ class GuestKernel(MMUSide):
             codes = np.fromiter(parent.pages.values(), np.int64, len(parent.pages))
             pfns, w = codes >> 1, (codes & 1).astype(bool)
             l1c = self._tables_for(child, vpns)
-            ro = (self._frame(pfns).astype(np.uint64) << np.uint64(12)) | np.uint64(PTE_P | PTE_US)
+            ro = (self._frame(pfns).astype(np.uint64) << np.uint64(12)) | np.uint64(PTE_P | PTE_US | PTE_A)
             self._write_ptes(l1c, vpns & 511, ro)
             if w.any():   # ptep_set_wrprotect on the parent's writable PTEs (A/D preserved)
                 uniq, inv = np.unique(vpns[w] >> 9, return_inverse=True)

@@ -7,8 +7,10 @@ shadow of the guest's L4. To keep shadows true it write-protects every guest pag
 that is shadowed, so each guest PTE write traps (a VM exit) and is propagated.
 Shadows are built lazily: a TLB miss that finds a not-present shadow entry is a
 *shadow fault* (an exit); Xen walks the guest table and either fills the shadow or
-injects the guest's own #PF. A/D bits the hardware sets on the shadow are copied
-back into the guest entries. Shadows of recently used address spaces are kept in a
+injects the guest's own #PF. Xen sets the guest's A/D bits at shadow-fault time, as
+Xen 3.1's _sh_propagate: a shadow L1 entry is not present until the guest entry's A
+bit is set and read-only until its D bit is set, so the first access and the first
+write each fault once; nothing is copied back from the shadow. Shadows of recently used address spaces are kept in a
 small cache keyed by the guest's L4, so switching back to one costs no rebuild.
 
 `oos=True` models Xen's out-of-sync L1s: the first write to a shadowed guest L1
@@ -23,7 +25,7 @@ from collections import OrderedDict
 import numpy as np
 
 from vmlab.errors import ConfigError
-from vmlab.hardware.mmu import PTE_FRAME_MASK, PTE_P, PTE_PS, PTE_RW, pte_frame, walk
+from vmlab.hardware.mmu import PTE_A, PTE_D, PTE_FRAME_MASK, PTE_P, PTE_PS, PTE_RW, pte_frame, walk
 from vmlab.hypervisor import constants as C
 
 __all__ = ["ShadowPaging"]
@@ -58,7 +60,7 @@ class ShadowPaging:
         self.out_of_sync: set[int] = set()
         self.free_frames: list[int] = []
         self.counters = {"traps": 0, "builds": 0, "resyncs": 0, "shadow_faults": 0, "injected_faults": 0,
-                         "propagations": 0, "ad_syncs": 0, "drops": 0, "guest_reads": 0, "shadow_writes": 0}
+                         "propagations": 0, "drops": 0, "guest_reads": 0, "shadow_writes": 0}
 
     # --- frames -----------------------------------------------------------------
     def _alloc(self) -> int:
@@ -82,14 +84,16 @@ class ShadowPaging:
         return any(gfn in t.shadow_of for t in self.trees.values())
 
     def _shadow_l1e(self, gpte: int) -> int:
-        """A guest L1 entry with its gfn turned into an mfn (write-protected if it maps a table)."""
-        if not gpte & PTE_P:
+        """A guest L1 entry with its gfn turned into an mfn (write-protected if it maps a table).
+
+        _sh_propagate: not present until the guest's A bit is set, read-only until its D bit is."""
+        if not gpte & PTE_P or not gpte & PTE_A:
             return 0
         gfn = pte_frame(gpte)
         if not 0 <= gfn < self.p2m.size or self.p2m[gfn] == C.INVALID_MFN:
             return 0   # no such guest frame: leave not-present, the fault goes to the guest
         flags = gpte & _FLAGS
-        if self._is_guest_table(gfn):
+        if self._is_guest_table(gfn) or not gpte & PTE_D:
             flags &= ~PTE_RW
         return (int(self.p2m[gfn]) << 12) | flags
 
@@ -208,7 +212,6 @@ class ShadowPaging:
             r = walk(self.memory, self.current.root, va, write=write, user=user, set_ad=True)
             hw_refs += r.refs
             if r.ok:
-                self._sync_ad(va, write)
                 return r.frame, None, hw_refs, exits
             # shadow fault: exit to Xen, which looks at the guest's own table
             exits += 1
@@ -256,10 +259,3 @@ class ShadowPaging:
         # the leaf: re-derive from the (possibly just A/D-updated) guest entry
         g = self.memory.table(int(self.p2m[gfn]))
         self.memory.table(smfn)[idx[3]] = np.uint64(self._shadow_l1e(int(g[idx[3]])))
-
-    def _sync_ad(self, va: int, write: bool) -> None:
-        """Copy the A/D bits the hardware set in the shadow back into the guest's entries."""
-        g = walk(self.memory, self.current.root_gfn, va, write=write, user=False,
-                 set_ad=True, frame_of=self._gfn_to_mfn)
-        if g.ok:
-            self.counters["ad_syncs"] += 1

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from vmlab.guest.schemes.native import NativeScheme, store_ptes, walk_twice
-from vmlab.hardware.mmu import walk_many
 from vmlab.paging.shadow import ShadowPaging
 
 __all__ = ["ShadowScheme"]
@@ -84,14 +83,11 @@ class ShadowScheme(NativeScheme):
         return mfn, fault, refs
 
     def walk_pages(self, uniq: np.ndarray, wrote: np.ndarray):
-        """Walk the shadow; a shadow fault needs Xen (one by one); A/D bits are copied back."""
+        """Walk the shadow; a shadow fault needs Xen (one by one). No A/D copy-back: a shadow entry
+        is present (and writable) only once Xen has set the guest's A (and D) bit (_sh_propagate)."""
         k, sh = self.k, self.shadow
         if sh.out_of_sync:
             sh._resync_all()
         w = walk_twice(k.mem, sh.current.root, None, uniq, wrote, reread=False)
         todo = w.fault >= 0                 # a shadow fault: Xen must look at the guest's table
-        good = np.flatnonzero(~todo)
-        if good.size:                       # copy A/D back into the guest's entries
-            walk_many(k.mem, sh.current.root_gfn, uniq[good], writes=wrote[good], user=False, frame_of=k.p2m)
-            sh.counters["ad_syncs"] += int(good.size)
         return w.frame, w.read_ok, w.fault, w.refs, todo
