@@ -122,3 +122,16 @@ def test_pausedomain_on_a_paused_domain_returns_0_as_in_xen_3_1():
     assert vm.is_live
     assert xm.hv.hypercall(0, "domctl", pause, 0) == C.EINVAL             # d == current->domain
     assert xm.hv.hypercall(0, "domctl", pause, 999) == C.ESRCH
+
+
+def test_populate_physmap_tells_a_pv_guest_its_new_mfns():
+    """Xen 3.1 common/memory.c populate_physmap, non-translated (PV) guest: set_gpfn_from_mfn (the
+    M2P, Xen's only table) and "Inform the domain of the new page's machine address" by writing the
+    mfn over each gpfn in extent_list -- the guest keeps its own p2m with them."""
+    xm = make_xm()
+    vm = xm.create(pv(memory=256, maxmem=512))
+    holes = np.arange(65536, 65540)
+    out = {}
+    assert xm.hv.hypercall(vm.domid, "memory_op", C.XENMEM_populate_physmap, C.DOMID_SELF, 4, holes, out) == 4
+    assert out["extent_start"] == vm.p2m[holes].tolist()
+    assert all(int(xm.hv.memory.owner[m]) == vm.domid for m in out["extent_start"])

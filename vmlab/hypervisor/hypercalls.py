@@ -27,7 +27,7 @@ import numpy as np
 
 from vmlab.hardware.memory import all_distinct
 from vmlab.hypervisor import constants as C
-from vmlab.hypervisor.domain import Domain, DomainConfig, DomainState
+from vmlab.hypervisor.domain import Domain, DomainConfig, DomainKind, DomainState
 
 # hypervisor.py imports this table, so this module names the Hypervisor only in prose:
 # `Hypervisor` below is any object with the public surface listed in the docstring.
@@ -238,7 +238,12 @@ def _mem_populate(hv, dom, nr_extents, extents, out) -> int:
     room = min(dom.max_pages - dom.tot_pages, hv.memory.free_frames)
     done = int(max(0, min(room, want.size)))
     if done:
-        dom.p2m[want[:done]] = hv.memory.allocate(dom.domid, done, what=f"domain {dom.name}")
+        mfns = hv.memory.allocate(dom.domid, done, what=f"domain {dom.name}")
+        # dom.p2m is the guest's own p2m (guest data on the domain record; a PV guest owns it)
+        dom.p2m[want[:done]] = mfns
+        if out is not None and dom.kind is DomainKind.PV:
+            # Xen 3.1 populate_physmap, PV: "Inform the domain of the new page's machine address"
+            out["extent_start"] = mfns.tolist()
     return done
 
 
