@@ -21,6 +21,7 @@ import numpy as np
 
 from vmlab.errors import ConfigError
 from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.domain import DomainKind
 from vmlab.migration.dirty_log import DirtyLog, disable_log_dirty, enable_log_dirty
 
 if TYPE_CHECKING:
@@ -151,10 +152,20 @@ class DomainSource:
         self.pfns = np.flatnonzero(self.dom.p2m != C.INVALID_MFN).astype(np.int64)
         self.log: DirtyLog | None = None
         self.paused = False
+        self.pagetables: dict[int, np.ndarray] = {}   # pfn -> canonical words, as last sent
+        self.races = 0
 
     def read(self, pfns: np.ndarray) -> np.ndarray:
+        """dom0 maps and reads the batch; page-table pages are canonicalised (xc_domain_save)."""
+        from vmlab.migration.canonical import canonicalize_batch
         from vmlab.paging.foreign_map import foreign_read
-        return foreign_read(self.hv, self.domid, pfns)
+        stamps = foreign_read(self.hv, self.domid, pfns)
+        if self.dom.kind is DomainKind.PV:
+            tables, races = canonicalize_batch(self.hv, self.dom, np.arange(self.n_pages)[pfns]
+                                               if isinstance(pfns, slice) else pfns)
+            self.pagetables.update(tables)
+            self.races += races
+        return stamps
 
     def stamps(self, pfns: np.ndarray) -> np.ndarray:
         return self.hv.memory.content[self.dom.p2m[pfns]]
@@ -205,3 +216,9 @@ class DomainTarget:
 
     def discard(self) -> None:
         self.received[:] = False
+
+    def load_pagetables(self, tables: dict[int, np.ndarray]) -> None:
+        """xc_domain_restore: write each received page table back with this host's mfns."""
+        from vmlab.migration.canonical import uncanonicalize
+        for pfn, words in tables.items():
+            self.hv.memory.table(int(self.dom.p2m[pfn]))[:] = uncanonicalize(words, self.dom.p2m)

@@ -199,5 +199,6 @@ def migrate_domain(src: Hypervisor, dst: Hypervisor, dom: Domain, *, link, live:
     if report.status != "completed":
         _release(src, dst, dom, new_domid, report)
         raise MigrationFailed(f"migration of {dom.name} to {dst.host.name} {report.status}: {report.error}", report)
+    target.load_pagetables(source.pagetables)   # uncanonicalised with the new mfns (xc_domain_restore)
     _activate(src, dst, dom, dst.domains[new_domid], report.total_time_ms / 1000)
     return report
