@@ -260,6 +260,9 @@ explorer
 # frames) and points the real CR3 at them. A TLB miss is a plain 4-reference walk of the shadow. But
 # every guest page that is shadowed is write-protected, so *each guest PTE write traps* and Xen
 # propagates it. Shadows are built lazily, on the first miss that finds nothing (a *shadow fault*).
+# That is also when Xen sets the guest's accessed/dirty bits (`_sh_propagate`, Xen 3.1): a shadow
+# entry is not present until the guest entry has A, and read-only until it has D, so the first write
+# to a clean page is one more shadow fault — nothing is copied back from the shadow later.
 #
 # Our process maps 100 pages and touches them all (so their L1 table is shadowed), then forks. Fork
 # copies the entries into the child (whose tables are not shadowed yet) and removes write permission

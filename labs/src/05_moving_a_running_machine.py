@@ -118,7 +118,9 @@ ex.check("idle rounds", answer_idle_rounds)
 # (8,192 pages). Watch each round send what the previous one found dirty, and shrink — because a
 # shorter round gives the guest less time to dirty pages. Notice `skipped` in round 1: Xen 3
 # *peeks* at the bitmap and skips pages already dirtied again during the current round, since they
-# would only be sent twice.
+# would only be sent twice. Each pass walks the pfns in a pseudo-random order (`permute()` in
+# `xc_domain_save.c`), not 0, 1, 2, ...: a working set that sits together in memory is met all
+# through the pass, so its pages have time to be re-dirtied before they are reached.
 
 # %%
 busy_wl = UniformWrites(rate_pages_s=20_000, wws_pages=8_192)
