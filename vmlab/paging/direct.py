@@ -21,9 +21,18 @@ stop at the first bad request and report `done`; `multicall` runs every entry an
 each result, as Xen does. A refused request is rolled back through an undo journal, so
 it leaves every table word, type, count and pin exactly as before.
 
-The rooms: `pv_types` (types, counts, the undo journal), `mmu_update`, `mmuext`,
-`pv_hypercalls` (the table rows), `bulk` (the batched path), `audit`. This module
-is their one public face.
+The rooms: `pv_types` (types, counts, the undo journal, set_foreigndom), `mmu_update`,
+`mmuext`, `pv_hypercalls` (the table rows), `vector` (independent leaf updates at once),
+`bulk` (the batched path), `audit`; `foreign_map` is dom0 reading a guest's memory. This
+module is their one public face.
+
+foreigndom (Xen 3.1 do_mmu_update / set_foreigndom): the page tables edited are always the
+caller's own; foreigndom names only the owner of the frames new L1 entries map (and of
+MMU_MACHPHYS_UPDATE's frame, and of a PIN's table) -- naming yourself is -ESRCH, an
+unprivileged caller may name only DOMID_IO, and dom0 must name the domU to map its frames.
+Linear page tables (get_lN_linear_pagetable): an entry naming a table of its own level is
+accepted read-only (itself: no reference; another validated table: a type reference) and
+refused writable.
 
 `apply_updates` is the bulk path the guest kernel (and the execution-paths model) uses:
 k queued PTE updates flushed in batches of b, with per-entry results identical to
