@@ -61,3 +61,20 @@ def test_window_frames_are_dom0s_own_untyped_frames():
     ws = window_frames(k.hv, 2)
     assert all(int(k.hv.memory.owner[w]) == 0 for w in ws) and MAX_BATCH_SIZE == 1024
     assert pv_state(k.hv).pinned.isdisjoint(ws)
+
+
+def test_the_batched_read_leaves_the_same_trace_and_state_as_the_one_by_one_path():
+    """Like apply_updates: the batches are applied at once only when each would be accepted, and
+    every hypercall is still traced as issued (two mmu_update per batch, foreign_map events)."""
+    seen = []
+    for exact in (True, False):
+        k = _guest()
+        hv = k.hv
+        pfns = np.flatnonzero(k.p2m >= 0)[:2100]
+        n0 = len(hv.trace)
+        stamps = foreign_read(hv, k.domid, pfns, exact=exact)
+        events = [(e.domid, e.kind, e.detail, e.value) for e in hv.trace.events[n0:]]
+        m = hv.memory
+        seen.append((stamps.tobytes(), events, m.page_type.tobytes(), m.type_count.tobytes(), m.tot_count.tobytes(),
+                     frozenset(pv_state(hv).pinned)))
+    assert seen[0] == seen[1]
