@@ -32,14 +32,21 @@ _ENTRIES = 512            # entries per L1 table
 
 
 def window_frames(hv, n_tables: int) -> list[int]:
-    """dom0 frames free to become its mapping window's L1 tables (untyped, unreferenced)."""
+    """dom0 frames free to become its mapping window's L1 tables (untyped, unreferenced),
+    looked for from the top of dom0's memory down."""
     mem = hv.memory
-    mfns = hv.dom0.mfns()[::-1]
-    free = mfns[(mem.type_count[mfns] == 0) & (mem.tot_count[mfns] == 0)
-                & np.isin(mem.page_type[mfns], [PageType.NONE, PageType.WRITABLE, PageType.L1])]
-    if free.size < n_tables:
-        raise HypercallError("mmuext_op(PIN_L1_TABLE)", C.ENOMEM, "dom0 has no free frame for a mapping window")
-    return [int(m) for m in free[:n_tables]]
+    p2m = hv.dom0.p2m
+    found: list[int] = []
+    for end in range(p2m.size, 0, -64):
+        mfns = p2m[max(0, end - 64):end][::-1]
+        mfns = mfns[mfns >= 0]
+        ok = (mem.type_count[mfns] == 0) & (mem.tot_count[mfns] == 0) & (
+            (mem.page_type[mfns] == PageType.NONE) | (mem.page_type[mfns] == PageType.WRITABLE)
+            | (mem.page_type[mfns] == PageType.L1))
+        found += [int(m) for m in mfns[ok][:n_tables - len(found)]]
+        if len(found) == n_tables:
+            return found
+    raise HypercallError("mmuext_op(PIN_L1_TABLE)", C.ENOMEM, "dom0 has no free frame for a mapping window")
 
 
 def _call(hv, name: str, *args) -> None:
