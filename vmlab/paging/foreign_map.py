@@ -9,8 +9,10 @@ tables for the duration of one read; each batch is one mmu_update that maps (rea
 the read goes through the mapping, and one mmu_update that unmaps. PV guests are named by
 mfn (dom0 read their p2m), HVM guests by pfn (Xen translates), as in xc_domain_save.
 
-Hypercalls per batch follow the brief's model of one mmu_update per batch each way; XenLinux
-2.6.18's privcmd issued its remaps in smaller chunks, so the count is a lower bound.
+Hypercall counts: vmlab traces one mmu_update per batch each way. XenLinux 2.6.18's privcmd
+(IOCTL_PRIVCMD_MMAPBATCH) calls direct_remap_pfn_range once per page, one mmu_update each, so
+on a real Oracle VM 2.x dom0 the map side is up to MAX_BATCH_SIZE hypercalls per batch: read the
+count here as a lower bound (what a batching privcmd, as in later kernels, would issue).
 """
 
 from __future__ import annotations
