@@ -385,3 +385,4 @@ BASE_TABLE: dict[str, HypercallEntry] = {
         HypercallEntry("console_io", C.HYPERCALL_NUMBERS["console_io"], do_console_io),
     )
 }
+

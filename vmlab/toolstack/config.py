@@ -20,9 +20,10 @@ __all__ = ["parse_xm_config", "format_xm_config", "virt_install", "virt_install_
 # Keys Xen 3's xm understood that vmlab models (the rest of xm's keys are listed
 # in IGNORED_KEYS: accepted so real files load, but they change nothing here).
 XM_KEYS = ("name", "memory", "maxmem", "vcpus", "kernel", "ramdisk", "extra", "root", "bootloader",
-           "builder", "disk", "vif", "on_poweroff", "on_reboot", "on_crash")
+           "builder", "disk", "vif", "on_poweroff", "on_reboot", "on_crash", "device_model", "xen_platform_pci")
+DEVICE_MODEL = "/usr/lib/xen/bin/qemu-dm"   # xend's default device_model (Xen 3.x, 64-bit dom0: lib64)
 IGNORED_KEYS = ("uuid", "vnc", "vncunused", "vnclisten", "vncconsole", "sdl", "serial", "boot", "acpi",
-                "apic", "pae", "device_model", "cpus", "localtime", "keymap", "vfb", "bootargs",
+                "apic", "pae", "cpus", "localtime", "keymap", "vfb", "bootargs",
                 "usbdevice", "timer_mode", "cpu_weight", "cpu_cap")
 
 
@@ -93,7 +94,7 @@ def _config_from_values(values: dict, source: str) -> DomainConfig:
     if kind is DomainKind.PV and not (values.get("kernel") or values.get("bootloader")):
         raise ConfigError(f"{source}: a PV guest needs kernel = '/path/vmlinuz' or bootloader = '/usr/bin/pygrub'; "
                           "or set builder = 'hvm'")
-    for key in ("kernel", "ramdisk", "extra", "root", "bootloader"):
+    for key in ("kernel", "ramdisk", "extra", "root", "bootloader", "device_model"):
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{source}: {key} = {values[key]!r} must be a string")
     return DomainConfig(
@@ -109,7 +110,22 @@ def _config_from_values(values: dict, source: str) -> DomainConfig:
         on_poweroff=str(values.get("on_poweroff", "destroy")),
         on_reboot=str(values.get("on_reboot", "restart")),
         on_crash=str(values.get("on_crash", "restart")),
+        **_hvm_keys(values, kind, source),
     )
+
+
+def _hvm_keys(values: dict, kind: DomainKind, source: str) -> dict:
+    """device_model and xen_platform_pci: HVM-only keys (xm create.py; qemu-dm is /usr/lib/xen/bin/qemu-dm)."""
+    pci = _int(values, "xen_platform_pci", source)
+    if pci not in (None, 0, 1):
+        raise ConfigError(f"{source}: xen_platform_pci = {pci} must be 0 or 1; 1 offers PV drivers the platform device")
+    if kind is DomainKind.PV:
+        bad = [k for k in ("device_model", "xen_platform_pci") if k in values]
+        if bad:
+            raise ConfigError(f"{source}: {bad[0]} applies to HVM guests only; drop it or set builder = 'hvm'")
+        return {}
+    return {"xen_platform_pci": 1 if pci is None else pci,
+            "device_model": str(values.get("device_model", DEVICE_MODEL))}
 
 
 def format_xm_config(cfg: DomainConfig) -> str:
@@ -120,6 +136,8 @@ def format_xm_config(cfg: DomainConfig) -> str:
     lines.append(f"vcpus = {cfg.vcpus}")
     if cfg.kind is DomainKind.HVM:
         lines.append("builder = 'hvm'")
+        lines.append(f"device_model = {cfg.device_model!r}")
+        lines.append(f"xen_platform_pci = {cfg.xen_platform_pci}")
     for key in ("kernel", "ramdisk", "bootloader", "extra"):
         if getattr(cfg, key):
             lines.append(f"{key} = {getattr(cfg, key)!r}")
