@@ -118,6 +118,8 @@ class Toolstack:
         return parse_xm_config(text, source=path)
 
     def _check_create(self, config: DomainConfig) -> None:
+        from vmlab.toolstack.xminfo import check_hvm_capable
+        check_hvm_capable(self.hv, config)
         if any(d.name == config.name for d in self.hv.domains.values()):
             raise ConfigError(f"name={config.name!r} is already used by a domain on {self.hv.host.name}; "
                               "choose another name or `xm destroy` the old one")
@@ -292,12 +294,9 @@ class Toolstack:
         return "\n".join(self.lookup(ref).console)
 
     def info(self) -> str:
-        """`xm info`: the host and Xen's view of its memory."""
-        hv = self.hv
-        lines = [("host", hv.host.name), ("nr_cpus", hv.host.pcpus),
-                 ("total_memory", hv.host.spec.memory_mib), ("free_memory", mib_from_frames(hv.memory.free_frames)),
-                 ("xen_major", C.XEN_VERSION[0]), ("xen_minor", C.XEN_VERSION[1]), ("xen_extra", ".0")]
-        return "\n".join(f"{k:22s} : {v}" for k, v in lines)
+        """`xm info`: Xen 3.4's fields in its order and format (toolstack/xminfo.py)."""
+        from vmlab.toolstack.xminfo import format_info
+        return format_info(self.hv)
 
     # --- save / restore ----------------------------------------------------------------
     def save(self, ref: str | int, path: str) -> None:
