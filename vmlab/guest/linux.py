@@ -53,7 +53,7 @@ def minimum_target(max_pfn: int, current_pages: int) -> int:
 def boot_messages(name: str, kind: str, memory_kib: int, vcpus: int, xen_version: tuple[int, int]) -> list[str]:
     if kind == "hvm":
         return [
-            "SeaBIOS (version rel-1.x, QEMU device model in dom0)",
+            "HVM Loader (hvmloader: the Bochs ROMBIOS, qemu-dm in dom0 emulates the devices)",
             f"Booting from Hard Disk... ({memory_kib // 1024} MiB, {vcpus} vCPU(s), unmodified guest)",
             f"{name} ready",
         ]
