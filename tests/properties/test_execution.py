@@ -77,4 +77,5 @@ def test_vectorized_hvm_matches_the_exit_loop_and_the_loop_keeps_meaning(stream)
         r = run_hvm(stream, P4, paging=paging, timeline=False, hypervisor=hv)
         assert abs(r.total_cycles - loop.total_cycles) < 1e-6 * max(1.0, loop.total_cycles)
         assert r.exits == loop.exits
+        assert r.counts.get("ioreqs", 0) == loop.ioreqs            # one ioreq per emulated access (Xen)
         assert loop.state == ref and loop.shadow_consistent
