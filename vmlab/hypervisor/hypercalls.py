@@ -385,4 +385,3 @@ BASE_TABLE: dict[str, HypercallEntry] = {
         HypercallEntry("console_io", C.HYPERCALL_NUMBERS["console_io"], do_console_io),
     )
 }
-
