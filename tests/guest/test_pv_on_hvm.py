@@ -94,3 +94,20 @@ def test_hvm_keys_in_xm_config():
         parse_xm_config("name='p'\nkernel='/boot/vmlinuz'\nxen_platform_pci=1")
     with pytest.raises(ConfigError, match="0 or 1"):
         parse_xm_config(HVM_CFG + "\nxen_platform_pci=2")
+
+
+def test_a_migrated_pv_on_hvm_guest_keeps_its_callback_and_its_pv_devices():
+    """The HVM context xc_domain_save sends carries the HVM params; on the target the PV drivers reconnect."""
+    from vmlab.hardware.host import Disk, HostSpec, StorageKind
+    from vmlab.toolstack.migrate import migrate
+    from vmlab.toolstack.pool import ServerPool
+    pool = ServerPool()
+    for n in ("ovs1", "ovs2"):
+        pool.add_server(HostSpec(name=n, memory_mib=2048, disks=(Disk(name="sda", storage=StorageKind.LOCAL, mount="/"),
+                                                                  Disk(name="repo0", storage=StorageKind.NFS, mount="/OVS"))))
+    w = pool.xm("ovs1").create(parse_xm_config(HVM_CFG))
+    load_pv_drivers(pool.server("ovs1"), w.domid)
+    migrate(pool, "w", "ovs2", seed=0)
+    new = pool.xm("ovs2").lookup("w")
+    assert new.hvm_params[C.HVM_PARAM_CALLBACK_IRQ] == callback_via_pci_intx()
+    assert {type(d).__name__ for d in io_system(pool.server("ovs2")).devices[new.domid]} == {"BlockDevice", "NetDevice"}
