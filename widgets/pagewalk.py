@@ -74,6 +74,7 @@ class PageWalkExplorer(Explorer):
         f.text("col", "row", text="text", source=self.source, text_align="center", text_baseline="middle",
                text_font_size="12pt")
         f.xaxis.axis_label = "nested level (guest = the guest's own entry read)"
+        f.yaxis.axis_label = "guest step"
         self.figure = f
 
     def _controls(self) -> list[W.Widget]:

@@ -43,8 +43,24 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 TOKEN = "vmlab-browser-test"
 RUN_TIMEOUT_S = 240          # one lab, all cells (they take seconds; this is only a guard)
 
-# A cell shows a plot when it builds a widget or calls bokeh's show().
-PLOT_CELL = re.compile(r"\b\w+(Explorer|Dashboard|Comparer|Visualizer)\(|\bshow\(")
+# A plot cell (marked NBVAL_IGNORE_OUTPUT in the labs) calls bokeh's show() or shows an explorer.
+SHOW = re.compile(r"\bshow\(")
+WIDGET = re.compile(r"\b(?:(\w+)\s*=\s*)?(\w+(?:Explorer|Dashboard|Comparer|Visualizer))\(")
+
+
+def plot_cells(srcs: list[str]) -> list[int]:
+    return [i for i, s in enumerate(srcs)
+            if "NBVAL_IGNORE_OUTPUT" in s and (SHOW.search(s) or widget_class(srcs, i))]
+
+
+def widget_class(srcs: list[str], i: int) -> str | None:
+    """The explorer cell i shows: built there, or named by its last line (`explorer`)."""
+    made = {var: cls for s in srcs[:i + 1] for var, cls in WIDGET.findall(s) if var}
+    found = WIDGET.findall(srcs[i])
+    last = srcs[i].strip().splitlines()[-1].strip()
+    if found and not found[-1][0]:
+        return found[-1][1]
+    return made.get(last)
 
 # One control per explorer, moved as a student would: (widget class, kind, what, value).
 CONTROLS = {
@@ -250,24 +266,25 @@ def test_lab_runs_clean_in_the_browser(server, browser, name):
         srcs = lab.sources()
         assert lab.errors_shown() == [], f"{name}: cells show errors"
 
-        plot_cells = [i for i, s in enumerate(srcs) if PLOT_CELL.search(s) and not s.lstrip().startswith("#!")]
-        assert plot_cells, f"{name}: no plot cell found"
+        plots = plot_cells(srcs)
+        assert plots, f"{name}: no plot cell found"
         missing = []
-        for i in plot_cells:
+        for i in plots:
             deadline = time.monotonic() + 30
             while lab.canvases(i) == 0 and time.monotonic() < deadline:
                 page.wait_for_timeout(250)
             if lab.canvases(i) == 0:
                 missing.append(i)
         page.wait_for_timeout(1000)   # let bokeh finish its first paint before the photographs
-        for i in plot_cells:
+        for i in plots:
             lab.cell(i).screenshot(path=str(shots / f"cell{i:02d}.png"))
         assert missing == [], f"{name}: plot cells without a bokeh canvas: {missing}"
 
-        for i in plot_cells:
-            cls = next((c for c in CONTROLS if re.search(rf"\b{c}\(", srcs[i])), None)
-            if cls is None:
+        for i in plots:
+            cls = widget_class(srcs, i)
+            if cls is None:     # a plain bokeh figure: nothing to move
                 continue
+            assert cls in CONTROLS, f"{name}: no control to move is listed for {cls}"
             before = lab.sources_data()
             assert before, f"{name}: BokehJS holds no document (Bokeh.documents is empty)"
             lab.move(i, CONTROLS[cls])
