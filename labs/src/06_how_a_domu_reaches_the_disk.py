@@ -150,11 +150,11 @@ print("dom0 touches the frame again :", frame_access(hv, 0, mfn))
 #
 # The guest writes two pages to sector 0 and reads them back into two other pages. blkfront grants
 # each buffer page (read-only for a write: dom0 only reads it), puts one request on the ring and
-# notifies dom0 over the event channel. blkback maps the grants **with one hypercall for all
-# segments**, writes the image, unmaps them with another, and answers on the ring.
+# notifies dom0 over the event channel. blkback maps the granted pages into dom0, writes the
+# image, gives the pages back, and answers the guest.
 #
-# **Predict:** how many hypercalls does blkback make to serve one write request (map, unmap and
-# its notification back to the guest)?
+# **Predict:** how many hypercalls does blkback make to serve this one two-page write request,
+# from taking it off the ring to telling the guest it is done?
 
 # %%
 answer_hcalls = ex.reveal("blkback hypercalls per request")   # ← a number
@@ -261,19 +261,23 @@ ex.check("notifications per request, batch 8", answer_batch)
 #
 # An unmodified guest has no blkfront. Its disk is an IDE controller that qemu-dm emulates in dom0:
 # every register access is a VM exit forwarded to the device model and back, and IDE runs one
-# command at a time, so nothing batches. The model counts 12 port accesses per DMA request
-# (an illustrative figure from the PIIX programming sequence) and prices an exit to a user-space
-# device model at 6,732 cycles (Dall et al., ISCA 2016, recalled); hypercalls at 1,228 and an
-# event delivered to another CPU at 3,102. The other per-operation costs are illustrative. In all,
-# the PV path costs about 15,900 cycles per request: 4 hypercalls (the front's notify; the back's
-# grant map, unmap and notify), 2 event notifications, 2 grant operations, plus illustrative ring and
-# copy work.
+# command at a time, so nothing batches. Every one of those register accesses leaves the guest,
+# crosses into dom0's user space and comes back; the PV path instead pays its handful of hypercalls,
+# event notifications and grant operations once per request.
 #
 # **Predict:** per 4 KiB request, roughly how many times more CPU cycles does the emulated path
 # spend than the PV path (batch 1, suppression on)? (within 1)
 
 # %%
 answer_ratio = ex.reveal("HVM / PV cycles per request")   # ← a number
+
+# %% [markdown]
+# How the model prices it: 12 port accesses per DMA request (an illustrative figure from the PIIX
+# programming sequence), each an exit to a user-space device model at 6,732 cycles (Dall et al.,
+# ISCA 2016, recalled); hypercalls at 1,228 and an event delivered to another CPU at 3,102. The other
+# per-operation costs are illustrative. In all, the PV path costs about 15,900 cycles per request:
+# 4 hypercalls (the front's notify; the back's grant map, unmap and notify), 2 event notifications,
+# 2 grant operations, plus illustrative ring and copy work.
 
 # %%
 cmp = io_compare(request_kib=4, batch=1, n_requests=64)
