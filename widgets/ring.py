@@ -106,7 +106,7 @@ class RingVisualizer(Explorer):
             f"{s['notifications'][0]} notifications in all.")
 
     def _build(self) -> None:
-        r = figure(width=380, height=380, x_range=(-2.4, 2.4), y_range=(-2.4, 2.4),
+        r = figure(width=380, height=430, x_range=(-2.4, 2.4), y_range=(-2.4, 2.4),
                    title="ring slots (and the indices pointing at them)", toolbar_location=None)
         r.annular_wedge(x=0, y=0, inner_radius=0.55, outer_radius=1.15, start_angle="start", end_angle="end",
                         color="color", line_color="white", source=self.slots, legend_field="stage")
@@ -116,9 +116,7 @@ class RingVisualizer(Explorer):
                text_baseline="middle", text_font_size="7pt", text_line_height=1.0)
         r.axis.visible = False
         r.grid.visible = False
-        r.legend.label_text_font_size = "7pt"
-        r.legend.location = "center"
-        r.legend.background_fill_alpha = 0.0
+        legend_outside(r, "below", font="7pt")
         t = figure(width=500, height=380, title="indices over time", x_axis_label="step",
                    y_axis_label="index (free-running count of slots)", toolbar_location=None)
         for name, color, dash in (("req_prod", "#08519c", "solid"), ("req_event", "#6baed6", "dashed"),
