@@ -125,6 +125,7 @@ class BatchingExplorer(Explorer):
                    title="flush reasons", x_axis_label="flushes", toolbar_location=None)
         r.hbar(y="reason", right="count", height=0.7, source=self.sources["reasons"])
         plain_ticks(r.xaxis)
+        r.xaxis.ticker.desired_num_ticks = 4      # "12,000" labels need room
         self.figures = {"curve": c, "entries": e, "split": t, "histogram": h, "reasons": r}
         self.layout = gridplot([[c, e], [t, h], [r, None]], toolbar_location=None)
 

@@ -45,7 +45,8 @@ class IoExplorer(Explorer):
         self.request_kib = W.SelectionSlider(options=[4 * k for k in range(1, 12)], value=request_kib,
                                              description="request KiB")
         self.batch = W.IntSlider(value=batch, min=1, max=32, description="batch")
-        self.suppression = W.Checkbox(value=suppression, description="notification suppression")
+        self.suppression = W.Checkbox(value=suppression, description="notification suppression", indent=False,
+                                      layout=W.Layout(width="auto"))
         self.path = W.ToggleButtons(options=[("PV (blkfront/blkback)", "pv"), ("HVM (emulated IDE)", "hvm")],
                                     value="pv", description="breakdown",
                                     style={"button_width": "auto"})

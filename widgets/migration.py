@@ -37,8 +37,9 @@ class MigrationExplorer(Explorer):
                                         readout_format=",.0f")
         self.downtime = W.IntSlider(value=300, min=10, max=5000, step=10, description="limit ms")
         self.policy = W.Dropdown(options=list(EXPLORER_POLICIES), value="qemu", description="policy")
-        self.auto_converge = W.Checkbox(value=False, description="auto-converge")
-        self.postcopy = W.Checkbox(value=False, description="post-copy after pass 1")
+        box = dict(value=False, indent=False, layout=W.Layout(width="auto"))   # whole labels, never cut
+        self.auto_converge = W.Checkbox(description="auto-converge", **box)
+        self.postcopy = W.Checkbox(description="post-copy after pass 1", **box)
         self.readout = W.HTML()
         self.rounds = ColumnDataSource(self._empty_rounds())
         self.timeline = ColumnDataSource({"time_s": [], "remaining_mib": []})

@@ -46,10 +46,10 @@ class PathComparer(Explorer):
         self.paging = W.ToggleButtons(options=["shadow", "nested"], value="shadow", description="HVM paging")
         self.batch = W.IntSlider(value=32, min=1, max=256, description="PV batch")
         self.sliders = {f: W.IntSlider(value=0, min=lo, max=hi, description=f.removesuffix("_cycles") + " (cycles)",
-                                       style={"description_width": "200px"}, layout=W.Layout(width="480px"),
+                                       style={"description_width": "250px"}, layout=W.Layout(width="540px"),
                                        continuous_update=False)
                         for f, (lo, hi) in SLIDERS.items()}
-        self.reset = W.Button(description="reset costs to preset", layout=W.Layout(width="auto"))
+        self.reset = W.Button(description="reset costs to preset", layout=W.Layout(width="220px"))
         self.summary = W.HTML()
         self._setting = False
         self._load_preset()

@@ -10,7 +10,7 @@ Data: ONE core call, `vmlab.guest.explore.compare_schemes`.
 from __future__ import annotations
 
 import ipywidgets as W
-from bokeh.layouts import row
+from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
@@ -88,14 +88,14 @@ class TrafficExplorer(Explorer):
         c.vbar(x="scheme", top="selected", width=0.7, source=self.totals,
                color=factor_cmap("scheme", Category10[3], list(SCHEMES)))
         plain_ticks(c.yaxis)
-        t = figure(height=300, width=420, title="cumulative estimated time per event", x_axis_label="event #",
+        t = figure(height=260, width=660, title="cumulative estimated time per event", x_axis_label="event #",
                    y_axis_label="µs (3 GHz clock, ILLUSTRATIVE)", toolbar_location=None)
         t.scatter("step", "time_us", source=self.timeline, size=6,
                   color=factor_cmap("scheme", Category10[3], list(SCHEMES)), legend_field="scheme")
         legend_outside(t)
         plain_ticks(t.yaxis, "0,0.[0]")
         self.stack_fig, self.count_fig, self.time_fig = s, c, t
-        self.layout = row(s, c, t)
+        self.layout = column(row(s, c), t)   # three in a row do not fit a notebook's width
 
     def _controls(self) -> list[W.Widget]:
         return [W.HBox([self.scenario, self.batch, self.counter]), self.summary]

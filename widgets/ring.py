@@ -48,7 +48,8 @@ class RingVisualizer(Explorer):
     def __init__(self, *, batch: int = 2, suppression: bool = True, n_requests: int = 24, seed: int = 0) -> None:
         self.n_requests = n_requests
         self.batch = W.IntSlider(value=batch, min=1, max=8, description="batch")
-        self.suppression = W.Checkbox(value=suppression, description="notification suppression")
+        self.suppression = W.Checkbox(value=suppression, description="notification suppression", indent=False,
+                                      layout=W.Layout(width="auto"))
         self.seed = W.IntSlider(value=seed, min=0, max=20, description="seed")
         self.step = W.IntSlider(value=1, min=1, max=1, description="step")
         self.summary = W.HTML()

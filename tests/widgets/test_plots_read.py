@@ -80,7 +80,7 @@ def test_path_comparer_counts_millions_of_cycles_with_readable_headers_and_whole
     assert isinstance(axis.formatter, CustomJSTickFormatter) and "M cycles" in axis.axis_label
     assert pc.figure.legend[0] in pc.figure.right
     assert "padding" in pc.summary.value and "<th" in pc.summary.value
-    assert pc.reset.layout.width == "auto"
+    assert pc.reset.layout.width == "220px"
     assert "60 units" in pc.summary.value          # the comparer states its workload's size
 
 
@@ -141,6 +141,7 @@ def test_ring_pointer_labels_are_one_per_line(all_explorers):
 def test_io_breakdown_toggle_labels_are_not_cut(all_explorers):
     io = all_explorers["io"]
     assert io.path.style.button_width == "auto"
+    assert io.suppression.layout.width == "auto" and not io.suppression.indent
     io.path.value = "hvm"
     assert io.figures["cycles"].title.text.endswith("(HVM)")
 
@@ -150,6 +151,7 @@ def test_page_walk_explorer_opens_on_the_cold_walk():
     w = PageWalkExplorer()
     assert (w.large.value, w.nested_tlb.value, w.pwc.value, w.warm.value) == (False, False, False, False)
     assert w.source.data["total"][0] == 24 and w.step.value == 24
+    assert w.warm.layout.width == "auto" and not w.warm.indent      # "warm (neighbour walked first)" whole
 
 
 def test_dashboard_legend_is_beside_the_memory_map():
