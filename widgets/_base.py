@@ -44,10 +44,16 @@ def legend_outside(fig, where: str = "right", *, font: str = "8pt"):
 
 
 def plain_ticks(axis, fmt: str = "0,0"):
-    """Tick labels as plain numbers with thousands separators (never 1.000e+3)."""
+    """Tick labels as plain numbers with thousands separators (never 1.000e+3).
+
+    A whole-number format also keeps ticks on whole numbers, so a count of 3 does not read
+    "0, 1, 1, 2, 2, 3" (ticks at 0.5 rounded).
+    """
     from bokeh.models import NumeralTickFormatter
     for a in (axis if isinstance(axis, list) else [axis]):
         a.formatter = NumeralTickFormatter(format=fmt)
+        if "." not in fmt and hasattr(a.ticker, "min_interval"):
+            a.ticker.min_interval = 1
 
 
 def scaled_ticks(axis, scale: float):

@@ -47,6 +47,7 @@ def test_helpers_put_the_legend_beside_the_plot_and_format_ticks_plainly():
     assert leg in f.right and leg not in f.center and leg.click_policy == "hide"
     plain_ticks(f.yaxis)
     assert isinstance(f.yaxis[0].formatter, NumeralTickFormatter) and f.yaxis[0].formatter.format == "0,0"
+    assert f.yaxis[0].ticker.min_interval == 1       # whole numbers: no "1, 1, 2, 2" on a count of 3
     scaled_ticks(f.yaxis, 1e6)
     assert "1000000" in f.yaxis[0].formatter.code
 
