@@ -7,7 +7,8 @@ checks what a student would see:
   * no cell shows an error or writes to stderr;
   * the browser console logs no error and the page raises no exception;
   * every cell that shows a plot (an explorer, a dashboard or `show(...)`) renders a bokeh
-    canvas (`.bk-Canvas`, inside bokeh's shadow DOM);
+    canvas (`.bk-Canvas`, inside bokeh's shadow DOM), and no label of its controls (buttons,
+    toggles, checkboxes, slider names and read-outs) is cut short;
   * moving one control of each explorer (the action in CONTROLS) changes the data of its
     plot: the ColumnDataSources of the bokeh documents on the page, read through BokehJS,
     differ before and after.
@@ -102,6 +103,13 @@ DEEP_COUNT = """([root, sel]) => {
   walk(root);
   return n;
 }"""
+
+
+# Control labels cut short (the text overflows its box and shows "..."), under `root`.
+CUT_LABELS = """(root) => Array.from(root.querySelectorAll(
+    '.widget-label, .widget-label-basic, .widget-toggle-button, .jupyter-button, .widget-readout, .widget-checkbox label'))
+  .filter(e => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+  .map(e => (e.textContent || '').trim())"""
 
 
 def _missing() -> str | None:
@@ -229,6 +237,9 @@ class Lab:
         handle = self.cell(i).element_handle()
         return self.page.evaluate(DEEP_COUNT, [handle, ".bk-Canvas"])
 
+    def cut_labels(self, i: int) -> list[str]:
+        return self.page.evaluate(CUT_LABELS, self.cell(i).element_handle())
+
     def sources_data(self) -> list[str]:
         return self.page.evaluate(READ_SOURCES)
 
@@ -279,6 +290,8 @@ def test_lab_runs_clean_in_the_browser(server, browser, name):
         for i in plots:
             lab.cell(i).screenshot(path=str(shots / f"cell{i:02d}.png"))
         assert missing == [], f"{name}: plot cells without a bokeh canvas: {missing}"
+        cut = {i: lab.cut_labels(i) for i in plots if lab.cut_labels(i)}
+        assert cut == {}, f"{name}: control labels cut short (cell: labels): {cut}"
 
         for i in plots:
             cls = widget_class(srcs, i)
