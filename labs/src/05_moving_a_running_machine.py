@@ -175,7 +175,7 @@ print(q_busy.rounds_text())
 print(q_busy.summary())
 print("stopped because:", q_busy.stop_reason)
 ex.add("threshold MiB", expected=round(q_busy.rounds[-1].threshold_bytes / 2**20, 2), tolerance=0.5, unit="MiB",
-       explain="1000 Mbit/s x 1448/1538 / 8 = 117.7e6 bytes/s, x 0.3 s = 35.3e6 bytes = 33.67 MiB")
+       explain="1000 Mbit/s x 1448/1538 / 8 = 117.7 million bytes/s, x 0.3 s = 35.3 million bytes = 33.67 MiB")
 ex.check("threshold MiB", answer_threshold)
 
 # %% [markdown]

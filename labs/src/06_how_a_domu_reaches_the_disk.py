@@ -110,8 +110,8 @@ except XenstoreError as e:
 # ## 2. Grants: the only door into another domain's memory
 #
 # The frontend's `ring-ref` is a **grant reference**: an index into vm1's grant table, whose entry
-# says "domain 0 may map frame *F*". A v1 entry is 8 bytes, so one 4 KiB grant frame holds 512 of
-# them, and the first 8 are reserved (0 for the console ring, 1 for the xenstore ring).
+# says "domain 0 may map frame *F*". A v1 entry is 8 bytes, grant frames are 4 KiB pages, and the
+# first 8 references are reserved (0 for the console ring, 1 for the xenstore ring).
 #
 # **Predict:** vm1's grant table starts with 4 frames. How many grant references can its drivers
 # hand out before the table must grow?
