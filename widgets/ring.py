@@ -110,14 +110,16 @@ class RingVisualizer(Explorer):
         r = figure(width=380, height=430, x_range=(-2.4, 2.4), y_range=(-2.4, 2.4),
                    title="ring slots (and the indices pointing at them)", toolbar_location=None)
         r.annular_wedge(x=0, y=0, inner_radius=0.55, outer_radius=1.15, start_angle="start", end_angle="end",
-                        color="color", line_color="white", source=self.slots, legend_field="stage")
+                        color="color", line_color="white", source=self.slots)
+        for stage, colour in STAGE_COLORS.items():     # every stage in the legend, present or not
+            r.scatter(x=[], y=[], marker="square", size=10, color=colour, legend_label=stage)
         r.text(x="nx", y="ny", text="label", source=self.slots, text_align="center", text_baseline="middle",
                text_font_size="9pt")
         r.text(x="lx", y="ly", text="pointer_lines", source=self.slots, text_align="center",
                text_baseline="middle", text_font_size="7pt", text_line_height=1.0)
         r.axis.visible = False
         r.grid.visible = False
-        legend_outside(r, "below", font="7pt")
+        legend_outside(r, "below", font="7pt").nrows = 2
         t = figure(width=500, height=380, title="indices over time", x_axis_label="step",
                    y_axis_label="index (free-running count of slots)", toolbar_location=None)
         for name, color, dash in (("req_prod", "#08519c", "solid"), ("req_event", "#6baed6", "dashed"),

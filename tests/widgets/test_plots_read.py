@@ -137,6 +137,9 @@ def test_ring_pointer_labels_are_one_per_line(all_explorers):
     d = r.slots.data
     assert all(p.count(", ") == lines.count("\n") for p, lines in zip(d["pointers"], d["pointer_lines"]))
     assert max(abs(y) for y in d["ly"]) < r.figures["ring"].y_range.end - 0.5
+    from vmlab.widgets.ring import STAGE_COLORS
+    labels = [item.label.value for item in r.figures["ring"].legend[0].items]
+    assert labels == list(STAGE_COLORS)           # every colour explained, whatever the step shows
 
 
 def test_io_breakdown_toggle_labels_are_not_cut(all_explorers):
