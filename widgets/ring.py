@@ -112,7 +112,9 @@ class RingVisualizer(Explorer):
         r.annular_wedge(x=0, y=0, inner_radius=0.55, outer_radius=1.15, start_angle="start", end_angle="end",
                         color="color", line_color="white", source=self.slots)
         for stage, colour in STAGE_COLORS.items():     # every stage in the legend, present or not
-            r.scatter(x=[], y=[], marker="square", size=10, color=colour, legend_label=stage)
+            # one point far outside the ranges: bokeh draws a legend swatch from a glyph's first point
+            r.scatter(x=[99], y=[99], marker="square", size=10, color=colour, line_color="#999",
+                      legend_label=stage)
         r.text(x="nx", y="ny", text="label", source=self.slots, text_align="center", text_baseline="middle",
                text_font_size="9pt")
         r.text(x="lx", y="ly", text="pointer_lines", source=self.slots, text_align="center",
