@@ -36,7 +36,9 @@ import urllib.request
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-LABS = sorted(p.name for p in (ROOT / "labs").glob("[0-9][0-9]-*.ipynb"))
+# The labs to open (another folder of notebooks with VMLAB_BROWSER_LABS, e.g. to try a broken one).
+LABS_DIR = pathlib.Path(os.environ.get("VMLAB_BROWSER_LABS", ROOT / "labs"))
+LABS = sorted(p.name for p in LABS_DIR.glob("[0-9][0-9]-*.ipynb"))
 SHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = os.environ.get("VMLAB_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -140,7 +142,7 @@ def server(tmp_path_factory):
     """One JupyterLab on a free localhost port, serving a temporary copy of labs/."""
     tmp = tmp_path_factory.mktemp("browser")
     root = tmp / "labs"
-    shutil.copytree(ROOT / "labs", root, ignore=shutil.ignore_patterns("src", ".ipynb_checkpoints"))
+    shutil.copytree(LABS_DIR, root, ignore=shutil.ignore_patterns("src", ".ipynb_checkpoints"))
     config = tmp / "config"
     (config / "labconfig").mkdir(parents=True)
     # No announcements (they would fetch news from the internet).
@@ -213,25 +215,29 @@ class Lab:
             await window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs');
         }""")
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        # Done when every code cell has an execution count and the kernel is idle.
+        # Done when the kernel is idle and every code cell has run, or a cell failed (run-all stops
+        # there; errors_shown() then says which).
         page.wait_for_function("""() => {
             const w = window.jupyterapp.shell.currentWidget;
             const k = w.sessionContext.session && w.sessionContext.session.kernel;
             const cells = w.content.widgets.filter(c => c.model.type === 'code');
-            return k && k.status === 'idle' && cells.every(c => c.model.executionCount !== null
-                                                              && !c.node.querySelector('.jp-InputArea-prompt').textContent.includes('*'));
+            const ran = cells.every(c => c.model.executionCount !== null
+                                         && !c.node.querySelector('.jp-InputArea-prompt').textContent.includes('*'));
+            const failed = cells.some(c => c.model.outputs.toJSON().some(o => o.output_type === 'error'));
+            return k && k.status === 'idle' && (ran || failed);
         }""", timeout=RUN_TIMEOUT_S * 1000, polling=500)
         page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.widgets
                               .forEach((c, i) => c.node.setAttribute('data-vmlab-cell', String(i)))""")
 
     def errors_shown(self) -> list[str]:
-        out = []
-        for i, src in enumerate(self.sources()):
-            cell = self.cell(i)
-            err = cell.locator("[data-mime-type='application/vnd.jupyter.stderr']")
-            if err.count():
-                out.append(f"cell {i} ({src.splitlines()[0][:60] if src else ''}): {err.first.inner_text()[:300]}")
-        return out
+        """Every cell's error or stderr output, as the page shows it (first line of the cell: text)."""
+        shown = self.page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.widgets.map(c =>
+            c.model.type !== 'code' ? [] : c.model.outputs.toJSON()
+              .filter(o => o.output_type === 'error' || (o.output_type === 'stream' && o.name === 'stderr'))
+              .map(o => o.output_type === 'error' ? o.ename + ': ' + o.evalue : [].concat(o.text).join('')))""")
+        srcs = self.sources()
+        return [f"cell {i} ({srcs[i].splitlines()[0][:60] if srcs[i] else ''}): {' | '.join(e)[:300]}"
+                for i, e in enumerate(shown) if e]
 
     def canvases(self, i: int) -> int:
         handle = self.cell(i).element_handle()
