@@ -67,7 +67,7 @@ def widget_class(srcs: list[str], i: int) -> str | None:
 
 # One control per explorer, moved as a student would: (widget class, kind, what, value).
 CONTROLS = {
-    "DomainDashboard": ("click", "create"),                  # creates the guest named in 'name'
+    "DomainDashboard": ("fill-then-click", "name", "vmbrowser", "create"),   # a new guest on the map
     "PageWalkExplorer": ("checkbox", "2 MiB nested pages"),
     "TrafficExplorer": ("select", "scenario", "build"),
     "PathComparer": ("toggle", "nested"),
@@ -261,6 +261,9 @@ class Lab:
             box.select_option(action[2])
         elif kind == "click":
             cell.locator("button", has_text=re.compile(rf"^\s*{re.escape(action[1])}\s*$")).first.click()
+        elif kind == "fill-then-click":
+            cell.locator(".widget-text", has_text=action[1]).locator("input").fill(action[2])
+            cell.locator("button", has_text=re.compile(rf"^\s*{re.escape(action[3])}\s*$")).first.click()
         elif kind == "select-then-click":
             box = cell.locator(".widget-dropdown", has_text=action[1]).locator("select")
             box.select_option(index=action[2])
