@@ -82,6 +82,8 @@ class Policy:
     sync_ms_per_gib: float = 0.25         # ILLUSTRATIVE
     zero_page_scan_us: float = 0.5        # ILLUSTRATIVE: the sender checks one 4 KiB page is zero (~8 GB/s)
     normal_page_cpu_us: float = 0.4       # ILLUSTRATIVE: the sender copies one page into its buffer (~10 GB/s)
+    final_page_cpu_us: float | None = None  # per data page in stop-and-copy (None: as normal_page_cpu_us)
+    first_window_burst: bool = False      # QEMU's rate limiter runs one window ahead
     device_state_kib: float = 16.0        # ILLUSTRATIVE: vCPU context + shared info
     stop_overhead_ms: float = 5.0         # ILLUSTRATIVE: suspend on source, resume on target
     min_iteration_ms: float = 0.0         # QEMU: the switchover check runs once per ram_save_iterate
@@ -163,10 +165,19 @@ class QemuPolicy(Policy):
     bandwidth_period_ms: float = 100.0   # BUFFER_DELAY
     min_iteration_ms: float = 50.0       # ram.c MAX_WAIT: one ram_save_iterate sends for up to 50 ms
     # (when the rate limit binds, an iteration ends when the 100 ms budget is spent instead)
-    setup_ms: float = 10.0             # ILLUSTRATIVE
-    setup_ms_per_gib: float = 1.5      # ILLUSTRATIVE
+    # migration.c migration_thread: the window's budget is spent at once, then the thread waits
+    # for the window's end, so bytes sent by time t are (t // 100 ms + 1) budgets: one window
+    # ahead of max-bandwidth x t ("the first window at full speed").
+    first_window_burst: bool = True
+    # Calibrated on real QEMU 7.2 runs (tools/calibrate_migration.py; values and provenance in
+    # datasets/tables/qemu_migration_calibrated.csv; tests/migration/test_calibration.py locks them):
+    setup_ms: float = 1.0                # setup-time: log-dirty on, ram_init_bitmaps' first sync, thread start
+    setup_ms_per_gib: float = 0.0
+    normal_page_cpu_us: float = 9.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
+    zero_page_scan_us: float = 3.0       # live sender, per zero page: buffer_is_zero + 9-byte record
+    final_page_cpu_us: float = 3.0       # stop-and-copy, per data page: vCPUs stopped, no rate limit
+    stop_overhead_ms: float = 1.0        # vm_stop, device state, return path
     device_state_kib: float = 256.0    # ILLUSTRATIVE: vCPU + device VMState
-    stop_overhead_ms: float = 8.0      # ILLUSTRATIVE: vm_stop, flush, return path
 
     def __post_init__(self) -> None:
         if self.downtime_limit_ms <= 0:

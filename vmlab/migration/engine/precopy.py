@@ -173,7 +173,8 @@ def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
         if n_again:
             chunk = (sw.pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
             sw.round.skipped += n_again
-    nz, z, nbytes, secs = m.send(chunk, m.live_rate)
+    nz, z, nbytes, secs = m.send(chunk, m.live_rate, free_bytes=m.burst_left)
+    m.burst_left = max(0, m.burst_left - nbytes)
     m.precopy_bytes += nbytes
     sw.round.add(nz, z, nbytes)
     sw.total_sent += nz + z
@@ -257,7 +258,7 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
         # nothing new here: the decision and the stop happen at the same instant)
         m.sync_count += 1
         final_sync_s = m.sync_s
-    nz, z, nbytes, secs = m.send(final, m.goodput)
+    nz, z, nbytes, secs = m.send(final, m.goodput, final=True)  # migration_completion lifts the limit
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev
     m.downtime_bytes += nbytes + dev

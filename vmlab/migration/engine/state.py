@@ -57,7 +57,10 @@ class Migration:
         self.gib = self.pfns.size * PAGE_SIZE / 2**30
         self.goodput = link_goodput_Bps(link)
         cap = policy.max_bandwidth_mib_s
-        self.live_rate = min(self.goodput, cap * 2**20) if cap else self.goodput
+        self.live_rate = min(self.goodput, self._window_rate(cap * 2**20)) if cap else self.goodput
+        # bytes the rate limiter lets through ahead of max-bandwidth x t (one window's budget)
+        self.burst_left = int(self.live_rate * self.policy_bandwidth_period_s) \
+            if policy.first_window_burst and self.live_rate < self.goodput else 0
         self.rtt = rtt_s(link)
         self.sync_s = (policy.sync_ms + policy.sync_ms_per_gib * self.gib) / 1000.0
         # running totals
@@ -100,29 +103,38 @@ class Migration:
             self.src.write(w)
 
     # --- the wire ------------------------------------------------------------------
-    def wire(self, stamps: np.ndarray, rate_Bps: float) -> tuple[int, int, int, float]:
+    def wire(self, stamps: np.ndarray, rate_Bps: float, *, free_bytes: int = 0,
+             final: bool = False) -> tuple[int, int, int, float]:
         """(normal, zero, bytes, seconds) for sending pages with these stamps at `rate_Bps`.
 
-        The sender's CPU work (checking for zero pages, copying pages out) overlaps
-        with the wire: a chunk takes the longer of the two. So zero pages cost
-        nothing extra while the rate limit or the link is the bottleneck.
+        The sender's CPU work (checking for zero pages, copying and framing pages)
+        overlaps with the wire: a chunk takes the longer of the two, so the CPU cost
+        is the sender's ceiling. `free_bytes` of the chunk go at link speed (QEMU's
+        rate limiter runs one window ahead); `final` charges the stop-and-copy cost
+        per data page (vCPUs stopped) instead of the live one.
         """
         p = self.policy
         k = int(stamps.size)
+        page_us = p.final_page_cpu_us if final and p.final_page_cpu_us is not None else p.normal_page_cpu_us
         if p.zero_page_detection:
             z = int(np.count_nonzero(stamps == 0))
             nz = k - z
             nbytes = nz * (PAGE_SIZE + p.page_header_bytes) + z * p.zero_page_bytes
-            cpu_s = (z * p.zero_page_scan_us + nz * p.normal_page_cpu_us) * 1e-6
+            cpu_s = (z * p.zero_page_scan_us + nz * page_us) * 1e-6
+        else:
+            z, nz = 0, k
+            nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
+            cpu_s = k * page_us * 1e-6
+        if free_bytes <= 0 or rate_Bps >= self.goodput:
             return nz, z, nbytes, max(nbytes / rate_Bps, cpu_s)
-        nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
-        return k, 0, nbytes, max(nbytes / rate_Bps, k * p.normal_page_cpu_us * 1e-6)
+        b = min(free_bytes, nbytes)
+        return nz, z, nbytes, max(b / self.goodput + (nbytes - b) / rate_Bps, cpu_s)
 
-    def send(self, pfns, rate_Bps: float) -> tuple[int, int, int, float]:
+    def send(self, pfns, rate_Bps: float, *, free_bytes: int = 0, final: bool = False) -> tuple[int, int, int, float]:
         """Copy these pages' stamps to the target; `pfns` is an index array or a slice."""
         stamps = self.src.read(pfns)
         self.dst.store(pfns, stamps)
-        nz, z, nbytes, secs = self.wire(stamps, rate_Bps)
+        nz, z, nbytes, secs = self.wire(stamps, rate_Bps, free_bytes=free_bytes, final=final)
         self.normal += nz
         self.zero += z
         self.transferred += nbytes
@@ -136,6 +148,16 @@ class Migration:
             self.bandwidth = self._per_bytes / self._per_t
             self.threshold = self.bandwidth * self.downtime_limit_s
             self._per_bytes, self._per_t = 0, 0.0
+
+    def _window_rate(self, cap_Bps: float) -> float:
+        """QEMU's rate limit as sent: qemu_file_rate_limit stops a window only once its budget
+        (max-bandwidth / XFER_LIMIT_RATIO) is exceeded, so each window ends one record past it."""
+        p = self.policy
+        if not p.first_window_burst:
+            return cap_Bps
+        period = self.policy_bandwidth_period_s
+        rec = PAGE_SIZE + p.page_header_bytes
+        return (math.floor(cap_Bps * period / rec) + 1) * rec / period
 
     @property
     def policy_bandwidth_period_s(self) -> float:
