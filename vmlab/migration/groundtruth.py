@@ -20,10 +20,14 @@ import numpy as np
 
 from vmlab.migration.policies import PAGE_SIZE
 
-__all__ = ["LOOPBACK_MBPS", "held_out", "run_inputs", "predict_run", "RunComparison", "compare_runs",
+__all__ = ["LOOPBACK_MBPS", "DIRTIER_CPU_SHARE", "held_out", "run_inputs", "predict_run", "RunComparison", "compare_runs",
            "error_summary"]
 
 LOOPBACK_MBPS = 40_000.0  # TCP over loopback on the measuring host: above every sender ceiling in the runs
+# The measured dirtier is paced (it sleeps between 10 ms slices): under QEMU's CPU throttle it keeps its
+# rate down to this CPU share, then slows in proportion (calibrated from the auto-converge traces,
+# datasets/tables/qemu_migration_calibrated.csv).
+DIRTIER_CPU_SHARE = 0.1
 
 
 def held_out(run_id: str) -> bool:
@@ -41,13 +45,17 @@ def run_inputs(run) -> dict:
     return dict(memory_mib=run.ram_mib, wws_mib=run.wset_mib, dirty_rate_mib_s=rate * PAGE_SIZE / 2**20,
                 pattern="uniform" if run.pattern == "rand" else "sequential",
                 max_bandwidth_mib_s=run.max_bandwidth_mib_s, downtime_limit_ms=run.downtime_limit_ms,
-                auto_converge=run.auto_converge, max_time_s=run.timeout_s, bandwidth_mbps=LOOPBACK_MBPS)
+                auto_converge=run.auto_converge, max_time_s=run.timeout_s, bandwidth_mbps=LOOPBACK_MBPS,
+                writer_cpu_share=DIRTIER_CPU_SHARE)
 
 
-def predict_run(run, *, policy=None, used_mib: float | None = None, seed: int = 0):
+def predict_run(run, *, policy=None, used_mib: float | None = None, seed: int = 0,
+                writer_cpu_share: float | None = None):
     """The model's MigrationReport for this real run (policy: a QemuPolicy to use instead of the default)."""
     from vmlab.migration.predict import predict_migration
     kw = run_inputs(run)
+    if writer_cpu_share is not None:
+        kw["writer_cpu_share"] = writer_cpu_share
     if policy is not None:
         kw["policy"] = policy.with_(max_bandwidth_mib_s=run.max_bandwidth_mib_s,
                                     downtime_limit_ms=run.downtime_limit_ms, auto_converge=run.auto_converge)
@@ -94,7 +102,7 @@ class RunComparison:
         return max(a / b, b / a)
 
 
-def compare_runs(runs, *, policy=None, used_mib_of=None) -> list[RunComparison]:
+def compare_runs(runs, *, policy=None, used_mib_of=None, writer_cpu_share: float | None = None) -> list[RunComparison]:
     """Predict every usable run (outcome completed or cancelled_timeout) and pair it with reality.
 
     `used_mib_of(run)` overrides the default non-zero memory (e.g. the run's own count, for a
@@ -104,7 +112,8 @@ def compare_runs(runs, *, policy=None, used_mib_of=None) -> list[RunComparison]:
     for r in runs:
         if r.outcome not in ("completed", "cancelled_timeout"):
             continue
-        rep = predict_run(r, policy=policy, used_mib=used_mib_of(r) if used_mib_of else None)
+        rep = predict_run(r, policy=policy, used_mib=used_mib_of(r) if used_mib_of else None,
+                          writer_cpu_share=writer_cpu_share)
         done = rep.status == "completed"
         out.append(RunComparison(
             run_id=r.run_id, held_out=held_out(r.run_id), real_converged=r.outcome == "completed",

@@ -29,8 +29,14 @@ __all__ = ["predict_migration", "dirtying_workload"]
 
 
 def dirtying_workload(dirty_rate_mib_s: float, wws_mib: float, *, pattern: str = "sequential",
-                      offset_pages: int = 0) -> Workload:
-    """A guest storing `dirty_rate_mib_s` (x 4 KiB pages) into a `wws_mib` region."""
+                      offset_pages: int = 0, cpu_share_needed: float = 1.0) -> Workload:
+    """A guest storing `dirty_rate_mib_s` (x 4 KiB pages) into a `wws_mib` region.
+
+    `cpu_share_needed`: 1.0 for a CPU-bound writer (auto-converge slows it in proportion); less for a
+    paced writer that keeps its rate until its CPU share drops below that.
+    """
+    if not 0 < cpu_share_needed <= 1:
+        raise ConfigError(f"cpu_share_needed={cpu_share_needed} is outside (0, 1]; 1.0 is a CPU-bound writer")
     if dirty_rate_mib_s < 0 or wws_mib < 0:
         raise ConfigError(f"dirty_rate_mib_s={dirty_rate_mib_s} and wws_mib={wws_mib} must be >= 0")
     if dirty_rate_mib_s == 0 or wws_mib == 0:
@@ -38,9 +44,10 @@ def dirtying_workload(dirty_rate_mib_s: float, wws_mib: float, *, pattern: str =
     rate = dirty_rate_mib_s * 2**20 / PAGE_SIZE
     pages = max(1, int(round(wws_mib * 2**20 / PAGE_SIZE)))
     if pattern == "sequential":
-        return SequentialScan(rate_pages_s=rate, region_pages=pages, offset=offset_pages)
+        return SequentialScan(rate_pages_s=rate, region_pages=pages, offset=offset_pages,
+                              cpu_share_needed=cpu_share_needed)
     if pattern == "uniform":
-        return UniformWrites(rate_pages_s=rate, wws_pages=pages, offset=offset_pages)
+        return UniformWrites(rate_pages_s=rate, wws_pages=pages, offset=offset_pages, cpu_share_needed=cpu_share_needed)
     raise ConfigError(f"pattern={pattern!r} is not 'sequential' or 'uniform'")
 
 
@@ -49,7 +56,8 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
                       max_bandwidth_mib_s: float | None = 128.0, downtime_limit_ms: float = 300.0,
                       auto_converge: bool = False, postcopy: bool = False, dirty_rate_mib_s: float = 0.0,
                       wws_mib: float = 0.0, pattern: str = "sequential", workload: Workload | None = None,
-                      seed: int = 0, max_time_s: float = 600.0, fault: Fault | None = None) -> MigrationReport:
+                      writer_cpu_share: float = 1.0, seed: int = 0, max_time_s: float = 600.0,
+                      fault: Fault | None = None) -> MigrationReport:
     """Predict one migration of a standalone guest; returns the MigrationReport.
 
     QEMU knobs (max_bandwidth_mib_s, downtime_limit_ms, auto_converge, postcopy)
@@ -59,7 +67,9 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
     Linux guest's non-zero memory plus the working set; `bandwidth_mbps` (the
     link) defaults to the slowest Ethernet speed from 10 Gbit/s that carries
     max-bandwidth. A named link slower than max-bandwidth is used as given, with
-    a one-line "capped:" note. Sender ceiling, setup and switchover costs are
+    a one-line "capped:" note. `writer_cpu_share`: the CPU share the guest's
+    writer needs to keep its rate (1.0: CPU-bound, any throttle slows it; a
+    paced writer needs less and shrugs off auto-converge until then). Sender ceiling, setup and switchover costs are
     the QemuPolicy's calibrated constants (datasets/tables/qemu_migration_calibrated.csv).
     """
     pol = _policy(policy, max_bandwidth_mib_s=max_bandwidth_mib_s, downtime_limit_ms=downtime_limit_ms,
@@ -86,7 +96,8 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
         assumed.append(_qemu_costs_line(pol))
     used_fraction = min(1.0, max(0.0, used_mib / memory_mib))
     src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction)
-    wl = workload if workload is not None else dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern)
+    wl = workload if workload is not None else dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern,
+                                                                   cpu_share_needed=writer_cpu_share)
     rep = run_migration(src, TargetImage(src.n_pages), policy=pol,
                         link=Link(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms), workload=wl, seed=seed,
                         max_time_s=max_time_s, fault=fault, verify=False)

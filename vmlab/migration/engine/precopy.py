@@ -257,7 +257,7 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
         # ram.c ram_save_complete: one more bitmap sync with the guest stopped (it finds
         # nothing new here: the decision and the stop happen at the same instant)
         m.sync_count += 1
-        final_sync_s = m.sync_s
+        final_sync_s = m.sync_s if p.final_sync_ms is None else p.final_sync_ms / 1000
     nz, z, nbytes, secs = m.send(final, m.goodput, final=True)  # migration_completion lifts the limit
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev
