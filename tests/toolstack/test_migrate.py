@@ -33,11 +33,11 @@ def _pool_with_busy_guest() -> ServerPool:
 
 INFO_MIGRATE_QEMU = """\
 Migration status: completed
-total time: 139 ms
-downtime: 8 ms
+total time: 140 ms
+downtime: 9 ms
 setup: 1 ms
 transferred ram: 12066 kbytes
-throughput: 715.34 mbps
+throughput: 709.94 mbps
 remaining ram: 0 kbytes
 total ram: 131072 kbytes
 duplicate: 30529 pages
@@ -47,7 +47,7 @@ normal bytes: 11520 kbytes
 dirty sync count: 4
 page size: 4 kbytes
 multifd bytes: 0 kbytes
-pages-per-second: 241763
+pages-per-second: 239940
 precopy ram: 11261 kbytes
 downtime ram: 805 kbytes"""
 # (issue 13: the QEMU numbers follow the calibrated mechanisms -- setup 1 ms, sender ceiling, the

@@ -188,6 +188,7 @@ def _sync(m: Migration, sw: _Sweep, unsent: np.ndarray) -> tuple[np.ndarray, Syn
     """A bitmap sync: read and clear the log, merge with the unsent rest, record the round."""
     m.t += m.sync_s
     m.guest_runs(m.sync_s)
+    m.flush_guest()
     merged, newly = m.src.log.clean_merge(unsent)
     m.sync_count += 1
     m._rate_dirty += newly
@@ -247,6 +248,7 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
     p = m.policy
     if not m.stop_reason:
         m.stop_reason = reason
+    m.flush_guest()
     m.src.pause()
     m.phase = "stop-and-copy"
     t0 = m.t
