@@ -58,6 +58,13 @@ def _initial_content(n_pages: int, used: int, layout: str) -> np.ndarray:
     return content
 
 
+@functools.lru_cache(maxsize=2)
+def _all_pfns(n_pages: int) -> np.ndarray:
+    pfns = np.arange(n_pages, dtype=np.int64)
+    pfns.flags.writeable = False
+    return pfns
+
+
 class MemoryImage:
     """A standalone guest memory of `n_pages` 4 KiB pages.
 
@@ -95,9 +102,9 @@ class MemoryImage:
 
     @property
     def pfns(self) -> np.ndarray:
-        """Every pfn (a standalone image has no holes); built on first use."""
+        """Every pfn (a standalone image has no holes): one shared read-only array per size."""
         if self._pfns is None:
-            self._pfns = np.arange(self.n_pages, dtype=np.int64)
+            self._pfns = _all_pfns(self.n_pages)
         return self._pfns
 
     def read(self, pfns) -> np.ndarray:
