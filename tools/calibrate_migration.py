@@ -206,7 +206,7 @@ def write_table(root: Path, c: dict, prov: dict) -> Path:
              f"{len(c['train_runs'])} training runs",
              "name,value,unit,kind,fit,qemu_source,training_runs"]
     for name, (unit, kind, how, src) in PROVENANCE.items():
-        lines.append(f"{name},{c[name]},{unit},{kind},{how},\"{src}\",{' '.join(c['train_runs'])}")
+        lines.append(f"{name},{c[name]},{unit},{kind},\"{how}\",\"{src}\",{' '.join(c['train_runs'])}")
     path = root / TABLE
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -226,9 +226,9 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict) -> None:
     data = {"qemu_version": prov.get("qemu_version"), "accelerator": prov.get("accelerator"),
             "split": "held out iff sha256(run_id)[0] % 3 == 0", "constants": c, **summ, "runs": rows}
     (root / REPORT_JSON).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    head = ("| runs | convergence calls right | median time err | max time err | bytes err median / max "
-            "| downtime ratio median / max | sync |Δ| median / max | throttle |Δ| max (pp) |\n"
-            "|---|---|---|---|---|---|---|---|")
+    head = ("| split | runs | convergence calls right | median time err | max time err | bytes err median / max "
+            "| downtime ratio median / max | sync error median / max | throttle error max (pp) |\n"
+            "|---|---|---|---|---|---|---|---|---|")
     md = ["# vmlab vs real QEMU: calibration report", "",
           f"Written by `tools/calibrate_migration.py` from datasets/measurements/qemu_migration "
           f"({prov.get('qemu_version')}, {prov.get('accelerator')}). Inputs per run: only what a student gives "
@@ -236,9 +236,8 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict) -> None:
           "auto-converge); the rest are the defaults below. Split: held out iff sha256(run_id)[0] % 3 == 0.", "",
           "Goals: every convergence call right, median total-time error <= 10%, max <= 30%, bytes <= 5% "
           "(runs both completed), downtime within 2x (1 ms floor).", "",
-          "## Errors", "", "split " + head.replace("\n", "\n|---"), f"held out {_fmt(ev['held_out'])}",
-          f"training {_fmt(ev['train'])}", "", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
-    md += [f"| {k} | {c[k]} | {PROVENANCE[k][2]} |" for k in PROVENANCE]
+          "## Errors", "", head, f"| held out {_fmt(ev['held_out'])}", f"| training {_fmt(ev['train'])}", "", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
+    md += [f"| {k} | {c[k]} | {PROVENANCE[k][2].replace('|', '/')} |" for k in PROVENANCE]
     md += ["", "## Per run", "", "| run | split | real | model | real ms | model ms | real MB | model MB | "
            "real dt ms | model dt ms | syncs real/model | throttle real/model |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ev["rows"]:
