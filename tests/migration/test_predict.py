@@ -59,3 +59,11 @@ def test_a_named_link_slower_than_the_limit_is_used_but_says_so_in_one_line():
 def test_given_used_mib_and_link_leave_only_the_calibrated_costs_assumed():
     rep = predict_migration(memory_mib=1024, used_mib=512, bandwidth_mbps=10_000)
     assert len(rep.assumptions) == 1 and rep.assumptions[0].startswith("assumed: sender ceiling")
+
+
+def test_the_engine_notes_a_link_cap_for_any_caller():
+    from vmlab.migration import MemoryImage, QemuPolicy, TargetImage, run_migration
+    from vmlab.migration.link import Link
+    src = MemoryImage(4096, used_pages=1024)
+    rep = run_migration(src, TargetImage(4096), policy=QemuPolicy(), link=Link(bandwidth_mbps=1000))
+    assert [n for n in rep.notes if n.startswith("capped: max-bandwidth 128 MiB/s")]

@@ -89,6 +89,9 @@ class Migration:
         self.faults = 0
         self.stop_reason = ""
         self.notes: list[str] = []
+        if cap and self.goodput < cap * 2**20:   # never a silent cap (predict_migration also says it up front)
+            from vmlab.migration.defaults import link_cap_note
+            self.notes.append(link_cap_note(cap, float(link.bandwidth_mbps)))
         self.phase = "setup"
         self.round_no = 1
 
