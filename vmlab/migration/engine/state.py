@@ -56,11 +56,7 @@ class Migration:
                               "shrink the working set or grow the guest")
         self.gib = self.pfns.size * PAGE_SIZE / 2**30
         self.goodput = link_goodput_Bps(link)
-        cap = policy.max_bandwidth_mib_s
-        self.live_rate = min(self.goodput, self._window_rate(cap * 2**20)) if cap else self.goodput
-        # bytes the rate limiter lets through ahead of max-bandwidth x t (one window's budget)
-        self.burst_left = int(self.live_rate * self.policy_bandwidth_period_s) \
-            if policy.first_window_burst and self.live_rate < self.goodput else 0
+        self._set_live_rate(policy.max_bandwidth_mib_s)
         self.rtt = rtt_s(link)
         self.lazy_guest = not verify and policy.early_sync and not policy.skip_redirtied
         self._guest_due_s = 0.0
@@ -89,9 +85,9 @@ class Migration:
         self.faults = 0
         self.stop_reason = ""
         self.notes: list[str] = []
-        if cap and self.goodput < cap * 2**20:   # never a silent cap (predict_migration also says it up front)
-            from vmlab.migration.defaults import link_cap_note
-            self.notes.append(link_cap_note(cap, float(link.bandwidth_mbps)))
+        if policy.max_bandwidth_mib_s and self.goodput < policy.max_bandwidth_mib_s * 2**20:
+            from vmlab.migration.defaults import link_cap_note   # never a silent cap
+            self.notes.append(link_cap_note(policy.max_bandwidth_mib_s, float(link.bandwidth_mbps)))
         self.phase = "setup"
         self.round_no = 1
 
@@ -172,6 +168,13 @@ class Migration:
             self.bandwidth = self._per_bytes / self._per_t
             self.threshold = self.bandwidth * self.downtime_limit_s
             self._per_bytes, self._per_t = 0, 0.0
+
+    def _set_live_rate(self, cap_mib_s: float | None) -> None:
+        """The live phase's rate (max-bandwidth as QEMU's windows send it, or the link), and the
+        bytes the rate limiter lets through ahead of max-bandwidth x t (one window's budget)."""
+        self.live_rate = min(self.goodput, self._window_rate(cap_mib_s * 2**20)) if cap_mib_s else self.goodput
+        self.burst_left = int(self.live_rate * self.policy_bandwidth_period_s) \
+            if self.policy.first_window_burst and self.live_rate < self.goodput else 0
 
     def _window_rate(self, cap_Bps: float) -> float:
         """QEMU's rate limit as sent: qemu_file_rate_limit stops a window only once its budget
