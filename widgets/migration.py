@@ -33,7 +33,8 @@ class MigrationExplorer(Explorer):
         self.wws = W.IntSlider(value=64, min=1, max=4096, step=1, description="WWS MiB")
         self.dirty = W.FloatSlider(value=64.0, min=0.0, max=1024.0, step=8.0, description="dirty MiB/s",
                                    readout_format=".0f")
-        self.bandwidth = W.FloatLogSlider(value=1000.0, base=10, min=1, max=5, step=0.05, description="link Mbit/s",
+        # 10 GbE: carries QEMU's default max-bandwidth (128 MiB/s); a slower link says "capped:" below
+        self.bandwidth = W.FloatLogSlider(value=10_000.0, base=10, min=1, max=5, step=0.05, description="link Mbit/s",
                                         readout_format=",.0f")
         self.downtime = W.IntSlider(value=300, min=10, max=5000, step=10, description="limit ms")
         self.policy = W.Dropdown(options=list(EXPLORER_POLICIES), value="qemu", description="policy")
@@ -103,7 +104,8 @@ class MigrationExplorer(Explorer):
             f"{t['transferred_mib']:.0f} MiB sent, {t['rounds']} rounds"
             + (f", throttle {t['throttle_pct']}%" if t["throttle_pct"] else "")
             + (f", {t['postcopy_faults']} post-copy faults" if t["postcopy_faults"] else "")
-            + f"<br><small>{html.escape(t['stop_reason'] or '')}</small>")
+            + f"<br><small>{html.escape(t['stop_reason'] or '')}</small>"
+            + "".join(f"<br><small>{html.escape(a)}</small>" for a in t.get("assumed", ())))
         return True
 
     # --- display ---------------------------------------------------------------------
