@@ -169,13 +169,9 @@ def evaluate(node: ast.expr):
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CALLS
             and not node.keywords):
         return _apply(_CALLS[node.func.id], *[evaluate(a) for a in node.args])
-    what = type(node).__name__.lower()
-    if isinstance(node, ast.Name):
-        what = f"the name `{node.id}`"
-    elif isinstance(node, ast.Attribute):
-        what = f"the attribute `.{node.attr}`"
-    raise AnswerError(f"the answer uses {what}: give a value or arithmetic on numbers "
-                      "(the grader does not run notebook code)")
+    kind = "the name" if isinstance(node, ast.Name) else type(node).__name__.lower()
+    raise AnswerError(f"the answer uses {kind} `{ast.unparse(node)[:60]}`: give a value or arithmetic on "
+                      "numbers (the grader does not run notebook code)")
 
 
 def _guard(op: ast.operator, left, right) -> None:
