@@ -79,7 +79,8 @@ def _hidden_test(var: str, expected: str, tolerance: float) -> str:
 
 
 def _question(name: str, points: float, solution: str, var: str, hidden: str) -> list[dict]:
-    config = f"# BEGIN QUESTION\nname: {name}\npoints: {points:g}\ncheck_cell: false\n"
+    # the public test (answered, not revealed) is feedback worth 0; the hidden one carries the points
+    config = f"# BEGIN QUESTION\nname: {name}\npoints: [0, {points:g}]\ncheck_cell: false\n"
     public = f"{var} is not ... and type({var}).__name__ != 'Revealed'"
     return [_raw(config), _raw("# BEGIN SOLUTION"), _code(solution), _raw("# END SOLUTION"),
             _raw("# BEGIN TESTS"), _code(public, "True"), _code(hidden, "True"),
