@@ -44,3 +44,14 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     roster.write_text("ok_id\nbad/id\n")
     assert main(["labs", "student", str(tmp_path / "o"), "--labs", str(ROOT / "labs"), "--roster", str(roster)]) == 1
     assert "'bad/id'" in capsys.readouterr().err
+
+
+def test_two_files_with_one_student_id_are_both_graded_and_flagged(tmp_path):
+    from vmlab.grading import grade
+
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "s7.ipynb").write_text("not a notebook")
+    results = grade(LAB1, [tmp_path / "a", tmp_path / "b"], jobs=1)
+    assert [r.student for r in results] == ["s7", "s7"]
+    assert all("the same student id also comes from" in r.note for r in results)

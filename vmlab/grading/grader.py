@@ -12,6 +12,7 @@ batch always finishes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pathlib
 from concurrent.futures import ProcessPoolExecutor
@@ -158,11 +159,22 @@ def grade(lab, submissions, *, out=None, feedback=None, jobs: int = 1, options: 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_grade_in_worker, str(lab_obj.path), str(p), options) for p in paths]
             results = [_collect(f, lab_obj, p, options) for f, p in zip(futures, paths)]
+    results = _flag_duplicates(results)
     if out:
         write_csv(results, lab_obj, out)
     if feedback:
         write_feedback(results, lab_obj, feedback, show_expected=show_expected)
     return results
+
+
+def _flag_duplicates(results: list[SubmissionResult]) -> list[SubmissionResult]:
+    """Two files with one student id both get a row, each with a note naming the other files."""
+    paths: dict[str, list[str]] = {}
+    for r in results:
+        paths.setdefault(r.student, []).append(r.path)
+    return [dataclasses.replace(r, note=(r.note + "; " if r.note else "") + "the same student id also comes from "
+                                + ", ".join(p for p in paths[r.student] if p != r.path))
+            if len(paths[r.student]) > 1 else r for r in results]
 
 
 def _collect(future, lab: Lab, path: pathlib.Path, options: Options) -> SubmissionResult:
