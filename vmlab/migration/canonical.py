@@ -27,9 +27,12 @@ def canonicalize_batch(hv, dom, pfns) -> tuple[dict[int, np.ndarray], int]:
     pfns = np.asarray(pfns, dtype=np.int64)
     mfns = dom.p2m[pfns]
     ok = mfns != C.INVALID_MFN
-    types = np.full(pfns.size, PageType.NONE, dtype=hv.memory.page_type.dtype)
-    types[ok] = hv.memory.page_type[mfns[ok]]
-    sel = np.flatnonzero(np.isin(types, _TABLES) & (hv.memory.type_count[np.where(ok, mfns, 0)] > 0))
+    m = np.where(ok, mfns, 0)
+    counted = ok & (hv.memory.type_count[m] > 0)        # only frames in use can be live tables
+    if not counted.any():
+        return {}, 0
+    types = hv.memory.page_type[m]
+    sel = np.flatnonzero(counted & (types >= min(_TABLES)) & (types <= max(_TABLES)))
     if sel.size == 0:
         return {}, 0
     valid = np.flatnonzero(dom.p2m != C.INVALID_MFN)

@@ -183,10 +183,11 @@ class DomainSource:
         """dom0 maps and reads the batch; page-table pages are canonicalised (xc_domain_save)."""
         from vmlab.migration.canonical import canonicalize_batch
         from vmlab.paging.foreign_map import foreign_read
+        if isinstance(pfns, slice):
+            pfns = np.arange(*pfns.indices(self.n_pages), dtype=np.int64)
         stamps = foreign_read(self.hv, self.domid, pfns)
         if self.dom.kind is DomainKind.PV:
-            tables, races = canonicalize_batch(self.hv, self.dom, np.arange(self.n_pages)[pfns]
-                                               if isinstance(pfns, slice) else pfns)
+            tables, races = canonicalize_batch(self.hv, self.dom, pfns)
             self.pagetables.update(tables)
             self.races += races
         return stamps
