@@ -57,7 +57,7 @@ def _write_new(path: Path, data: bytes) -> bool:
 
 def copy_labs(dest: str | os.PathLike) -> CopyReport:
     """Write every shipped lab notebook into `dest` (created if needed), skipping any that exist."""
-    target = Path(dest).expanduser()
+    target = Path(dest).expanduser().absolute()
     if target.exists() and not target.is_dir():
         raise ConfigError(f"labs copy: {target} is a file, not a folder; give a folder, e.g. ~/vmlab-labs")
     try:
