@@ -209,7 +209,7 @@ def run_xm(pool: ServerPool, argv: list[str] | str, *, server: str | None = None
     try:
         a = xm_parser().parse_args(argv)
     except _HelpShown as h:
-        return str(h)
+        return str(h) or xm_parser().format_help()
     if a.verb == "migrate":
         return _migrate(pool, server, a, progress=progress)
     return VERBS[a.verb][0](pool, server, a)
