@@ -163,3 +163,12 @@ def test_installed_wheel_runs_lab_1_from_a_fresh_copy_outside_the_repository(whe
          env=env, cwd=home / "labs")
     assert _tree_digest(package) == before, "running a lab wrote into the installed package"
     shutil.rmtree(venv, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_lab_binds_localhost_unless_told_and_the_venv_is_per_interpreter():
+    def dry(*args):
+        return _run(["make", "-n", "--no-print-directory", "-C", str(ROOT), *args]).stdout
+    assert "--ip=127.0.0.1" in dry("lab")
+    assert "--ip=0.0.0.0" in dry("lab", "IP=0.0.0.0")
+    assert ".venv313/bin/python -m pytest tests" in dry("test", "VENV=.venv313", "PYTHON=python3.13")
