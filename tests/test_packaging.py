@@ -172,3 +172,21 @@ def test_make_lab_binds_localhost_unless_told_and_the_venv_is_per_interpreter():
     assert "--ip=127.0.0.1" in dry("lab")
     assert "--ip=0.0.0.0" in dry("lab", "IP=0.0.0.0")
     assert ".venv313/bin/python -m pytest tests" in dry("test", "VENV=.venv313", "PYTHON=python3.13")
+
+
+def test_the_hub_image_recipe_installs_the_wheel_on_a_docker_stacks_base_and_copies_labs_at_start():
+    docker = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=quay.io/jupyter/minimal-notebook:" in docker
+    assert 'pip install --no-cache-dir "$(ls /tmp/wheels/vmlab-*.whl)[lab]"' in docker
+    assert "/usr/local/bin/before-notebook.d/" in docker and docker.rstrip().endswith(f"WORKDIR /home/${{NB_USER}}")
+    hook = (ROOT / "docker" / "before-notebook.d" / "10-vmlab-labs.sh").read_text()
+    assert 'vmlab labs copy "${HOME}/vmlab-labs"' in hook
+    assert ".venv" in (ROOT / ".dockerignore").read_text()
+
+
+def test_the_instructor_guide_states_measured_numbers_and_the_grader_placeholder():
+    guide = (ROOT / "docs" / "instructors.md").read_text()
+    for part in ("## Time per lab", "## Answer keys", "## Grading", "vmlab grade", "## Resources per student",
+                 "Zero to JupyterHub", "The Littlest JupyterHub", "## Where per-user state lives",
+                 "~/.local/state/vmlab/state.sqlite", "benchmarks/lab_resources.py"):
+        assert part in guide, part
