@@ -22,6 +22,10 @@ page the trace touches, the same mapping in both views (``trace_page_index``).
 
 Raises ``DatasetError`` (a ``ValueError``) for an unknown name, a missing file,
 a file whose hash differs from the registry, or a malformed file.
+
+The files ship inside vmlab (``vmlab._data``, read with ``importlib.resources``; the repository's
+``datasets/`` in an editable install); ``$VMLAB_DATASETS`` points at another copy. Modules:
+``registry`` (where, and the sha256 check), ``tables`` (CSV tables, cost presets), ``traces``.
 """
 
 from __future__ import annotations
