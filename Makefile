@@ -27,9 +27,12 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --no-browser --ip=$(IP) --port=$(PORT) --notebook-dir=labs $(ROOT_FLAG)
 
 # tests/ includes tests/test_packaging.py, which builds the wheel and runs Lab 1 from it in a fresh venv.
+# nbval runs even when tests/ fails (both results are shown); the target fails if either did.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbval labs --nbval-current-env -p no:cacheprovider
+	@status=0; \
+	$(BIN)/python -m pytest tests || status=$$?; \
+	$(BIN)/python -m pytest --nbval labs --nbval-current-env -p no:cacheprovider || status=$$?; \
+	exit $$status
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests

@@ -171,7 +171,7 @@ def test_make_lab_binds_localhost_unless_told_and_the_venv_is_per_interpreter():
         return _run(["make", "-n", "--no-print-directory", "-C", str(ROOT), *args]).stdout
     assert "--ip=127.0.0.1" in dry("lab")
     assert "--ip=0.0.0.0" in dry("lab", "IP=0.0.0.0")
-    assert ".venv313/bin/python -m pytest tests" in dry("test", "VENV=.venv313", "PYTHON=python3.13")
+    assert ".venv313/bin/python -m pytest tests ||" in dry("test", "VENV=.venv313", "PYTHON=python3.13")
 
 
 def test_the_hub_image_recipe_installs_the_wheel_on_a_docker_stacks_base_and_copies_labs_at_start():
