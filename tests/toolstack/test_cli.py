@@ -226,3 +226,8 @@ def test_labs_copy_through_the_vmlab_command(tmp_path, capsys):
     assert vmlab_cli.main(["labs", "copy", str(tmp_path / "labs")]) == 0
     assert "6 lab(s) copied, 0 skipped" in capsys.readouterr().out
     assert toolstack_cli.main(["labs", "copy", str(tmp_path / "x")]) == 2  # only vmlab.cli knows labs
+
+
+def test_a_malformed_virt_install_line_is_a_usage_error(tmp_path, capsys):
+    assert vmlab_cli.main(["--state", str(tmp_path / "s.sqlite"), "virt-install", "-n", "vm1"]) == 2
+    assert capsys.readouterr().err.startswith("vmlab: error: virt-install: the following arguments are required: -r/--ram")

@@ -11,7 +11,7 @@ import ast
 import difflib
 import shlex
 
-from vmlab.errors import ConfigError
+from vmlab.errors import ConfigError, UsageError
 from vmlab.hardware.host import parse_size_mib
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, DomainKind, VifSpec
 
@@ -185,4 +185,4 @@ def virt_install_argv(argv: list[str] | str) -> DomainConfig:
 
 class _VirtInstallParser(__import__("argparse").ArgumentParser):
     def error(self, message: str):  # argparse would print and exit; the core raises instead
-        raise ConfigError(f"virt-install: {message}; see virt-install -n NAME -r MiB [-p|-v] [-f FILE]")
+        raise UsageError(f"virt-install: {message}; see virt-install -n NAME -r MiB [-p|-v] [-f FILE]")
