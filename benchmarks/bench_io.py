@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from vmlab.hypervisor.domain import DiskSpec
 from vmlab.io.blkif import BLKIF_OP_READ, BLKIF_OP_WRITE, SECTORS_PER_PAGE
-from vmlab.io.costs import io_explore
+from vmlab.io.explore import io_explore
 from vmlab.io.hotplug import attach_block
 from vmlab.io.system import io_system, new_io_machine
 
@@ -13,7 +13,7 @@ BATCH = 32
 
 
 def bench_pv_block_requests():
-    """target <= 2 s: 100,000 block requests (4 KiB, batches of 32: one full ring per notification) through blkfront -> ring -> blkback"""
+    """target <= 1 s: 100,000 block requests (4 KiB, batches of 32: one full ring per notification) through blkfront -> ring -> blkback"""
     hv, d = new_io_machine()
     hv.trace.capacity = 10 * N_REQUESTS  # keep the trace's drop-oldest path out of the measurement
     io = io_system(hv)

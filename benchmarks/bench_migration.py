@@ -1,8 +1,8 @@
 """Live-migration benchmarks (issue 6)."""
 
 from vmlab.migration import MemoryImage, QemuPolicy, TargetImage, UniformWrites, Xen3Policy, run_migration
-from vmlab.migration.explorer import explore
-from vmlab.toolstack.pool import Link
+from vmlab.migration.explore import explore
+from vmlab.migration.link import Link
 
 
 def bench_precopy_64gib_30_rounds():

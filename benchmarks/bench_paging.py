@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from vmlab.guest.kernel import boot_kernel
-from vmlab.guest.workloads import access_stream
-from vmlab.paging import traffic
+from vmlab.guest.access import access_stream
+from vmlab.guest import explore
 
 N = 1_000_000
 PAGES = 8192          # a 32 MiB working set: 128x the TLB's reach, so most accesses miss
@@ -68,5 +68,5 @@ _batch = iter(range(2, 10_000))
 
 def bench_traffic_explorer_update():
     """target <= 50 ms: traffic-explorer update at default size (batch-size change; first call cold, then only pv re-runs)"""
-    traffic.compare_schemes("fork", batch_size=next(_batch))
+    explore.compare_schemes("fork", batch_size=next(_batch))
     return "fork scenario, 3 schemes"

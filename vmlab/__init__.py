@@ -38,8 +38,8 @@ _EXPORTS = {
     # memory virtualization
     "GuestKernel": "vmlab.guest.kernel", "boot_kernel": "vmlab.guest.kernel", "MC_BATCH": "vmlab.guest.kernel",
     "walk_refs": "vmlab.paging.nested", "apply_updates": "vmlab.paging.direct",
-    "compare_schemes": "vmlab.paging.traffic", "tlb_miss_cost": "vmlab.paging.traffic",
-    "pte_update_cost": "vmlab.paging.traffic",
+    "compare_schemes": "vmlab.guest.explore", "tlb_miss_cost": "vmlab.guest.traffic",
+    "pte_update_cost": "vmlab.guest.traffic",
     # execution paths
     "CostModel": "vmlab.costs", "preset": "vmlab.costs",
     "Op": "vmlab.execution", "OpStream": "vmlab.execution", "workload": "vmlab.execution",

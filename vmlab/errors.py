@@ -24,6 +24,8 @@ __all__ = [
     "StateFileError",
     "DatasetError",
     "MigrationError",
+    "MigrationRefused",
+    "MigrationFailed",
 ]
 
 
@@ -84,3 +86,15 @@ class DatasetError(VmlabError, ValueError):
 
 class MigrationError(VmlabError, RuntimeError):
     """A migration was refused or failed (the report says what happened to the guest)."""
+
+
+class MigrationRefused(MigrationError):
+    """Stage 0 said no (storage, pool, memory, state); nothing was changed."""
+
+
+class MigrationFailed(MigrationError):
+    """The migration started but failed or was cancelled; `.report` (a MigrationReport) says where the guest is."""
+
+    def __init__(self, message: str, report) -> None:
+        super().__init__(message)
+        self.report = report

@@ -37,9 +37,6 @@ class Trace:
         """Call `callback(event)` after each event of one of these kinds (a widget's refresh)."""
         self._subscribers.append((frozenset(kinds), callback))
 
-    def unsubscribe(self, callback) -> None:
-        self._subscribers = [(k, c) for k, c in self._subscribers if c is not callback]
-
     def record(self, **kwargs) -> Event:
         ev = Event(**kwargs)
         self.events.append(ev)

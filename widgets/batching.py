@@ -1,7 +1,7 @@
 """BatchingExplorer: what the multicall batch size does to a PV guest's page-table traffic.
 
 A batch-size slider drives four plots, all from ONE core call
-(`vmlab.execution.batching.batching_columns`): cycles per PTE update against
+(`vmlab.execution.explore.batching_explore`): cycles per PTE update against
 batch size (the amortization curve, the measured points on the workload, and the
 per-write cost of HVM shadow paging and of a BT callout for comparison);
 hypervisor entries against batch size; the timeline of entries at the chosen
@@ -10,30 +10,25 @@ size; and Linux's batch_histo and flush reasons.
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as W
 from bokeh.layouts import gridplot
 from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
-from vmlab.costs import PRESETS, preset
+from vmlab.costs import PRESETS
 from vmlab.errors import VmlabError
-from vmlab.execution import workload
-from vmlab.execution.analysis import StreamAnalysis
-from vmlab.execution.batching import batching_columns
+from vmlab.execution.explore import batching_explore
+from vmlab.widgets._base import Explorer, error_html
 
 WORKLOADS = ("forkwait", "kernel_compile", "ptemod")
 SIZES = {"forkwait": 100, "kernel_compile": 2, "ptemod": 20_000}
 
 
-class BatchingExplorer:
+class BatchingExplorer(Explorer):
     """Batch-size slider -> amortization curve, entries, timeline, batch histogram, flush reasons."""
 
     def __init__(self, workload_name: str = "forkwait", preset_name: str = "p4_vtx_2006", *, seed: int = 0) -> None:
         self.seed = seed
-        self._cache: dict = {}
         self.batch = W.IntSlider(value=32, min=1, max=256, description="batch size")
         self.workload = W.Dropdown(options=list(WORKLOADS), value=workload_name, description="workload")
         self.preset = W.Dropdown(options=list(PRESETS), value=preset_name, description="preset")
@@ -41,29 +36,21 @@ class BatchingExplorer:
         d = self.columns()
         self.sources = {k: ColumnDataSource(v) for k, v in d.items() if k != "summary"}
         self._build_figures()
-        self._model = None
         for w in (self.batch, self.workload, self.preset):
             w.observe(lambda _: self.update(), names="value")
         self._show_summary(d["summary"])
 
     # --- data ----------------------------------------------------------------------------
-    def _stream(self):
-        key = (self.workload.value, self.seed)
-        if key not in self._cache:
-            s = workload(self.workload.value, SIZES[self.workload.value], seed=self.seed)
-            self._cache = {key: (s, StreamAnalysis(s))}
-        return self._cache[key]
-
     def columns(self) -> dict[str, dict[str, list]]:
-        s, a = self._stream()
-        return batching_columns(s, preset(self.preset.value), self.batch.value, analysis=a)
+        name = self.workload.value
+        return batching_explore(name, self.preset.value, self.batch.value, size=SIZES[name], seed=self.seed)
 
     # --- callbacks -------------------------------------------------------------------------
     def update(self) -> None:
         try:
             d = self.columns()
         except VmlabError as e:
-            self.summary.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self.summary.value = error_html(e)
             return
         for k, src in self.sources.items():
             src.data = d[k]
@@ -111,12 +98,8 @@ class BatchingExplorer:
         self.figures = {"curve": c, "entries": e, "timeline": t, "histogram": h, "reasons": r}
         self.layout = gridplot([[c, e], [t, h], [r, None]])
 
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.layout)
-        return W.VBox([W.HBox([self.batch, self.workload, self.preset]), self.summary, self._model])
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.batch, self.workload, self.preset]), self.summary]
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _bokeh(self):
+        return self.layout

@@ -12,13 +12,13 @@ import html
 import ipywidgets as W
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from vmlab.errors import VmlabError
 from vmlab.hypervisor import constants as C
 from vmlab.hardware.memory import FREE
 from vmlab.toolstack.config import virt_install
 from vmlab.toolstack.xm import Toolstack
+from vmlab.widgets._base import Explorer, error_html, ok_html
 
 # Fixed colours for Xen, dom0 and free frames; guests cycle through a palette by domid.
 FIXED = {C.DOMID_XEN: "#4d4d4d", 0: "#1f3a93", FREE: "#f2f2f2"}
@@ -30,7 +30,7 @@ def owner_colour(owner: int) -> str:
     return FIXED.get(owner, GUEST_PALETTE[owner % len(GUEST_PALETTE)])
 
 
-class DomainDashboard:
+class DomainDashboard(Explorer):
     """The xm list table, a memory map coloured by owner, and buttons for common verbs."""
 
     def __init__(self, xm: Toolstack, *, rows: int = 64) -> None:
@@ -63,7 +63,6 @@ class DomainDashboard:
         self.buttons["destroy"].on_click(lambda _: self.destroy())
         self.buttons["mem-set"].on_click(lambda _: self.mem_set())
         self.buttons["refresh"].on_click(lambda _: self.refresh())
-        self._model = None
         self.refresh()
         # Follow the hypervisor: verbs run from code or %xm redraw the dashboard too.
         xm.hv.trace.subscribe(self._on_event, kinds=self.FOLLOW)
@@ -98,9 +97,9 @@ class DomainDashboard:
         try:
             fn()
         except VmlabError as e:
-            self.message.value = f"<span style='color:#b00'>{html.escape(what)}: {html.escape(str(e))}</span>"
+            self.message.value = error_html(e, what)
             return False
-        self.message.value = f"<span style='color:#070'>{html.escape(what)}: ok</span>"
+        self.message.value = ok_html(what)
         self.refresh()
         return True
 
@@ -128,17 +127,10 @@ class DomainDashboard:
                         lambda: self.xm.mem_set(self._chosen(), self.mem_target.value))
 
     # --- display --------------------------------------------------------------
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.figure)
+    def _controls(self) -> list[W.Widget]:
         b = self.buttons
-        return W.VBox([
+        return [
             W.HBox([self.name, self.memory, self.kind, b["create"]]),
             W.HBox([self.target, b["pause"], b["unpause"], b["destroy"], self.mem_target, b["mem-set"], b["refresh"]]),
-            self.message, self.table, self._model,
-        ])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+            self.message, self.table,
+        ]

@@ -2,23 +2,21 @@
 
 Controls: request size (KiB, one segment per 4 KiB page), batch (requests per
 push), notification suppression, and which path the cycle breakdown shows. Data
-from ONE core call (`vmlab.io.costs.io_compare`): per-request notifications,
+from ONE core call (`vmlab.io.explore.io_compare`): per-request notifications,
 hypercalls, VM exits, grant operations, cycles and the throughput one CPU's
 overhead would allow, for the PV path and the emulated IDE path side by side.
 """
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as W
 from bokeh.layouts import row
 from bokeh.models import ColumnDataSource, FactorRange
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from vmlab.errors import VmlabError
-from vmlab.io.costs import io_compare
+from vmlab.io.explore import io_compare
+from vmlab.widgets._base import Explorer, error_html
 
 COUNT_METRICS = ("notifications", "hypercalls", "VM exits", "grant maps+unmaps")
 
@@ -37,7 +35,7 @@ def _cycles(cycles: dict[str, list], path: str) -> dict[str, list]:
     return {"component": list(cycles["component"]), "cycles": list(cycles[path])}
 
 
-class IoExplorer:
+class IoExplorer(Explorer):
     """Throughput and notifications, PV vs emulated."""
 
     def __init__(self, *, request_kib: int = 4, batch: int = 1, suppression: bool = True, n_requests: int = 64,
@@ -56,7 +54,6 @@ class IoExplorer:
         self.cycles = ColumnDataSource(_cycles(d["cycles"], self.path.value))
         self._last = d
         self._build()
-        self._model = None
         for w in (self.request_kib, self.batch, self.suppression):
             w.observe(lambda _: self.update(), names="value")
         self.path.observe(lambda _: self.show_path(), names="value")
@@ -70,7 +67,7 @@ class IoExplorer:
         try:
             d = self.columns()
         except VmlabError as e:
-            self.summary.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self.summary.value = error_html(e)
             return
         self._last = d
         self.counts.data = _bars(d["metrics"])
@@ -108,13 +105,8 @@ class IoExplorer:
         self.figures = {"counts": c, "cycles": b}
         self.layout = row(c, b)
 
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.layout)
-        return W.VBox([W.HBox([self.request_kib, self.batch, self.suppression]), self.path, self.summary,
-                       self._model])
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.request_kib, self.batch, self.suppression]), self.path, self.summary]
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _bokeh(self):
+        return self.layout

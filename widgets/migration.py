@@ -1,7 +1,7 @@
 """MigrationExplorer: watch pre-copy converge (or not) as you change the guest and the link.
 
 Every control change calls `update()`, which calls one core function,
-`vmlab.migration.explorer.explore`, and pushes its plain columns into three
+`vmlab.migration.explore.explore`, and pushes its plain columns into three
 ColumnDataSources: per-round bars (pages sent / dirtied), the dirty set
 remaining over time, and the read-outs. Tests set `.value` on the controls and
 read the sources.
@@ -15,15 +15,15 @@ import ipywidgets as W
 from bokeh.layouts import row
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from vmlab.errors import VmlabError
-from vmlab.migration.explorer import EXPLORER_POLICIES, explore
+from vmlab.migration.explore import EXPLORER_POLICIES, explore
+from vmlab.widgets._base import Explorer, error_html
 
 PHASE_COLOURS = {"precopy": "#1f77b4", "stop-and-copy": "#d62728", "postcopy": "#2ca02c"}
 
 
-class MigrationExplorer:
+class MigrationExplorer(Explorer):
     """Sliders for memory, working set, dirty rate, bandwidth, downtime limit; policy and switches."""
 
     def __init__(self, *, memory_mib: int = 1024, seed: int = 0) -> None:
@@ -40,7 +40,6 @@ class MigrationExplorer:
         self.rounds = ColumnDataSource(self._empty_rounds())
         self.timeline = ColumnDataSource({"time_s": [], "remaining_mib": []})
         self.totals: dict = {}
-        self._model = None
         self.figure = self._figures()
         for c in (self.memory, self.wws, self.dirty, self.bandwidth, self.downtime, self.policy,
                   self.auto_converge, self.postcopy):
@@ -75,15 +74,9 @@ class MigrationExplorer:
                           downtime_limit_ms=self.downtime.value, policy=self.policy.value,
                           auto_converge=self.auto_converge.value, postcopy=self.postcopy.value, seed=self.seed)
         except VmlabError as e:
-            self.readout.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self.readout.value = error_html(e)
             return False
-        r = out["rounds"]
-        self.rounds.data = {
-            "x": list(range(1, len(r["round"]) + 1)), "label": r["label"],
-            "sent_mib": [b / 2**20 for b in r["bytes_sent"]],
-            "dirtied_mib": [p * 4096 / 2**20 for p in r["pages_dirtied"]],
-            "duration_ms": r["duration_ms"], "colour": [PHASE_COLOURS[p] for p in r["phase"]],
-            "phase": r["phase"], "throttle_pct": r["throttle_pct"]}
+        self.rounds.data = {**out["bars"], "colour": [PHASE_COLOURS[p] for p in out["bars"]["phase"]]}
         self.timeline.data = {"time_s": out["timeline"]["time_s"], "remaining_mib": out["timeline"]["remaining_mib"]}
         self.totals = out["totals"]
         t = self.totals
@@ -98,17 +91,6 @@ class MigrationExplorer:
         return True
 
     # --- display ---------------------------------------------------------------------
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.figure)
-        return W.VBox([
-            W.HBox([self.memory, self.wws, self.dirty]),
-            W.HBox([self.bandwidth, self.downtime, self.policy]),
-            W.HBox([self.auto_converge, self.postcopy]),
-            self.readout, self._model,
-        ])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.memory, self.wws, self.dirty]), W.HBox([self.bandwidth, self.downtime, self.policy]),
+                W.HBox([self.auto_converge, self.postcopy]), self.readout]

@@ -5,7 +5,7 @@ are the nested table's levels (nL4..nL1) plus the guest entry read. Each cell sh
 when that memory reference happens (1..24). Toggles: 2 MiB nested pages (the nL1
 column disappears: 19), a nested TLB and a page-walk cache (with "warm": a neighbouring
 page was walked first, so cached cells are skipped). A step slider replays the walk.
-Data: ONE core call, `vmlab.paging.nested.walk_grid`.
+Data: ONE core call, `vmlab.guest.explore.walk_grid`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from __future__ import annotations
 import ipywidgets as W
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
-from vmlab.paging.nested import walk_grid
+from vmlab.guest.explore import walk_grid
+from vmlab.widgets._base import Explorer
 
 ROWS = ["data", "gL1", "gL2", "gL3", "gL4"]   # bottom to top
 COLS = ["nL4", "nL3", "nL2", "nL1", "guest"]
 COLORS = {"nested": "#9ecae1", "guest": "#fdae6b", "cached": "#e5f5e0", "n/a": "#f0f0f0"}
 
 
-class PageWalkExplorer:
+class PageWalkExplorer(Explorer):
     """Toggles for large nested pages and walk caches; a slider that replays the references."""
 
     def __init__(self) -> None:
@@ -34,7 +34,6 @@ class PageWalkExplorer:
         self.summary = W.HTML()
         self.source = ColumnDataSource(self.columns())
         self._build_figure()
-        self._model = None
         for w in (self.large, self.nested_tlb, self.pwc, self.warm):
             w.observe(lambda _: self.update(), names="value")
         self.step.observe(lambda _: self.replay(), names="value")
@@ -77,13 +76,5 @@ class PageWalkExplorer:
         f.xaxis.axis_label = "nested level (guest = the guest's own entry read)"
         self.figure = f
 
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.figure)
-        return W.VBox([W.HBox([self.large, self.nested_tlb]), W.HBox([self.pwc, self.warm]), self.step,
-                       self.summary, self._model])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.large, self.nested_tlb]), W.HBox([self.pwc, self.warm]), self.step, self.summary]

@@ -4,25 +4,23 @@ Stacked bars of cycles by mechanism (native work, page walks, VM exits,
 hypercalls, traps, callouts, translation, shadow paging, emulation, device I/O)
 for the four paths; a workload picker, the cost preset, HVM's paging mode, PV's
 batch size and sliders for the headline costs. Every control calls `update()`,
-which makes ONE core call (`vmlab.execution.compare_paths` ->
-`comparison_columns`); the generated stream and its analysis are cached per
-(workload, size, seed), so moving a cost slider only re-costs.
+which makes ONE core call (`vmlab.execution.explore.path_comparison`); the
+generated stream and its analysis are cached there per (workload, size, seed),
+so moving a cost slider only re-costs.
 """
 
 from __future__ import annotations
-
-import html
 
 import ipywidgets as W
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from vmlab.costs import PRESETS, preset
 from vmlab.errors import VmlabError
-from vmlab.execution import MECHANISMS, WORKLOADS, compare_paths, comparison_columns, workload
-from vmlab.execution.analysis import StreamAnalysis
+from vmlab.execution import MECHANISMS, WORKLOADS
+from vmlab.execution.explore import costs_with, path_comparison
+from vmlab.widgets._base import Explorer, error_html
 
 # The costs a student most often wants to move, with slider ranges (cycles).
 SLIDERS = {
@@ -36,12 +34,11 @@ SLIDERS = {
 DEFAULT_SIZES = {"forkwait": 60, "kernel_compile": 2, "web": 200, "database": 200, "compute": 50}
 
 
-class PathComparer:
+class PathComparer(Explorer):
     """Stacked bars of cycles by mechanism for native / PV / HVM / BT on one workload."""
 
     def __init__(self, workload_name: str = "forkwait", preset_name: str = "p4_vtx_2006", *, seed: int = 0) -> None:
         self.seed = seed
-        self._cache: dict = {}
         self.workload = W.Dropdown(options=list(WORKLOADS), value=workload_name, description="workload")
         self.preset = W.Dropdown(options=list(PRESETS), value=preset_name, description="preset")
         self.paging = W.ToggleButtons(options=["shadow", "nested"], value="shadow", description="HVM paging")
@@ -65,7 +62,6 @@ class PathComparer:
         fig.legend.label_text_font_size = "8pt"
         fig.y_range.start = 0
         self.figure = fig
-        self._model = None
         for w in (self.workload, self.paging, self.batch, *self.sliders.values()):
             w.observe(lambda _: self.update(), names="value")
         self.preset.observe(lambda _: self.change_preset(), names="value")
@@ -74,24 +70,12 @@ class PathComparer:
 
     # --- data -------------------------------------------------------------------------
     def costs(self):
-        base = preset(self.preset.value)
-        changes = {f: float(s.value) for f, s in self.sliders.items() if float(s.value) != getattr(base, f)}
-        return base.replace(**changes) if changes else base
-
-    def _stream(self):
-        name = self.workload.value
-        key = (name, DEFAULT_SIZES.get(name), self.seed)
-        if key not in self._cache:
-            s = workload(name, DEFAULT_SIZES.get(name), seed=self.seed)
-            self._cache = {key: (s, StreamAnalysis(s))}
-        return self._cache[key]
+        return costs_with(self.preset.value, {f: s.value for f, s in self.sliders.items()})
 
     def columns(self) -> dict[str, list]:
-        s, a = self._stream()
-        results = compare_paths(s, self.costs(), batch=self.batch.value, paging=self.paging.value,
-                                timeline=False, analysis=a)
-        self.results = results
-        return comparison_columns(results)
+        name = self.workload.value
+        return path_comparison(name, self.costs(), size=DEFAULT_SIZES.get(name), seed=self.seed,
+                               batch=self.batch.value, paging=self.paging.value)
 
     # --- callbacks ----------------------------------------------------------------------
     def _load_preset(self) -> None:
@@ -115,7 +99,7 @@ class PathComparer:
         try:
             cols = self.columns()
         except VmlabError as e:
-            self.summary.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self.summary.value = error_html(e)
             return
         if hasattr(self, "source"):
             self.figure.x_range.factors = list(cols["path"])
@@ -127,13 +111,6 @@ class PathComparer:
                               f"<th>hypervisor entries</th></tr>{rows}</table>")
 
     # --- display --------------------------------------------------------------------------
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.figure)
-        return W.VBox([W.HBox([self.workload, self.preset]), W.HBox([self.paging, self.batch]),
-                       W.VBox(list(self.sliders.values()) + [self.reset]), self.summary, self._model])
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.workload, self.preset]), W.HBox([self.paging, self.batch]),
+                W.VBox(list(self.sliders.values()) + [self.reset]), self.summary]

@@ -4,7 +4,7 @@ Controls: scenario (fork, build, switch, mmap_churn, tlb_heavy), multicall batch
 (PV only), and which counter the second bar chart shows. Plots: estimated cycles per
 scheme stacked by where they go (hypercalls, exits, PTE updates, shadow syncs, walks,
 faults, CR3 loads), one counter per scheme, and a timeline of cumulative cycles per event.
-Data: ONE core call, `vmlab.paging.traffic.compare_schemes`.
+Data: ONE core call, `vmlab.guest.explore.compare_schemes`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
 from bokeh.transform import factor_cmap
-from jupyter_bokeh import BokehModel
 
 from vmlab.guest.kernel import CYCLE_CATEGORIES
-from vmlab.paging.traffic import COUNTERS, SCENARIOS, compare_schemes
+from vmlab.guest.explore import compare_schemes
+from vmlab.guest.traffic import COUNTERS, SCENARIOS
+from vmlab.widgets._base import Explorer
 
 SCHEMES = ("pv", "shadow", "nested")
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
 
-class TrafficExplorer:
+class TrafficExplorer(Explorer):
     """Scenario + batch size -> stacked cycle bars, a counter per scheme, a cumulative timeline."""
 
     def __init__(self, scenario: str = "fork", *, pages: int = 256, accesses: int = 4000, seed: int = 0) -> None:
@@ -38,7 +39,6 @@ class TrafficExplorer:
         self.totals = ColumnDataSource(self._totals(d["totals"]))
         self.timeline = ColumnDataSource(d["timeline"])
         self._build_figures()
-        self._model = None
         for w in (self.scenario, self.batch, self.counter):
             w.observe(lambda _: self.update(), names="value")
         self._summarize()
@@ -90,12 +90,8 @@ class TrafficExplorer:
         self.stack_fig, self.count_fig, self.time_fig = s, c, t
         self.layout = row(s, c, t)
 
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.layout)
-        return W.VBox([W.HBox([self.scenario, self.batch, self.counter]), self.summary, self._model])
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.scenario, self.batch, self.counter]), self.summary]
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _bokeh(self):
+        return self.layout

@@ -1,7 +1,7 @@
 """RingVisualizer: an io/ring.h shared ring, one step at a time.
 
 Controls: step slider, batch size, suppression on/off, seed. Data from ONE core
-call (`vmlab.io.walkthrough.ring_walkthrough`): the stage of every slot at the
+call (`vmlab.io.explore.ring_walkthrough`): the stage of every slot at the
 chosen step (drawn as a ring of wedges), and the producer/consumer indices and
 event thresholds over all steps, with the notifications marked.
 """
@@ -15,10 +15,10 @@ import ipywidgets as W
 from bokeh.layouts import row
 from bokeh.models import ColumnDataSource, Span
 from bokeh.plotting import figure
-from jupyter_bokeh import BokehModel
 
 from vmlab.errors import VmlabError
-from vmlab.io.walkthrough import ring_walkthrough
+from vmlab.io.explore import ring_walkthrough
+from vmlab.widgets._base import Explorer, error_html
 
 STAGE_COLORS = {"free": "#eeeeee", "request (private)": "#c6dbef", "request": "#6baed6", "in flight": "#fd8d3c",
                 "response (private)": "#c7e9c0", "response": "#41ab5d"}
@@ -40,7 +40,7 @@ def _slot_geometry(slots: dict[str, list]) -> dict[str, list]:
     return d
 
 
-class RingVisualizer:
+class RingVisualizer(Explorer):
     """Step through a frontend/backend conversation over an 8-slot ring."""
 
     def __init__(self, *, batch: int = 2, suppression: bool = True, n_requests: int = 24, seed: int = 0) -> None:
@@ -58,7 +58,6 @@ class RingVisualizer:
         self.steps = ColumnDataSource(d["steps"])
         self.notes = ColumnDataSource(self._notifications(d["steps"]))
         self._build()
-        self._model = None
         for w in (self.batch, self.suppression, self.seed):
             w.observe(lambda _: self.update(reset=True), names="value")
         self.step.observe(lambda _: self.update(), names="value")
@@ -89,7 +88,7 @@ class RingVisualizer:
                 self.step.observe(lambda _: self.update(), names="value")
             d = self.columns()
         except VmlabError as e:
-            self.summary.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            self.summary.value = error_html(e)
             return
         self.slots.data = _slot_geometry(d["slots"])
         self.steps.data = d["steps"]
@@ -131,13 +130,8 @@ class RingVisualizer:
         self.figures = {"ring": r, "indices": t}
         self.layout = row(r, t)
 
-    @property
-    def widget(self) -> W.Widget:
-        if self._model is None:
-            self._model = BokehModel(self.layout)
-        return W.VBox([W.HBox([self.step, self.batch]), W.HBox([self.suppression, self.seed]), self.summary,
-                       self._model])
+    def _controls(self) -> list[W.Widget]:
+        return [W.HBox([self.step, self.batch]), W.HBox([self.suppression, self.seed]), self.summary]
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+    def _bokeh(self):
+        return self.layout

@@ -47,7 +47,7 @@ from vmlab.hypervisor import constants as C
 from vmlab.paging import direct
 from vmlab.paging.direct import MMUEXT, pt_maddr
 from vmlab.paging.nested import walk_2d, walk_refs, WalkCaches
-from vmlab.paging.traffic import compare_schemes
+from vmlab.guest.explore import compare_schemes
 from vmlab.widgets.pagewalk import PageWalkExplorer
 from vmlab.widgets.pt_traffic import TrafficExplorer
 widgets.setup_notebook()

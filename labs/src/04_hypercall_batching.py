@@ -37,7 +37,7 @@ from vmlab.datasets import load_table
 from vmlab.exercises import Exercises
 from vmlab.execution import (MC_BATCH, Op, OpStream, architectural_state, batch_plan, break_even_batch,
                              compare_paths, run_pv, workload)
-from vmlab.execution.batching import per_update_cycles
+from vmlab.execution.explore import per_update_cycles
 from vmlab.execution.direct_sink import DirectPagingSink
 from vmlab.execution.workloads import pte_run
 from vmlab.widgets.batching import BatchingExplorer

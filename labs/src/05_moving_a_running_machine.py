@@ -42,13 +42,14 @@ from vmlab import widgets
 from vmlab.exercises import Exercises
 from vmlab.hardware.host import Disk, HostSpec, StorageKind
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, VifSpec
-from vmlab.toolstack.pool import Link, ServerPool
+from vmlab.migration.link import Link
+from vmlab.toolstack.pool import ServerPool
 from vmlab.toolstack.commands import run_xm
 from vmlab.toolstack.migrate import migrate
 from vmlab.migration import (Fault, Idle, MemoryImage, ModernXenPolicy, PostCopy, QemuPolicy, TargetImage,
                              UniformWrites, Xen3Policy, run_migration, link_goodput_Bps)
-from vmlab.migration.live import MigrationRefused, MigrationFailed
-from vmlab.migration.baselines import compare_models
+from vmlab.errors import MigrationRefused, MigrationFailed
+from vmlab.migration.explore import compare_models
 from vmlab.migration.dirty_rate import calc_dirty_rate, wws_curve
 from vmlab.widgets.migration import MigrationExplorer
 widgets.setup_notebook()

@@ -48,10 +48,11 @@ from vmlab.hypervisor.domain import DomainKind
 from vmlab.hypervisor.hypervisor import Hypervisor
 from vmlab.io import io_system, XenstoreError
 from vmlab.io.blkif import BLKIF_OP_READ, BLKIF_OP_WRITE, vbd_devid
-from vmlab.io.costs import io_compare
+from vmlab.io.explore import io_compare
 from vmlab.io.event_channel import EVTCHNOP_send
 from vmlab.io.grant_table import (GNTMAP_host_map, GNTTABOP_map_grant_ref, GNTTABOP_unmap_grant_ref,
-                                  ENTRIES_PER_GRANT_FRAME, GNTTAB_NR_RESERVED_ENTRIES, frame_access)
+                                  ENTRIES_PER_GRANT_FRAME, GNTTAB_NR_RESERVED_ENTRIES)
+from vmlab.io.system import frame_access
 from vmlab.io.ring import BLKIF_RING_SIZE, BackRing, FrontRing, SharedRing
 from vmlab.toolstack.config import parse_xm_config
 from vmlab.toolstack.xm import Toolstack

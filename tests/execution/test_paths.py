@@ -155,7 +155,7 @@ def test_costs_can_be_given_by_preset_name():
 
 
 def test_tlb_miss_costs_come_from_the_memory_model():
-    from vmlab.paging.traffic import tlb_miss_cost
+    from vmlab.guest.traffic import tlb_miss_cost
     from vmlab.execution.hvm import tlb_miss_walk
     for paging in ("shadow", "nested"):
         assert tlb_miss_walk(paging, KVM) == (tlb_miss_cost(paging, costs=KVM)["refs"],

@@ -5,7 +5,7 @@ import pytest
 
 from vmlab.errors import CapacityError, ConfigError
 from vmlab.guest.kernel import MC_BATCH, boot_kernel
-from vmlab.guest.workloads import access_stream, hot_cold, sequential, strided, uniform
+from vmlab.guest.access import access_stream, hot_cold, sequential, strided, uniform
 from vmlab.paging import direct
 
 VA = 0x4000_0000

@@ -85,3 +85,22 @@ def test_max_mem_below_current_allocation_is_einval():
     xm = make_xm()
     vm = xm.create(pv(memory=256))
     assert xm.hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_mem"], vm.domid, 128 * 1024) == C.EINVAL
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+_junk = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(max_size=3), st.floats(),
+                  st.lists(st.integers(-5, 2**40), max_size=3), st.dictionaries(st.text(max_size=6), st.integers(), max_size=2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["domctl", "memory_op", "sched_op", "vcpu_op", "xen_version", "console_io", "sysctl"]),
+       st.lists(_junk, max_size=5), st.booleans())
+def test_garbage_from_a_guest_gets_an_errno_never_an_exception(name, args, as_dom0):
+    """The gate (Hypervisor.dispatch) checks arity; each handler checks its own arguments."""
+    from helpers import make_xm, pv
+    xm = make_xm(memory_mib=1024, dom0_mem_mib=256)
+    vm = xm.create(pv("vm1", memory=64))
+    rc = xm.hv.hypercall(0 if as_dom0 else vm.domid, name, *args)
+    assert isinstance(rc, int)

@@ -5,7 +5,8 @@ from vmlab.errors import ConfigError
 from vmlab.hardware.host import Host, HostSpec
 from vmlab.hardware.memory import frames_from_mib
 from vmlab.hypervisor import constants as C
-from vmlab.hypervisor.hypervisor import Hypervisor, load_hypervisor, save_hypervisor
+from vmlab.hypervisor.hypervisor import Hypervisor
+from vmlab.hypervisor.persist import load_hypervisor, save_hypervisor
 
 
 def test_boot_reserves_xen_frames_then_builds_privileged_dom0():

@@ -28,3 +28,24 @@ def two_guests():
     io = io_system(hv)
     io.xenstore.introduce_domain(d2, "guest2")
     return hv, d1, d2, io
+
+
+@pytest.fixture
+def vbd(machine):
+    """(hv, domid, io, BlockDevice): the guest with a connected xvda."""
+    from vmlab.hypervisor.domain import DiskSpec
+    from vmlab.io.hotplug import attach_block
+    hv, d, io = machine
+    dev = attach_block(io, d, DiskSpec(path="/OVS/running_pool/vm1/System.img", vdev="xvda"))
+    return hv, d, io, dev
+
+
+@pytest.fixture
+def lan(two_guests):
+    """(hv, io, NetDevice, NetDevice): both guests on xenbr0."""
+    from vmlab.hypervisor.domain import VifSpec
+    from vmlab.io.hotplug import attach_vif
+    hv, d1, d2, io = two_guests
+    a = attach_vif(io, d1, VifSpec(bridge="xenbr0"))
+    b = attach_vif(io, d2, VifSpec(bridge="xenbr0"))
+    return hv, io, a, b

@@ -1,7 +1,7 @@
 from vmlab.hypervisor import constants as C
 from vmlab.io.event_channel import (ECS_INTERDOMAIN, ECS_UNBOUND, EVTCHNOP_alloc_unbound, EVTCHNOP_bind_interdomain,
                                     EVTCHNOP_bind_virq, EVTCHNOP_close, EVTCHNOP_send, EVTCHNOP_status,
-                                    EVTCHNOP_unmask, NR_EVENT_CHANNELS, VIRQ_TIMER)
+                                    EVTCHNOP_TABLE, NR_EVENT_CHANNELS, VIRQ_TIMER)
 
 
 def _pair(hv, io, d):
@@ -36,63 +36,6 @@ def test_an_interdomain_send_raises_an_upcall_on_the_other_side(machine):
     assert io.events.of(0).vcpus[0].upcall_pending
     io.deliver_events(0)
     assert seen == [bp] and not io.events.of(0).pending[bp]
-
-
-def test_sends_while_pending_merge_into_one_event(machine):
-    hv, d, io = machine
-    up, bp = _pair(hv, io, d)
-    seen = []
-    _handler(io, 0, bp, seen)
-    io.events.unmask(0, bp)
-    for _ in range(3):
-        hv.hypercall(d, "event_channel_op", EVTCHNOP_send, {"port": up})
-    io.deliver_events(0)
-    assert seen == [bp] and io.events.of(0).counts["merged"] == 2
-
-
-def test_an_event_raised_while_masked_waits_and_the_unmask_hypercall_delivers_it(machine):
-    hv, d, io = machine
-    up, bp = _pair(hv, io, d)  # ports start masked, as Linux masks every port at boot
-    seen = []
-    _handler(io, 0, bp, seen)
-    hv.hypercall(d, "event_channel_op", EVTCHNOP_send, {"port": up})
-    ev = io.events.of(0)
-    assert ev.pending[bp] and not ev.vcpus[0].upcall_pending
-    io.deliver_events(0)
-    assert seen == []
-    assert hv.hypercall(0, "event_channel_op", EVTCHNOP_unmask, {"port": bp}) == 0
-    io.deliver_events(0)
-    assert seen == [bp]
-
-
-def test_clearing_the_mask_bit_without_rechecking_pending_loses_the_edge(machine):
-    hv, d, io = machine
-    up, bp = _pair(hv, io, d)
-    seen = []
-    _handler(io, 0, bp, seen)
-    hv.hypercall(d, "event_channel_op", EVTCHNOP_send, {"port": up})
-    io.events.of(0).clear_mask_bit(bp)           # a bare store: nobody re-checks pending
-    hv.hypercall(d, "event_channel_op", EVTCHNOP_send, {"port": up})  # merges with the stuck pending bit
-    io.deliver_events(0)
-    assert seen == [] and io.events.of(0).pending[bp]  # lost: pending forever, no upcall
-
-
-def test_the_upcall_mask_is_the_pv_interrupt_flag(machine):
-    hv, d, io = machine
-    up, bp = _pair(hv, io, d)
-    seen = []
-    _handler(io, 0, bp, seen)
-    io.events.unmask(0, bp)
-    ev = io.events.of(0)
-    ev.local_irq_disable()                       # PV cli: a store, no hypercall
-    calls = len(hv.trace.filter(kind="hypercall", domid=0))
-    hv.hypercall(d, "event_channel_op", EVTCHNOP_send, {"port": up})
-    io.deliver_events(0)
-    assert seen == [] and ev.counts["deferred"] == 1
-    assert ev.local_irq_enable() is True         # sti finds an upcall waiting
-    io.deliver_events(0)
-    assert seen == [bp]
-    assert len(hv.trace.filter(kind="hypercall", domid=0)) == calls  # cli/sti made no hypercall
 
 
 def test_binding_a_port_offered_to_another_domain_is_einval(two_guests):
@@ -141,3 +84,23 @@ def test_a_timer_tick_raises_virq_timer_in_every_domain_that_bound_it(machine):
     io.events.unmask(d, port)
     assert io.timer_tick() == 1
     assert io.events.of(d).vcpus[0].upcall_pending
+
+
+def test_every_sub_operation_is_a_row_of_the_table_and_others_are_enosys(machine):
+    """do_event_channel_op's switch (xen/common/event_channel.c): unknown cmd -> -ENOSYS, bad struct -> -EFAULT."""
+    hv, d, io = machine
+    assert sorted(EVTCHNOP_TABLE) == [0, 1, 3, 4, 5, 6, 7, 8, 9]  # bind_pirq (2) is not modelled
+    assert hv.hypercall(d, "event_channel_op", 99, {}) == C.ENOSYS
+    assert hv.hypercall(d, "event_channel_op", EVTCHNOP_send, "not a struct") == C.EFAULT
+
+
+def test_each_hypervisor_has_its_own_channels(machine):
+    """The handler is a closure over one hypervisor's tables: a port on one machine is unknown on another."""
+    from vmlab.io.system import io_system, new_io_machine
+    hv, d, io = machine
+    out = {}
+    port = hv.hypercall(d, "event_channel_op", EVTCHNOP_alloc_unbound, {"dom": C.DOMID_SELF, "remote_dom": 0}, out)
+    hv2, d2 = new_io_machine()
+    assert io_system(hv2).events.open_ports(d2) == 0 and io.events.open_ports(d) == 1
+    # On the other machine the same domid has no channels at all (evtchn_status: -ESRCH).
+    assert hv2.hypercall(d2, "event_channel_op", EVTCHNOP_status, {"dom": C.DOMID_SELF, "port": port}, {}) == C.ESRCH

@@ -1,5 +1,3 @@
-import pytest
-
 from vmlab.hardware.memory import PageType
 from vmlab.hypervisor import constants as C
 from vmlab.io.grant_table import (ENTRIES_PER_GRANT_FRAME, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_host_map,
@@ -7,7 +5,8 @@ from vmlab.io.grant_table import (ENTRIES_PER_GRANT_FRAME, GNTCOPY_dest_gref, GN
                                   GNTST_general_error, GNTST_okay, GNTST_permission_denied, GNTTAB_NR_RESERVED_ENTRIES,
                                   GNTTABOP_copy, GNTTABOP_map_grant_ref, GNTTABOP_query_size, GNTTABOP_setup_table,
                                   GNTTABOP_unmap_grant_ref, GRANT_ENTRY_V1_BYTES, GTF_reading, GTF_writing,
-                                  MAX_GRANT_FRAMES, frame_access)
+                                  MAX_GRANT_FRAMES)
+from vmlab.io.system import frame_access
 
 
 def _grant(io, domid, to, pfn, readonly=False):

@@ -2,7 +2,8 @@ import pytest
 
 from vmlab.errors import ConfigError
 from vmlab.migration import HotCold, MemoryImage, UniformWrites
-from vmlab.migration.baselines import cloudsim_migration, compare_models, simgrid_precopy
+from vmlab.migration.baselines import cloudsim_migration, simgrid_precopy
+from vmlab.migration.explore import compare_models
 from vmlab.migration.dirty_rate import calc_dirty_rate, wws_curve, wws_over_time
 
 

@@ -6,7 +6,7 @@ from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, DomainState, VifSpec
 from vmlab.migration import Fault, PostCopy, QemuPolicy, UniformWrites, Xen3Policy
 from vmlab.migration.dirty_log import SHADOW_OP, install_shadow_op
-from vmlab.migration.live import MigrationFailed, MigrationRefused
+from vmlab.errors import MigrationFailed, MigrationRefused
 from vmlab.toolstack.commands import run_xm
 from vmlab.toolstack.migrate import migrate
 from vmlab.toolstack.pool import ServerPool

@@ -4,7 +4,7 @@ import pytest
 from vmlab.errors import ConfigError
 from vmlab.migration import (Fault, HotCold, Idle, MemoryImage, ModernXenPolicy, PostCopy, QemuPolicy, SequentialScan,
                              StopAndCopy, TargetImage, UniformWrites, Xen3Policy, Zipf, run_migration)
-from vmlab.toolstack.pool import Link
+from vmlab.migration.link import Link
 
 GIGABIT = Link(bandwidth_mbps=1000, latency_ms=0.1)
 

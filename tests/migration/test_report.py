@@ -1,5 +1,5 @@
 from vmlab.migration import MemoryImage, QemuPolicy, TargetImage, UniformWrites, run_migration
-from vmlab.toolstack.pool import Link
+from vmlab.migration.link import Link
 
 
 def _report():

@@ -3,7 +3,8 @@
 import numpy as np
 
 from vmlab.guest.kernel import boot_kernel
-from vmlab.paging.nested import EPT_VIOLATION, WalkCaches, reference_order, walk_2d, walk_refs
+from vmlab.paging.explore import reference_order
+from vmlab.paging.nested import EPT_VIOLATION, WalkCaches, walk_2d, walk_refs
 
 VA = 0x4000_0000
 
@@ -84,7 +85,7 @@ def test_guest_page_table_writes_do_not_exit_under_nested_paging():
 
 
 def test_cached_miss_path_matches_walk_2d_one_by_one():
-    from vmlab.guest.workloads import access_stream
+    from vmlab.guest.access import access_stream
     out = []
     for fast in (True, False):
         k = boot_kernel("nested", memory_mib=16, host_memory_mib=256, dom0_mem_mib=32, nested_tlb=8, pwc=4)

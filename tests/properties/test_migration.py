@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from vmlab.migration import (HotCold, Idle, MemoryImage, ModernXenPolicy, PostCopy, QemuPolicy, SequentialScan,
                              TargetImage, UniformWrites, Xen3Policy, Zipf, run_migration)
-from vmlab.toolstack.pool import Link
+from vmlab.migration.link import Link
 
 N_PAGES = 2048
 

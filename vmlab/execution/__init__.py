@@ -2,7 +2,8 @@
 
 from vmlab.execution.analysis import MC_BATCH, BatchPlan, StreamAnalysis, batch_plan
 from vmlab.execution.binary_translation import run_bt
-from vmlab.execution.compare import PATHS, compare_paths, comparison_columns, path_comparison, run_path
+from vmlab.execution.compare import PATHS, compare_paths, run_path
+from vmlab.execution.explore import comparison_columns, path_comparison
 from vmlab.execution.exits import EXIT_TABLE, ExitReason
 from vmlab.execution.hvm import LoopResult, run_hvm, run_loop
 from vmlab.execution.native import run_native

@@ -193,7 +193,9 @@ class StreamAnalysis:
         sl_o = key >> bits
         w_o = is_write[idx]
         hidden = ~w_o[1:] & w_o[:-1] & (sl_o[1:] == sl_o[:-1])
-        return np.sort(ev[idx[1:][hidden]])
+        out = np.zeros(ev.size, np.bool_)   # back to program order without a second sort
+        out[idx[1:][hidden]] = True
+        return ev[out]
 
     @cached_property
     def new_roots(self) -> np.ndarray:

@@ -10,10 +10,9 @@ from vmlab.execution.hvm import run_hvm
 from vmlab.execution.native import run_native
 from vmlab.execution.ops import OpStream
 from vmlab.execution.pv import run_pv
-from vmlab.execution.result import MECHANISMS, RunResult
-from vmlab.execution.workloads import workload
+from vmlab.execution.result import RunResult
 
-__all__ = ["PATHS", "run_path", "compare_paths", "comparison_columns", "path_comparison"]
+__all__ = ["PATHS", "run_path", "compare_paths"]
 
 PATHS = ("native", "PV", "HVM", "BT")
 
@@ -46,25 +45,3 @@ def compare_paths(stream: OpStream, costs: CostModel | str, *, batch: int = MC_B
     a = analysis or StreamAnalysis(stream)
     return {p: run_path(stream, p, costs, batch=batch, paging=paging, large_nested_pages=large_nested_pages,
                         timeline=timeline, state=state, analysis=a) for p in paths}
-
-
-def comparison_columns(results: dict[str, RunResult]) -> dict[str, list]:
-    """Plain columns for a stacked bar chart: one row per path, one column per mechanism (cycles)."""
-    cols: dict[str, list] = {"path": [r.label for r in results.values()],
-                             "total_cycles": [r.total_cycles for r in results.values()],
-                             "seconds": [r.seconds for r in results.values()],
-                             "hypervisor_entries": [r.hypervisor_entries for r in results.values()]}
-    base = results.get("native")
-    cols["slowdown"] = [r.slowdown(base) if base else 1.0 for r in results.values()]
-    for m in MECHANISMS:
-        cols[m] = [r.breakdown.get(m, 0.0) for r in results.values()]
-    return cols
-
-
-def path_comparison(workload_name: str, costs: CostModel | str = "p4_vtx_2006", *, size: int | None = None,
-                    seed: int = 0, batch: int = MC_BATCH, paging: str = "shadow",
-                    large_nested_pages: bool = False) -> dict[str, list]:
-    """The path comparer's one core call: generate a workload, cost it on all paths, return columns."""
-    s = workload(workload_name, size, seed=seed)
-    return comparison_columns(compare_paths(s, costs, batch=batch, paging=paging,
-                                            large_nested_pages=large_nested_pages, timeline=False))

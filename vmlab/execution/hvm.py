@@ -43,12 +43,12 @@ def _check(paging: str) -> None:
 def tlb_miss_walk(paging: str, c: CostModel, large_nested_pages: bool = False) -> tuple[float, float]:
     """(memory references, cycles) of one TLB miss under `paging`, from the memory model.
 
-    Uses vmlab.paging.traffic.tlb_miss_cost (cold walk, no walk caches): shadow walks
+    Uses vmlab.guest.traffic.tlb_miss_cost (cold walk, no walk caches): shadow walks
     the shadow table like a native one (4 refs); nested walks two dimensions (24, or
     19 with 2 MiB nested pages). Falls back to datasets/tables/page_walk_refs.csv.
     """
     try:
-        from vmlab.paging.traffic import tlb_miss_cost
+        from vmlab.guest.traffic import tlb_miss_cost
         r = tlb_miss_cost(paging, large_nested_pages=large_nested_pages, costs=c)
         return float(r["refs"]), float(r["cycles"])
     except ImportError:  # pragma: no cover - the memory model ships with vmlab

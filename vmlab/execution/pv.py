@@ -26,7 +26,7 @@ from vmlab.execution.native import native_parts, walk_refs
 from vmlab.execution.ops import Op, OpStream, state_with_ptes
 from vmlab.execution.result import Ledger, RunResult
 
-__all__ = ["run_pv", "PteSink", "TablePteSink", "batch_costs", "break_even_batch"]
+__all__ = ["run_pv", "PteSink", "TablePteSink", "break_even_batch"]
 
 
 class PteSink(Protocol):
@@ -88,11 +88,6 @@ def _pv_parts(op: Op, c: CostModel) -> tuple[list, str | None, str | None]:
     if op in (Op.IRQ_DISABLE, Op.IRQ_ENABLE):
         return [("native work", "evtchn_upcall_mask store", c.native_irq_mask_cycles)], None, None
     return n, None, None
-
-
-def batch_costs(plan: BatchPlan, c: CostModel) -> np.ndarray:
-    """Cycles of each issued batch beyond its per-entry costs: one hypercall round trip."""
-    return np.full(plan.sizes.size, c.hypercall_roundtrip_cycles, np.float64)
 
 
 def break_even_batch(c: CostModel, per_update_target_cycles: float) -> int | None:

@@ -189,24 +189,51 @@ class Ledger:
 
     def _timeline(self, entry_ops: np.ndarray) -> Timeline:
         s = self.stream
+        kinds = tuple(self.kinds)
+        if not entry_ops.size and not self._entry_pos:  # nothing enters the hypervisor (native)
+            return Timeline(index=np.zeros(0, np.int64), time_cycles=np.zeros(0), kind=np.zeros(0, np.int16),
+                            kinds=kinds)
         cost = self.lut[s.op]
         cost += self.analysis.work
-        for pos, cyc in zip(self._extra_pos, self._extra_cost):
-            np.add.at(cost, pos, cyc)
+        if self._extra_pos:  # stateful extras, summed per position in one pass
+            cost += np.bincount(np.concatenate(self._extra_pos), weights=np.concatenate(self._extra_cost),
+                                minlength=cost.size)
         # an entry's time is when it starts: the cycles of every op before it
         np.cumsum(cost, out=cost)
+        pieces: list[tuple[np.ndarray, np.ndarray]] = []
         if entry_ops.size:
-            pos0 = np.flatnonzero(self.entry_kind_lut[s.op] >= 0)
-            kind0 = self.entry_kind_lut[s.op[pos0]]
-        else:
-            pos0, kind0 = np.zeros(0, np.int64), np.zeros(0, np.int16)
-        pos = np.concatenate([pos0] + self._entry_pos)
-        kind = np.concatenate([kind0] + self._entry_kind)
-        if self._entry_pos:  # merge: sort (position, kind) pairs packed in one int64
-            key = np.sort((pos << 16) | kind.astype(np.int64))
-            pos, kind = key >> 16, (key & 0xFFFF).astype(np.int16)
+            pos0 = np.flatnonzero((self.entry_kind_lut >= 0)[s.op])
+            pieces.append((pos0, self.entry_kind_lut[s.op[pos0]]))
+        pieces += zip(self._entry_pos, self._entry_kind)
+        pos, kind = _merge_entries(pieces)
         before = cost[np.maximum(pos - 1, 0)] if pos.size else np.zeros(0)
         if pos.size and pos[0] == 0:
             before[pos == 0] = 0.0
-        return Timeline(index=pos, time_cycles=before, kind=kind.astype(np.int16),
-                        kinds=tuple(self.kinds))
+        return Timeline(index=pos, time_cycles=before, kind=kind, kinds=kinds)
+
+
+def _merge_entries(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, kinds) of every piece in (position, kind) order.
+
+    Each piece is sorted already (op positions found in order; one kind per extra piece),
+    so the pieces are merged, largest first, each by two searchsorted passes, never sorted whole.
+    """
+    keys = []
+    for pos, kind in pieces:
+        k = (np.asarray(pos, np.int64) << 16) | np.asarray(kind, np.int64)
+        if k.size > 1 and not bool(np.all(k[1:] >= k[:-1])):
+            k = np.sort(k)
+        keys.append(k)
+    keys.sort(key=lambda k: -k.size)
+    merged = keys[0] if keys else np.zeros(0, np.int64)
+    for k in keys[1:]:
+        if not k.size:
+            continue
+        out = np.empty(merged.size + k.size, np.int64)
+        at_k = np.searchsorted(merged, k, side="right") + np.arange(k.size)
+        keep = np.ones(out.size, np.bool_)
+        keep[at_k] = False
+        out[at_k] = k
+        out[keep] = merged
+        merged = out
+    return merged >> 16, (merged & 0xFFFF).astype(np.int16)

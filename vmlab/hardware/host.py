@@ -7,7 +7,7 @@ the guest migrate (vmlab.migration refuses local storage, as Oracle VM does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 
 from vmlab.errors import ConfigError
@@ -79,9 +79,23 @@ class HostSpec:
 class Host:
     """A physical server with live machine memory."""
 
-    def __init__(self, spec: HostSpec | None = None, **kwargs) -> None:
+    def __init__(self, spec: HostSpec | None = None, *, memory: MachineMemory | None = None, **kwargs) -> None:
         self.spec = spec if spec is not None else HostSpec(**kwargs)
-        self.memory = MachineMemory(frames_from_mib(self.spec.memory_mib))
+        self.memory = memory if memory is not None else MachineMemory(frames_from_mib(self.spec.memory_mib))
+
+    def save(self) -> dict:
+        """The spec as JSON-able data (the memory saves itself: `MachineMemory.save`)."""
+        s = self.spec
+        return {"name": s.name, "pcpus": s.pcpus, "memory_mib": s.memory_mib,
+                "nics": [asdict(n) for n in s.nics],
+                "disks": [dict(asdict(d), storage=d.storage.value) for d in s.disks]}
+
+    @classmethod
+    def restore(cls, meta: dict, memory: MachineMemory) -> "Host":
+        spec = HostSpec(name=meta["name"], pcpus=meta["pcpus"], memory_mib=meta["memory_mib"],
+                        nics=tuple(Nic(**n) for n in meta["nics"]),
+                        disks=tuple(Disk(**dict(d, storage=StorageKind(d["storage"]))) for d in meta["disks"]))
+        return cls(spec, memory=memory)
 
     @property
     def name(self) -> str:

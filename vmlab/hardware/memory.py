@@ -13,6 +13,11 @@ question is one vectorized expression. The fields mirror Xen's `struct page_info
 
 Frames that hold page tables also carry their 512 eight-byte entries in `words`
 (allocated on first use), so a page walk really reads memory.
+
+Each field is kept as runs of equal values (start mfn, value) until something
+reads it as an array: a fresh host, or one loaded from a state file, answers
+accounting questions (`runs`, `counts_by_owner`, `free_frames`, `save`) from the
+runs, and a read-only CLI call never expands 16.7 M-frame arrays.
 """
 
 from __future__ import annotations
@@ -59,18 +64,45 @@ def mib_from_frames(frames: int) -> int:
     return (int(frames) << PAGE_SHIFT) >> 20
 
 
+_FIELDS: dict[str, tuple[type, int]] = {
+    "owner": (np.int32, FREE), "page_type": (np.uint8, 0), "type_count": (np.int32, 0),
+    "tot_count": (np.int32, 0), "content": (np.uint64, 0),
+}
+
+
+def _lazy_field(name: str) -> property:
+    """A frame array kept as runs until first read (then expanded once, with np.repeat)."""
+    def get(self) -> np.ndarray:
+        arr = self._arrays.get(name)
+        if arr is None:
+            starts, vals = self._runs_of.pop(name)
+            lengths = np.diff(np.append(starts, self.total_frames))
+            arr = self._arrays[name] = np.repeat(vals.astype(_FIELDS[name][0]), lengths)
+        return arr
+
+    def put(self, value: np.ndarray) -> None:
+        self._runs_of.pop(name, None)
+        self._arrays[name] = value
+    return property(get, put, doc=f"`{name}` of every machine frame, indexed by mfn")
+
+
 class MachineMemory:
     """The host's machine frames and their bookkeeping."""
+
+    owner = _lazy_field("owner")
+    page_type = _lazy_field("page_type")
+    type_count = _lazy_field("type_count")
+    tot_count = _lazy_field("tot_count")
+    content = _lazy_field("content")
 
     def __init__(self, total_frames: int) -> None:
         if total_frames <= 0:
             raise ConfigError(f"total_frames={total_frames} must be positive; give the host some memory")
         self.total_frames = int(total_frames)
-        self.owner = np.full(self.total_frames, FREE, dtype=np.int32)
-        self.page_type = np.zeros(self.total_frames, dtype=np.uint8)
-        self.type_count = np.zeros(self.total_frames, dtype=np.int32)
-        self.tot_count = np.zeros(self.total_frames, dtype=np.int32)
-        self.content = np.zeros(self.total_frames, dtype=np.uint64)
+        self._arrays: dict[str, np.ndarray] = {}
+        # fields not yet expanded: name -> (run start mfns, run values)
+        self._runs_of: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            name: (np.zeros(1, np.int64), np.array([fill], dtype=dtype)) for name, (dtype, fill) in _FIELDS.items()}
         self.words: dict[int, np.ndarray] = {}
         self._free = self.total_frames
         self._hint = 0  # every frame below this mfn is in use: free-frame searches start here
@@ -85,7 +117,7 @@ class MachineMemory:
         return self._free
 
     def count_owned(self, owner: int) -> int:
-        return int(np.count_nonzero(self.owner == owner))
+        return self.counts_by_owner().get(owner, 0)
 
     def counts_by_owner(self) -> dict[int, int]:
         """{owner: frames}, FREE included; the values always sum to total_frames."""
@@ -99,10 +131,15 @@ class MachineMemory:
         """Maximal runs of frames with one owner: (start_mfn, length, owner) arrays (read-only)."""
         if self._runs_cache is not None and self._runs_cache[0] == self.version:
             return self._runs_cache[1]
-        change = np.flatnonzero(self.owner[1:] != self.owner[:-1]) + 1
-        starts = np.concatenate(([0], change))
-        ends = np.concatenate((change, [self.total_frames]))
-        result = (starts, ends - starts, self.owner[starts].copy())
+        if "owner" in self._runs_of:  # not expanded: the saved runs are already maximal
+            starts, vals = self._runs_of["owner"]
+            starts = starts.astype(np.int64)
+            result = (starts.copy(), np.diff(np.append(starts, self.total_frames)), vals.astype(np.int32))
+        else:
+            change = np.flatnonzero(self.owner[1:] != self.owner[:-1]) + 1
+            starts = np.concatenate(([0], change))
+            ends = np.concatenate((change, [self.total_frames]))
+            result = (starts, ends - starts, self.owner[starts].copy())
         for a in result:
             a.flags.writeable = False
         self._runs_cache = (self.version, result)
@@ -194,10 +231,14 @@ class MachineMemory:
         keeps every CLI call (load state, run a verb, save state) fast.
         """
         state = {"total_frames": np.array([self.total_frames], dtype=np.int64)}
-        for name in ("owner", "page_type", "type_count", "tot_count", "content"):
-            arr = getattr(self, name)
-            starts = np.concatenate(([0], np.flatnonzero(arr[1:] != arr[:-1]) + 1))
-            state[f"{name}.start"], state[f"{name}.val"] = starts.astype(np.int64), arr[starts]
+        for name in _FIELDS:
+            if name in self._runs_of:  # never expanded: its runs are what we would compute
+                starts, vals = self._runs_of[name]
+            else:
+                arr = self._arrays[name]
+                starts = np.concatenate(([0], np.flatnonzero(arr[1:] != arr[:-1]) + 1))
+                vals = arr[starts]
+            state[f"{name}.start"], state[f"{name}.val"] = starts.astype(np.int64), vals
         words_mfns = np.array(sorted(self.words), dtype=np.int64)
         state["words_mfns"] = words_mfns
         state["words"] = (np.stack([self.words[m] for m in words_mfns.tolist()])
@@ -206,13 +247,13 @@ class MachineMemory:
 
     @classmethod
     def restore(cls, state: dict[str, np.ndarray]) -> "MachineMemory":
+        """The inverse of `save`: fields stay as runs until first read."""
         mem = cls(int(state["total_frames"][0]))
-        for name in ("owner", "page_type", "type_count", "tot_count", "content"):
-            starts = np.asarray(state[f"{name}.start"], dtype=np.int64)
-            lengths = np.diff(np.append(starts, mem.total_frames))
-            getattr(mem, name)[:] = np.repeat(state[f"{name}.val"], lengths)
+        for name, (dtype, _) in _FIELDS.items():
+            mem._runs_of[name] = (np.asarray(state[f"{name}.start"], dtype=np.int64),
+                                  np.asarray(state[f"{name}.val"], dtype=dtype))
         mem.words = {int(m): np.array(w, dtype=np.uint64) for m, w in zip(state["words_mfns"], state["words"])}
-        mem._free = int(np.count_nonzero(mem.owner == FREE))
+        mem._free = mem.counts_by_owner().get(FREE, 0)
         mem._hint = 0
         mem.version, mem._runs_cache = 0, None
         return mem

@@ -208,17 +208,7 @@ def walk_many(memory: MachineMemory, root: int, vpns: np.ndarray, *, writes: np.
             break
         t = table[a]
         tables_read.append((a, t))
-        mfn = t if frame_of is None else frame_of[np.clip(t, 0, frame_of.size - 1)]
-        bad = (mfn < 0) | (mfn >= memory.total_frames)
-        if frame_of is not None:
-            bad |= (t < 0) | (t >= frame_of.size)
-        idx = (vpns[a] >> (9 * (3 - depth))) & 511
-        pte = np.zeros(a.size, np.uint64)
-        good = np.flatnonzero(~bad)
-        if good.size:
-            u, inv = np.unique(mfn[good], return_inverse=True)
-            stack = np.stack([memory.table(int(m)) for m in u.tolist()])
-            pte[good] = stack[inv, idx[good]]
+        mfn, bad, idx, pte = _read_level(memory, t, vpns[a], depth, frame_of)
         refs[a] += 1
         fault[a[bad]] = access[a[bad]] | PFEC_RSVD
         present = ((pte & P) != 0) & ~bad
@@ -242,16 +232,37 @@ def walk_many(memory: MachineMemory, root: int, vpns: np.ndarray, *, writes: np.
     frame[perm] = -1
     success = done & ~perm
     if set_ad:
-        for depth, (a, mfn, idx) in enumerate(reads):
-            sel = success[a]
-            if not sel.any():
-                continue
-            bits = np.full(int(sel.sum()), PTE_A, np.uint64)
-            if depth == 3:
-                bits |= np.where(writes[a[sel]], np.uint64(PTE_D), np.uint64(0))
-            m_sel, i_sel = mfn[sel], idx[sel]
-            for m in np.unique(m_sel).tolist():
-                k = m_sel == m
-                words = memory.table(int(m))
-                np.bitwise_or.at(words, i_sel[k], bits[k])
+        _set_accessed_dirty(memory, reads, success, writes)
     return frame, fault, refs, tables_read
+
+
+def _read_level(memory: MachineMemory, t: np.ndarray, vpns: np.ndarray, depth: int, frame_of):
+    """One level of many walks: (table mfns, bad-table mask, entry indices, entries read)."""
+    mfn = t if frame_of is None else frame_of[np.clip(t, 0, frame_of.size - 1)]
+    bad = (mfn < 0) | (mfn >= memory.total_frames)
+    if frame_of is not None:
+        bad |= (t < 0) | (t >= frame_of.size)
+    idx = (vpns >> (9 * (3 - depth))) & 511
+    pte = np.zeros(t.size, np.uint64)
+    good = np.flatnonzero(~bad)
+    if good.size:
+        u, inv = np.unique(mfn[good], return_inverse=True)
+        stack = np.stack([memory.table(int(m)) for m in u.tolist()])
+        pte[good] = stack[inv, idx[good]]
+    return mfn, bad, idx, pte
+
+
+def _set_accessed_dirty(memory: MachineMemory, reads: list, success: np.ndarray, writes: np.ndarray) -> None:
+    """Set A in every entry the successful walks used, and D in the leaf of a write, as `walk` does."""
+    for depth, (a, mfn, idx) in enumerate(reads):
+        sel = success[a]
+        if not sel.any():
+            continue
+        bits = np.full(int(sel.sum()), PTE_A, np.uint64)
+        if depth == 3:
+            bits |= np.where(writes[a[sel]], np.uint64(PTE_D), np.uint64(0))
+        m_sel, i_sel = mfn[sel], idx[sel]
+        for m in np.unique(m_sel).tolist():
+            k = m_sel == m
+            words = memory.table(int(m))
+            np.bitwise_or.at(words, i_sel[k], bits[k])

@@ -77,9 +77,6 @@ class TLB:
         vpn = int(va) >> 12
         return vpn in self._sets[vpn & (self.sets - 1)]
 
-    def reset_counters(self) -> None:
-        self.hits = self.misses = self.flushes = 0
-
     def run(self, vpns: np.ndarray, present: np.ndarray | None = None, frames: np.ndarray | None = None,
             *, page_ids: np.ndarray | None = None) -> np.ndarray:
         """Look up a whole stream of page numbers; returns a bool array, True where it missed.

@@ -187,7 +187,6 @@ class Domain:
     config: DomainConfig
     privileged: bool = False
     state: DomainState = DomainState.PAUSED
-    p2m: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     max_pages: int = 0
     target_pages: int = 0
     vcpus_online: int = 1
@@ -197,6 +196,21 @@ class Domain:
     console: list[str] = field(default_factory=list)
     devices: list[VirtualDevice] = field(default_factory=list)
     created_ns: int = 0
+    # The p2m (pfn -> mfn, INVALID_MFN for a hole): an array, or runs from a saved
+    # state (`restore`) expanded on first read, so a read-only CLI call never builds it.
+    _p2m: np.ndarray | None = field(default=None, init=False, repr=False)
+    _p2m_runs: tuple | None = field(default=None, init=False, repr=False)
+
+    @property
+    def p2m(self) -> np.ndarray:
+        if self._p2m is None:
+            self._p2m = p2m_from_runs(*self._p2m_runs) if self._p2m_runs else np.empty(0, dtype=np.int64)
+            self._p2m_runs = None
+        return self._p2m
+
+    @p2m.setter
+    def p2m(self, value: np.ndarray) -> None:
+        self._p2m, self._p2m_runs = value, None
 
     @property
     def name(self) -> str:
@@ -208,6 +222,9 @@ class Domain:
 
     @property
     def tot_pages(self) -> int:
+        if self._p2m is None and self._p2m_runs is not None:
+            starts, first, size = self._p2m_runs
+            return int(np.diff(np.append(starts, size))[first != INVALID_MFN].sum())
         return int(np.count_nonzero(self.p2m != INVALID_MFN))
 
     @property
@@ -228,6 +245,53 @@ class Domain:
     def is_live(self) -> bool:
         """Running or blocked: the guest kernel is executing (not paused, stopped or dying)."""
         return self.state in (DomainState.RUNNING, DomainState.BLOCKED)
+
+    # --- persistence (hypervisor/persist.py composes these) ------------------------
+    def save(self, *, console_tail: int = 200) -> tuple[dict, dict[str, np.ndarray]]:
+        """(JSON-able fields, arrays): the p2m kept as runs of consecutive mfns."""
+        meta = {"domid": self.domid, "config": config_to_dict(self.config), "privileged": self.privileged,
+                "state": self.state.value, "max_pages": self.max_pages, "target_pages": self.target_pages,
+                "vcpus_online": self.vcpus_online, "cpu_time_s": self.cpu_time_s, "load": self.load,
+                "shutdown_reason": self.shutdown_reason, "console": self.console[-console_tail:],
+                "devices": [vars(v) for v in self.devices], "created_ns": self.created_ns}
+        if self._p2m is None and self._p2m_runs is not None:
+            start, first, size = self._p2m_runs
+        else:
+            (start, first), size = p2m_runs(self.p2m), self.p2m.size
+        return meta, {"start": start, "first": first, "size": np.array([size], dtype=np.int64)}
+
+    @classmethod
+    def restore(cls, meta: dict, arrays: dict[str, np.ndarray]) -> "Domain":
+        d = meta
+        dom = cls(domid=d["domid"], config=config_from_dict(d["config"]), privileged=d["privileged"],
+                   state=DomainState(d["state"]), max_pages=d["max_pages"], target_pages=d["target_pages"],
+                   vcpus_online=d["vcpus_online"], cpu_time_s=d["cpu_time_s"], load=d["load"],
+                   shutdown_reason=d["shutdown_reason"], console=list(d["console"]),
+                   devices=[VirtualDevice(**v) for v in d["devices"]], created_ns=d["created_ns"])
+        dom._p2m_runs = (np.asarray(arrays["start"], np.int64), np.asarray(arrays["first"], np.int64),
+                         int(arrays["size"][0]))
+        return dom
+
+
+def p2m_runs(p2m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Encode a p2m as runs of consecutive mfns (holes are runs of INVALID_MFN): tiny for real guests."""
+    if p2m.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    step = np.diff(p2m)
+    invalid = p2m == INVALID_MFN
+    cont = ((step == 1) & ~invalid[:-1] & ~invalid[1:]) | (invalid[:-1] & invalid[1:])
+    starts = np.concatenate(([0], np.flatnonzero(~cont) + 1))
+    return starts.astype(np.int64), p2m[starts].astype(np.int64)
+
+
+def p2m_from_runs(starts: np.ndarray, first: np.ndarray, size: int) -> np.ndarray:
+    """The inverse of `p2m_runs`."""
+    if size == 0:
+        return np.zeros(0, np.int64)
+    lengths = np.diff(np.append(starts, size))
+    offset = np.arange(size, dtype=np.int64) - np.repeat(starts, lengths)
+    base = np.repeat(first, lengths)
+    return np.where(base == INVALID_MFN, INVALID_MFN, base + offset)
 
 
 _HINT = {

@@ -7,24 +7,47 @@ Boot order, as on a real Xen host:
      and, as Xen 3's network-bridge script does, renames eth0 to peth0 and
      bridges it as xenbr0 so guests' vifs can plug in.
 Everything a guest asks for afterwards goes through `hypercall`.
+
+The public surface hypercall handlers and subsystems use:
+  - `register(entry)` adds a hypercall row; its handler may be a closure holding
+    the subsystem's own state.
+  - `subsystems`: a dict, subsystem name -> that subsystem's per-hypervisor state
+    (e.g. "pv_paging", "io"); `subsystem(name, factory)` gets or creates one.
+  - `destroy_hooks`: called with a domain before its memory goes back to the heap.
+  - `create_domain`, `destroy_domain`, `set_state`, `live_state`, `shutdown_domain`,
+    `domain_info`, `guest_write`: the services Xen's common code offers its handlers.
+Saving and loading live in `hypervisor/persist.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from vmlab.errors import VmlabError
-from vmlab.guest.linux import boot_messages, minimum_target
+from vmlab.errors import ConfigError, VmlabError
 from vmlab.hardware.host import DRIVERS, Host
 from vmlab.hardware.memory import FREE, frames_from_mib, mib_from_frames
 from vmlab.hypervisor import constants as C
-from vmlab.hypervisor.domain import Domain, DomainConfig, DomainKind, DomainState, VirtualDevice
+from vmlab.hypervisor.domain import Domain, DomainConfig, DomainState
 from vmlab.hypervisor.hypercalls import BASE_TABLE, HypercallEntry
 from vmlab.trace import Trace
 
-__all__ = ["Hypervisor", "HardwareDevice", "DomainInfo"]
+__all__ = ["Hypervisor", "HardwareDevice", "DomainInfo", "dom0_kernel_banner"]
+
+
+def dom0_kernel_banner(memory_kib: int, vcpus: int) -> list[str]:
+    """The first console lines of the PV Linux kernel (2.6.18-xen) Xen loads as dom0.
+
+    Xen's construct_dom0 boots the kernel given as a multiboot module; these lines
+    are that kernel's console output, kept here as data (guest/linux.py prints the
+    same banner for a PV domU).
+    """
+    major, minor = C.XEN_VERSION
+    return ["Linux version 2.6.18-xen (paravirtualized, runs in ring 3 on x86-64)",
+            f"Xen version: {major}.{minor}.0 (preserve-AD)",
+            f"Memory: {memory_kib}k available",
+            f"Brought up {vcpus} CPUs"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,7 +82,8 @@ class Hypervisor:
     """A Xen-style hypervisor running on one `Host`."""
 
     def __init__(self, host: Host, *, dom0_mem_mib: int = C.DOM0_MEM_MIB, dom0_vcpus: int | None = None,
-                 trace_capacity: int = 100_000) -> None:
+                 trace_capacity: int = 100_000, saved: dict | None = None) -> None:
+        """Boot Xen on `host`; with `saved` (from `save()`), take up that state instead of booting."""
         self.host = host
         self.memory = host.memory
         self.domains: dict[int, Domain] = {}
@@ -75,7 +99,33 @@ class Hypervisor:
         # subsystems that keep per-domain state in Xen's own frames (shadow and
         # nested tables, ...) release it here, as Xen's domain_kill does.
         self.destroy_hooks: list = []
-        self._boot(dom0_mem_mib, dom0_vcpus if dom0_vcpus is not None else host.pcpus)
+        # Per-hypervisor state of subsystems (paging, I/O, ...), by subsystem name.
+        self.subsystems: dict[str, object] = {}
+        if saved is not None:
+            self._take_up(saved)
+        else:
+            self._boot(dom0_mem_mib, dom0_vcpus if dom0_vcpus is not None else host.pcpus)
+
+    def subsystem(self, name: str, factory):
+        """This hypervisor's state for subsystem `name`, made by `factory()` on first use."""
+        state = self.subsystems.get(name)
+        if state is None:
+            state = self.subsystems[name] = factory()
+        return state
+
+    # --- persistence: the hypervisor's own fields (persist.py adds host, memory, domains)
+    def save(self, *, trace_tail: int = 2000) -> dict:
+        return {"now_ns": self.now_ns, "next_domid": self._next_domid, "write_seq": self._write_seq,
+                "xen_console": self.xen_console, "bridges": self.bridges,
+                "hardware": [asdict(h) for h in self.hardware],
+                "trace": self.trace.save()[-trace_tail:], "trace_capacity": self.trace.capacity}
+
+    def _take_up(self, saved: dict) -> None:
+        self.now_ns, self._next_domid, self._write_seq = saved["now_ns"], saved["next_domid"], saved["write_seq"]
+        self.xen_console, self.bridges = list(saved["xen_console"]), dict(saved["bridges"])
+        self.hardware = [HardwareDevice(**x) for x in saved["hardware"]]
+        self.trace = Trace.restore(saved["trace"], saved["trace_capacity"])
+        self.domains = {d.domid: d for d in saved.get("domains", ())}
 
     # --- boot -----------------------------------------------------------------
     def _boot(self, dom0_mem_mib: int, dom0_vcpus: int) -> None:
@@ -91,7 +141,6 @@ class Hypervisor:
         self.trace.record(time_ns=0, domid=C.DOMID_XEN, kind="boot", detail="xen", value=xen_frames)
         dom0_frames = frames_from_mib(dom0_mem_mib)
         if dom0_frames > self.memory.free_frames:
-            from vmlab.errors import ConfigError
             raise ConfigError(f"dom0_mem={dom0_mem_mib} MiB does not fit in the {mib_from_frames(self.memory.free_frames)} MiB "
                               "left after Xen; give the host more memory or dom0 less")
         cfg = DomainConfig(name="Domain-0", memory_mib=dom0_mem_mib, vcpus=dom0_vcpus)
@@ -100,8 +149,8 @@ class Hypervisor:
         dom0.p2m = self.memory.allocate(0, dom0_frames, what="dom0").astype(np.int64)
         self.domains[0] = dom0
         self.xen_console.append(f"(XEN) *** LOADING DOMAIN 0 *** ({dom0_mem_mib}MB, {dom0_vcpus} VCPUs)")
-        dom0.console += boot_messages("Domain-0", "pv", dom0_frames * 4, dom0_vcpus, C.XEN_VERSION)[:4]
-        self._set_state(dom0, DomainState.RUNNING)
+        dom0.console += dom0_kernel_banner(dom0_frames * 4, dom0_vcpus)
+        self.set_state(dom0, DomainState.RUNNING)
         self._detect_hardware(dom0)
 
     def _detect_hardware(self, dom0: Domain) -> None:
@@ -139,8 +188,11 @@ class Hypervisor:
         """The gate's rules for one call, without the trace: (name, rc).
 
         Unknown call -> -ENOSYS; privileged call from an unprivileged domain -> -EPERM;
-        a handler tripping over malformed arguments -> -EINVAL. `hypercall` and
-        `multicall` both go through here, so a batched call obeys the same rules.
+        a call with more or fewer arguments than the hypercall takes -> -EINVAL.
+        Handlers check their own arguments; an exception out of one is a model bug
+        and propagates, except a `VmlabError` (a model rule refusing), which is
+        -EINVAL. `hypercall` and `multicall` both go through here, so a batched
+        call obeys the same rules.
         """
         if isinstance(name, (int, np.integer)):
             name = next((e.name for e in self.hypercalls.values() if e.number == name), str(name))
@@ -149,15 +201,20 @@ class Hypervisor:
             return name, C.ENOSYS
         if entry.privileged and not dom.privileged:
             return name, C.EPERM
+        if not entry.accepts(len(args), kwargs):
+            return name, C.EINVAL
         try:
             return name, int(entry.handler(self, dom, *args, **kwargs))
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError, AttributeError, VmlabError):
-            return name, C.EINVAL  # a malformed request, never an exception out of the hypervisor
+        except VmlabError:
+            return name, C.EINVAL
 
     # --- services used by handlers ---------------------------------------------
-    def _create_domain(self, config: DomainConfig, out: dict) -> int:
-        # Xen itself knows no names (they live in xend and xenstore): the toolstack
-        # refuses duplicates before it gets here.
+    def create_domain(self, config: DomainConfig) -> int:
+        """A new paused domain with an empty p2m: its domid, or -ENOMEM when domids run out.
+
+        Xen itself knows no names (they live in xend and xenstore): the toolstack
+        refuses duplicates before it gets here.
+        """
         domid = self._allocate_domid()
         if domid is None:
             return C.ENOMEM
@@ -165,9 +222,8 @@ class Hypervisor:
         dom.p2m = np.full(frames_from_mib(config.max_mib), C.INVALID_MFN, dtype=np.int64)
         dom.max_pages = 0
         self.domains[domid] = dom
-        out["domid"] = domid
         self.trace.record(time_ns=self.now_ns, domid=domid, kind="create", detail=config.name)
-        return 0
+        return domid
 
     def _allocate_domid(self) -> int | None:
         # Xen hands out domids in increasing order and wraps below DOMID_FIRST_RESERVED.
@@ -178,8 +234,9 @@ class Hypervisor:
                 return d
         return None
 
-    def _destroy_domain(self, dom: Domain) -> int:
-        self._set_state(dom, DomainState.DYING)
+    def destroy_domain(self, dom: Domain) -> int:
+        """Xen's domain_kill: hooks release per-domain state, the frames go back to the heap."""
+        self.set_state(dom, DomainState.DYING)
         for hook in list(self.destroy_hooks):
             hook(dom)
         self.memory.release(dom.mfns(), owner=dom.domid)
@@ -188,7 +245,8 @@ class Hypervisor:
         self.trace.record(time_ns=self.now_ns, domid=dom.domid, kind="destroy", detail=dom.name)
         return 0
 
-    def _set_state(self, dom: Domain, new: DomainState) -> None:
+    def set_state(self, dom: Domain, new: DomainState) -> None:
+        """Move `dom` to `new` (a legal transition) and trace it."""
         old = dom.state
         if new is old:
             return
@@ -196,25 +254,19 @@ class Hypervisor:
         self.trace.record(time_ns=self.now_ns, domid=dom.domid, kind="state", detail=f"{old.value}->{new.value}")
 
     @staticmethod
-    def _live_state(dom: Domain) -> DomainState:
+    def live_state(dom: Domain) -> DomainState:
+        """Where a domain that is let run goes: running if it has work, else blocked."""
         return DomainState.RUNNING if dom.load > 0 else DomainState.BLOCKED
 
-    def _guest_shutdown(self, dom: Domain, reason: int) -> int:
+    def shutdown_domain(self, dom: Domain, reason: int) -> int:
+        """Xen's domain_shutdown with a SHUTDOWN_* reason: 0, or -EINVAL if not running."""
         if not dom.is_live:
             return C.EINVAL
         dom.shutdown_reason = reason
-        self._set_state(dom, DomainState.CRASHED if reason == C.SHUTDOWN_crash else DomainState.SHUTDOWN)
+        self.set_state(dom, DomainState.CRASHED if reason == C.SHUTDOWN_crash else DomainState.SHUTDOWN)
         return 0
 
-    # --- guest-side actions the model drives -------------------------------------
-    def boot_guest(self, domid: int) -> None:
-        """The guest kernel starts: console messages, kernel image written to its first pages."""
-        dom = self.domains[domid]
-        dom.console += boot_messages(dom.name, dom.kind.value, dom.tot_pages * 4, dom.vcpus_online, C.XEN_VERSION)
-        populated = np.flatnonzero(dom.p2m != C.INVALID_MFN)
-        # ILLUSTRATIVE: the kernel image and early page cache fill ~8 MiB (2048 pages) at boot.
-        self.guest_write(domid, populated[: min(populated.size, 2048)])
-
+    # --- what guests do to their memory ------------------------------------------
     def guest_write(self, domid: int, pfns) -> None:
         """The guest stores to these pages: each gets new content (a fresh stamp).
 
@@ -237,39 +289,11 @@ class Hypervisor:
     def set_load(self, domid: int, load: float) -> None:
         """How busy the guest's vCPUs are (0 idle .. 1 flat out); idle guests block."""
         if not 0.0 <= load <= 1.0:
-            from vmlab.errors import ConfigError
             raise ConfigError(f"load={load} is outside 0..1; 0 is idle, 1 keeps every vCPU busy")
         dom = self.domains[domid]
         dom.load = float(load)
         if dom.is_live:
-            self._set_state(dom, self._live_state(dom))
-
-    def balloon(self, domid: int, target_pages: int) -> int:
-        """Set the balloon target; the guest's balloon driver moves toward it. Returns tot_pages.
-
-        A PV guest frees or repopulates pages with memory_op on itself, but never
-        goes below `minimum_target` and never above max_pages or what the host has
-        free. An HVM guest without PV drivers has no balloon driver and ignores it.
-        """
-        dom = self.domains[domid]
-        dom.target_pages = int(target_pages)
-        if dom.kind is DomainKind.HVM or not dom.is_live:
-            return dom.tot_pages
-        cur = dom.tot_pages
-        if target_pages < cur:
-            floor = minimum_target(dom.p2m.size, cur)
-            give = cur - max(target_pages, floor)
-            if give > 0:
-                pfns = np.flatnonzero(dom.p2m != C.INVALID_MFN)[::-1][:give]
-                self.hypercall(domid, "memory_op", C.XENMEM_decrease_reservation, C.DOMID_SELF, pfns.size, pfns)
-        elif target_pages > cur:
-            want = min(target_pages, dom.max_pages) - cur
-            if want > 0:
-                pfns = np.flatnonzero(dom.p2m == C.INVALID_MFN)[:want]  # Linux's balloon repopulates its holes
-                self.hypercall(domid, "memory_op", C.XENMEM_populate_physmap, C.DOMID_SELF, pfns.size, pfns)
-        self.trace.record(time_ns=self.now_ns, domid=domid, kind="balloon", detail=f"target {target_pages}",
-                          value=dom.tot_pages)
-        return dom.tot_pages
+            self.set_state(dom, self.live_state(dom))
 
     # --- time and scheduling ----------------------------------------------------
     def cpu_shares(self) -> dict[int, float]:
@@ -299,7 +323,6 @@ class Hypervisor:
     def advance(self, seconds: float) -> None:
         """Let `seconds` of simulated time pass, charging CPU time to running domains."""
         if seconds < 0:
-            from vmlab.errors import ConfigError
             raise ConfigError(f"seconds={seconds} is negative; time only moves forward")
         for domid, share in self.cpu_shares().items():
             self.domains[domid].cpu_time_s += share * seconds
@@ -367,87 +390,3 @@ class Hypervisor:
             assert dom.tot_pages <= dom.max_pages or dom.privileged
         known = set(self.domains) | {C.DOMID_XEN, FREE}
         assert set(counts) <= known, f"frames owned by unknown owners {set(counts) - known}"
-
-
-# --- saving and loading a whole hypervisor (the CLI's state file uses this) ----------
-
-def save_hypervisor(hv: Hypervisor, *, trace_tail: int = 2000) -> tuple[dict, dict[str, np.ndarray]]:
-    """(JSON-able meta, arrays) that `load_hypervisor` turns back into an equal Hypervisor."""
-    from dataclasses import asdict
-
-    from vmlab.hypervisor.domain import config_to_dict
-
-    spec = hv.host.spec
-    meta = {
-        "host": {"name": spec.name, "pcpus": spec.pcpus, "memory_mib": spec.memory_mib,
-                 "nics": [asdict(n) for n in spec.nics],
-                 "disks": [dict(asdict(d), storage=d.storage.value) for d in spec.disks]},
-        "now_ns": hv.now_ns, "next_domid": hv._next_domid, "write_seq": hv._write_seq,
-        "xen_console": hv.xen_console, "bridges": hv.bridges,
-        "hardware": [asdict(h) for h in hv.hardware],
-        "trace": hv.trace.save()[-trace_tail:], "trace_capacity": hv.trace.capacity,
-        "domains": [{"domid": d.domid, "config": config_to_dict(d.config), "privileged": d.privileged,
-                     "state": d.state.value, "max_pages": d.max_pages, "target_pages": d.target_pages,
-                     "vcpus_online": d.vcpus_online, "cpu_time_s": d.cpu_time_s, "load": d.load,
-                     "shutdown_reason": d.shutdown_reason, "console": d.console[-200:],
-                     "devices": [vars(v) for v in d.devices], "created_ns": d.created_ns}
-                    for d in hv.domains.values()],
-    }
-    arrays = {f"mem.{k}": v for k, v in hv.memory.save().items()}
-    for d in hv.domains.values():
-        arrays[f"p2m.{d.domid}.start"], arrays[f"p2m.{d.domid}.first"] = _p2m_runs(d.p2m)
-        arrays[f"p2m.{d.domid}.size"] = np.array([d.p2m.size], dtype=np.int64)
-    return meta, arrays
-
-
-def _p2m_runs(p2m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Encode a p2m as runs of consecutive mfns (holes are runs of INVALID_MFN): tiny for real guests."""
-    if p2m.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    step = np.diff(p2m)
-    invalid = p2m == C.INVALID_MFN
-    cont = ((step == 1) & ~invalid[:-1] & ~invalid[1:]) | (invalid[:-1] & invalid[1:])
-    starts = np.concatenate(([0], np.flatnonzero(~cont) + 1))
-    return starts.astype(np.int64), p2m[starts].astype(np.int64)
-
-
-def _p2m_from_runs(starts: np.ndarray, first: np.ndarray, size: int) -> np.ndarray:
-    if size == 0:
-        return np.zeros(0, np.int64)
-    lengths = np.diff(np.append(starts, size))
-    offset = np.arange(size, dtype=np.int64) - np.repeat(starts, lengths)
-    base = np.repeat(first, lengths)
-    return np.where(base == C.INVALID_MFN, C.INVALID_MFN, base + offset)
-
-
-def load_hypervisor(meta: dict, arrays: dict[str, np.ndarray]) -> Hypervisor:
-    from vmlab.hardware.host import Disk, HostSpec, Nic, StorageKind
-    from vmlab.hardware.memory import MachineMemory
-    from vmlab.hypervisor.domain import config_from_dict
-
-    h = meta["host"]
-    spec = HostSpec(name=h["name"], pcpus=h["pcpus"], memory_mib=h["memory_mib"],
-                    nics=tuple(Nic(**n) for n in h["nics"]),
-                    disks=tuple(Disk(**dict(d, storage=StorageKind(d["storage"]))) for d in h["disks"]))
-    host = Host.__new__(Host)
-    host.spec = spec
-    host.memory = MachineMemory.restore({k[4:]: v for k, v in arrays.items() if k.startswith("mem.")})
-    hv = Hypervisor.__new__(Hypervisor)
-    hv.host, hv.memory = host, host.memory
-    hv.now_ns, hv._next_domid, hv._write_seq = meta["now_ns"], meta["next_domid"], meta["write_seq"]
-    hv.xen_console, hv.bridges = list(meta["xen_console"]), dict(meta["bridges"])
-    hv.hardware = [HardwareDevice(**x) for x in meta["hardware"]]
-    hv.trace = Trace.restore(meta["trace"], meta["trace_capacity"])
-    hv.hypercalls = dict(BASE_TABLE)
-    hv.destroy_hooks = []
-    hv.domains = {}
-    for d in meta["domains"]:
-        dom = Domain(domid=d["domid"], config=config_from_dict(d["config"]), privileged=d["privileged"],
-                     state=DomainState(d["state"]), max_pages=d["max_pages"], target_pages=d["target_pages"],
-                     vcpus_online=d["vcpus_online"], cpu_time_s=d["cpu_time_s"], load=d["load"],
-                     shutdown_reason=d["shutdown_reason"], console=list(d["console"]),
-                     devices=[VirtualDevice(**v) for v in d["devices"]], created_ns=d["created_ns"])
-        k = f"p2m.{dom.domid}"
-        dom.p2m = _p2m_from_runs(arrays[f"{k}.start"], arrays[f"{k}.first"], int(arrays[f"{k}.size"][0]))
-        hv.domains[dom.domid] = dom
-    return hv

@@ -27,7 +27,7 @@ from vmlab.errors import ConfigError
 from vmlab.io.blkif import BLKIF_OP_READ, BLKIF_OP_WRITE, SECTOR_SIZE, SECTORS_PER_PAGE, VirtualDisk
 
 if TYPE_CHECKING:
-    from vmlab.io.system import IoSystem
+    from vmlab.io.context import IoContext
 
 __all__ = ["HvmEmulatedDisk", "IDE_ISSUE_EXITS", "IDE_COMPLETION_EXITS", "IDE_MAX_SECTORS"]
 
@@ -39,7 +39,7 @@ IDE_MAX_SECTORS = 256      # LBA28 READ/WRITE DMA: a sector count of 0 means 256
 class HvmEmulatedDisk:
     """An IDE disk that qemu-dm emulates for an HVM guest, with exit and ioreq counts."""
 
-    def __init__(self, io: "IoSystem", domid: int, disk: VirtualDisk, *, readonly: bool = False) -> None:
+    def __init__(self, io: "IoContext", domid: int, disk: VirtualDisk, *, readonly: bool = False) -> None:
         self.io, self.domid, self.disk, self.readonly = io, domid, disk, readonly
         self.frontend_domid = domid
         self.counts = {"requests": 0, "errors": 0, "exits": 0, "ioreqs": 0, "notify_sent": 0, "interrupts": 0,

@@ -1,33 +1,26 @@
-"""Event channels, 2-level ABI: Xen's virtual interrupts.
+"""Event channels: Xen's virtual interrupts, the binding half (xen/common/event_channel.c).
 
-A port is one bit in the shared-info page's `evtchn_pending` array, with a
-matching bit in `evtchn_mask`. Raising an event (xen/common/event_channel.c,
-evtchn_set_pending):
-
-    if test_and_set(pending[port]):  return          # already pending: edges merge
-    if mask[port]:                   return          # masked: no upcall (the edge is "lost"
-                                                     #   unless the guest re-checks on unmask)
-    if !test_and_set(vcpu.pending_sel, port / 64):   # the first level: one bit per 64-bit word
-        vcpu.evtchn_upcall_pending = 1               # and kick the vCPU
-
-The guest's upcall (evtchn_do_upcall) runs only while `evtchn_upcall_mask` is
-clear; that per-vCPU byte is the PV guest's interrupt flag, so `cli`/`sti` are
-plain stores, not hypercalls. 64-bit guests get 64 x 64 = 4096 ports.
+A domain's port is unbound, interdomain, VIRQ or IPI; this file allocates, binds,
+closes, sends and reports ports, and dispatches event_channel_op (32) through a
+table. Where a port's pending/mask bits live is the layout's business, behind
+`PortOps`: the 2-level layout is event_2l.py (as Xen's event_2l.c).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.hypercalls import guest_struct
+from vmlab.io.event_2l import NR_EVENT_CHANNELS, Event2L
 
 if TYPE_CHECKING:
     from vmlab.hypervisor.domain import Domain
     from vmlab.hypervisor.hypervisor import Hypervisor
 
 __all__ = [
-    "EventChannels", "DomainEvents", "VcpuEvents", "do_event_channel_op",
+    "EventChannels", "DomainEvents", "PortOps", "event_channel_op_handler", "EVTCHNOP_TABLE",
     "EVTCHNOP_bind_interdomain", "EVTCHNOP_bind_virq", "EVTCHNOP_close", "EVTCHNOP_send",
     "EVTCHNOP_status", "EVTCHNOP_alloc_unbound", "EVTCHNOP_bind_ipi", "EVTCHNOP_bind_vcpu", "EVTCHNOP_unmask",
     "ECS_FREE", "ECS_RESERVED", "ECS_UNBOUND", "ECS_INTERDOMAIN", "ECS_PIRQ", "ECS_VIRQ", "ECS_IPI",
@@ -62,22 +55,28 @@ VIRQ_CONSOLE = 2
 VIRQ_DOM_EXC = 3
 NR_VIRQS = 24
 
-BITS_PER_WORD = 64
-NR_EVENT_CHANNELS = BITS_PER_WORD * BITS_PER_WORD  # 4096 for a 64-bit guest (2-level ABI)
 
 
-@dataclass(slots=True)
-class VcpuEvents:
-    """The per-vCPU part of shared info (vcpu_info)."""
+class PortOps(Protocol):
+    """A port layout (Xen's struct evtchn_port_ops): the only way binding code touches the bits."""
 
-    upcall_pending: bool = False
-    upcall_mask: bool = False
-    pending_sel: int = 0
+    pending: bytearray
+    mask: bytearray
+    vcpus: list
+    counts: dict
+
+    def set_pending(self, port: int, vcpu: int) -> None: ...
+    def unmask(self, port: int, vcpu: int) -> None: ...
+    def reset_port(self, port: int) -> None: ...
+    def upcall(self, vcpu: int, handlers: dict) -> list[int]: ...
+    def local_irq_disable(self, vcpu: int = 0) -> None: ...
+    def local_irq_enable(self, vcpu: int = 0) -> bool: ...
+    def clear_mask_bit(self, port: int) -> None: ...
 
 
 @dataclass(slots=True)
 class DomainEvents:
-    """One domain's ports and its shared-info bitmaps."""
+    """One domain's ports (binding state) and its port layout (`ops`)."""
 
     domid: int
     nr_vcpus: int = 1
@@ -87,17 +86,18 @@ class DomainEvents:
     virq_of: dict[int, int] = field(default_factory=dict)
     vcpu_of: dict[int, int] = field(default_factory=dict)
     virq_port: dict[tuple[int, int], int] = field(default_factory=dict)  # (virq, vcpu) -> port
-    # Linux masks every port at boot and unmasks a port when a driver binds it.
-    pending: bytearray = field(default_factory=lambda: bytearray(NR_EVENT_CHANNELS))
-    mask: bytearray = field(default_factory=lambda: bytearray(b"\x01" * NR_EVENT_CHANNELS))
-    vcpus: list[VcpuEvents] = field(default_factory=list)
     handlers: dict[int, Callable[[int], None]] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=lambda: {"raised": 0, "merged": 0, "masked": 0, "upcalls": 0,
-                                                            "delivered": 0, "deferred": 0})
+    ops: PortOps = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if not self.vcpus:
-            self.vcpus = [VcpuEvents() for _ in range(max(1, self.nr_vcpus))]
+        if self.ops is None:
+            self.ops = Event2L(nr_vcpus=self.nr_vcpus)
+
+    # The layout's state, read through the domain (tests and labs look at the bits).
+    pending = property(lambda self: self.ops.pending)
+    mask = property(lambda self: self.ops.mask)
+    vcpus = property(lambda self: self.ops.vcpus)
+    counts = property(lambda self: self.ops.counts)
 
     def alloc_port(self) -> int:
         try:
@@ -105,72 +105,18 @@ class DomainEvents:
         except ValueError:
             return -1
 
-    def vcpu(self, port: int) -> VcpuEvents:
-        return self.vcpus[self.vcpu_of.get(port, 0) % len(self.vcpus)]
+    def upcall(self, vcpu: int = 0) -> list[int]:
+        """evtchn_do_upcall on `vcpu` (see Event2L.upcall)."""
+        return self.ops.upcall(vcpu, self.handlers)
 
-    # --- the guest's side (plain stores into shared info) --------------------------
     def local_irq_disable(self, vcpu: int = 0) -> None:
-        """PV `cli`: set evtchn_upcall_mask. A store, no hypercall."""
-        self.vcpus[vcpu].upcall_mask = True
+        self.ops.local_irq_disable(vcpu)
 
     def local_irq_enable(self, vcpu: int = 0) -> bool:
-        """PV `sti`: clear the mask; if an upcall waited, the guest forces it (Linux xen_restore_fl).
-
-        Returns True when that forced callback happened (it costs one hypercall in Linux).
-        """
-        v = self.vcpus[vcpu]
-        v.upcall_mask = False
-        return v.upcall_pending
-
-    def mask_port(self, port: int) -> None:
-        self.mask[port] = 1
+        return self.ops.local_irq_enable(vcpu)
 
     def clear_mask_bit(self, port: int) -> None:
-        """Clear the mask bit with a bare store and do NOT re-check pending: the lost-edge bug.
-
-        An event raised while the port was masked stays pending with no upcall;
-        `unmask` (the hypercall, or Linux's unmask_evtchn) re-checks and delivers it.
-        """
-        self.mask[port] = 0
-
-    def upcall(self, vcpu: int = 0) -> list[int]:
-        """evtchn_do_upcall: scan pending & ~mask through pending_sel, clear and run handlers.
-
-        Returns the ports handled. Does nothing while the vCPU's upcall mask is set.
-        """
-        v = self.vcpus[vcpu]
-        if v.upcall_mask:
-            if v.upcall_pending:
-                self.counts["deferred"] += 1
-            return []
-        if not v.upcall_pending:
-            return []
-        v.upcall_pending = False
-        self.counts["upcalls"] += 1
-        handled: list[int] = []
-        while True:
-            sel, v.pending_sel = v.pending_sel, 0
-            if not sel:
-                break
-            while sel:
-                word = (sel & -sel).bit_length() - 1
-                sel &= sel - 1
-                base = word * BITS_PER_WORD
-                pending, mask = self.pending, self.mask
-                port = pending.find(1, base, base + BITS_PER_WORD)
-                while port >= 0:
-                    if not mask[port]:
-                        pending[port] = 0  # clear before the handler so a new event is a new edge
-                        handled.append(port)
-                        self.counts["delivered"] += 1
-                        h = self.handlers.get(port)
-                        if h is not None:
-                            h(port)
-                    port = pending.find(1, port + 1, base + BITS_PER_WORD)
-        return handled
-
-    def has_work(self) -> bool:
-        return any(v.upcall_pending and not v.upcall_mask for v in self.vcpus)
+        self.ops.clear_mask_bit(port)
 
 
 class EventChannels:
@@ -190,21 +136,8 @@ class EventChannels:
     # --- Xen's side -----------------------------------------------------------------
     def set_pending(self, domid: int, port: int) -> None:
         d = self.domains.get(domid)
-        if d is None:
-            return
-        d.counts["raised"] += 1
-        if d.pending[port]:
-            d.counts["merged"] += 1
-            return
-        d.pending[port] = 1
-        if d.mask[port]:
-            d.counts["masked"] += 1
-            return
-        v = d.vcpu(port)
-        bit = 1 << (port // BITS_PER_WORD)
-        if not v.pending_sel & bit:
-            v.pending_sel |= bit
-            v.upcall_pending = True
+        if d is not None:
+            d.ops.set_pending(port, d.vcpu_of.get(port, 0))
 
     def alloc_unbound(self, caller: "Domain", dom: int, remote_dom: int) -> int:
         dom = caller.domid if dom == C.DOMID_SELF else dom
@@ -287,8 +220,7 @@ class EventChannels:
         d.state[port] = ECS_FREE
         for m in (d.remote_dom, d.remote_port, d.virq_of, d.vcpu_of, d.handlers):
             m.pop(port, None)
-        d.pending[port] = 0
-        d.mask[port] = 1
+        d.ops.reset_port(port)
         return 0
 
     def send(self, domid: int, port: int) -> int:
@@ -310,12 +242,7 @@ class EventChannels:
         d = self.domains.get(domid)
         if d is None or not 0 <= port < NR_EVENT_CHANNELS:
             return C.EINVAL
-        if d.mask[port]:
-            d.mask[port] = 0
-            if d.pending[port]:
-                v = d.vcpu(port)
-                v.pending_sel |= 1 << (port // BITS_PER_WORD)
-                v.upcall_pending = True
+        d.ops.unmask(port, d.vcpu_of.get(port, 0))
         return 0
 
     def raise_virq(self, domid: int, virq: int, vcpu: int = 0) -> bool:
@@ -359,64 +286,67 @@ class EventChannels:
         return 0 if d is None else sum(1 for s in d.state[1:] if s != ECS_FREE)
 
 
-def do_event_channel_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg: dict | None = None,
-                        out: dict | None = None) -> int:
-    """event_channel_op(cmd, arg): arg holds the op struct's fields by their Xen names.
+def _out(key: str, rc: int, out: dict) -> int:
+    if rc >= 0:
+        out[key] = rc
+    return rc
 
-    alloc_unbound {dom, remote_dom} -> port; bind_interdomain {remote_dom, remote_port}
-    -> local_port; bind_virq {virq, vcpu} -> port; bind_ipi {vcpu} -> port;
-    close/send/unmask {port}; status {dom, port}. Ports come back both as the
-    return value and in `out`.
-    """
-    io = hv.__dict__.get("io_state")
-    if io is None:
-        from vmlab.io.system import io_system
-        io = io_system(hv)
-    ev = io.events
-    arg = arg or {}
-    if not isinstance(arg, dict):
-        return C.EFAULT  # Xen could not copy the op struct from guest memory
-    out = out if out is not None else {}
-    me = caller.domid
-    if cmd == EVTCHNOP_send:
-        return ev.send(me, arg.get("port", -1))
-    if cmd == EVTCHNOP_alloc_unbound:
-        rc = ev.alloc_unbound(caller, arg.get("dom", C.DOMID_SELF), arg.get("remote_dom", C.DOMID_INVALID))
-        if rc >= 0:
-            out["port"] = rc
-        return rc
-    if cmd == EVTCHNOP_bind_interdomain:
-        rc = ev.bind_interdomain(caller, arg.get("remote_dom", C.DOMID_INVALID), arg.get("remote_port", -1))
-        if rc >= 0:
-            out["local_port"] = rc
-        return rc
-    if cmd == EVTCHNOP_bind_virq:
-        rc = ev.bind_virq(caller, arg.get("virq", -1), arg.get("vcpu", 0))
-        if rc >= 0:
-            out["port"] = rc
-        return rc
-    if cmd == EVTCHNOP_bind_ipi:
-        rc = ev.bind_ipi(caller, arg.get("vcpu", 0))
-        if rc >= 0:
-            out["port"] = rc
-        return rc
-    if cmd == EVTCHNOP_close:
-        return ev.close(me, arg.get("port", -1))
-    if cmd == EVTCHNOP_unmask:
-        return ev.unmask(me, arg.get("port", -1))
-    if cmd == EVTCHNOP_status:
-        dom = arg.get("dom", C.DOMID_SELF)
-        dom = me if dom == C.DOMID_SELF else dom
-        if dom != me and not caller.privileged:
-            return C.EPERM
-        return ev.status(dom, arg.get("port", -1), out)
-    if cmd == EVTCHNOP_bind_vcpu:
-        d = ev.domains.get(me)
-        port, vcpu = arg.get("port", -1), arg.get("vcpu", 0)
-        if d is None or not 0 < port < NR_EVENT_CHANNELS or d.state[port] == ECS_FREE:
-            return C.EINVAL
-        if not 0 <= vcpu < len(d.vcpus):
-            return C.ENOENT
-        d.vcpu_of[port] = vcpu
-        return 0
-    return C.ENOSYS
+
+def _op_status(ev: EventChannels, caller: "Domain", arg: dict, out: dict) -> int:
+    dom = arg.get("dom", C.DOMID_SELF)
+    dom = caller.domid if dom == C.DOMID_SELF else dom
+    if dom != caller.domid and not caller.privileged:
+        return C.EPERM
+    return ev.status(dom, arg.get("port", -1), out)
+
+
+def _op_bind_vcpu(ev: EventChannels, caller: "Domain", arg: dict, out: dict) -> int:
+    d = ev.domains.get(caller.domid)
+    port, vcpu = arg.get("port", -1), arg.get("vcpu", 0)
+    if d is None or not 0 < port < NR_EVENT_CHANNELS or d.state[port] == ECS_FREE:
+        return C.EINVAL
+    if not 0 <= vcpu < len(d.vcpus):
+        return C.ENOENT
+    d.vcpu_of[port] = vcpu
+    return 0
+
+
+# EVTCHNOP_* -> fn(ev, caller, arg, out): the sub-operation table (Xen's do_event_channel_op switch).
+EVTCHNOP_TABLE: dict[int, Callable[[EventChannels, "Domain", dict, dict], int]] = {
+    EVTCHNOP_send: lambda ev, c, a, o: ev.send(c.domid, a.get("port", -1)),
+    EVTCHNOP_alloc_unbound: lambda ev, c, a, o: _out(
+        "port", ev.alloc_unbound(c, a.get("dom", C.DOMID_SELF), a.get("remote_dom", C.DOMID_INVALID)), o),
+    EVTCHNOP_bind_interdomain: lambda ev, c, a, o: _out(
+        "local_port", ev.bind_interdomain(c, a.get("remote_dom", C.DOMID_INVALID), a.get("remote_port", -1)), o),
+    EVTCHNOP_bind_virq: lambda ev, c, a, o: _out("port", ev.bind_virq(c, a.get("virq", -1), a.get("vcpu", 0)), o),
+    EVTCHNOP_bind_ipi: lambda ev, c, a, o: _out("port", ev.bind_ipi(c, a.get("vcpu", 0)), o),
+    EVTCHNOP_close: lambda ev, c, a, o: ev.close(c.domid, a.get("port", -1)),
+    EVTCHNOP_unmask: lambda ev, c, a, o: ev.unmask(c.domid, a.get("port", -1)),
+    EVTCHNOP_status: _op_status,
+    EVTCHNOP_bind_vcpu: _op_bind_vcpu,
+}
+
+
+def event_channel_op_handler(ev: EventChannels) -> Callable[..., int]:
+    """The event_channel_op (32) hypercall handler, a closure over one hypervisor's `ev`."""
+
+    def do_event_channel_op(hv: "Hypervisor", caller: "Domain", cmd: int, arg: dict | None = None,
+                            out: dict | None = None) -> int:
+        """event_channel_op(cmd, arg): arg holds the op struct's fields by their Xen names.
+
+        alloc_unbound {dom, remote_dom} -> port; bind_interdomain {remote_dom, remote_port}
+        -> local_port; bind_virq {virq, vcpu} -> port; bind_ipi {vcpu} -> port;
+        close/send/unmask {port}; status {dom, port}. Ports come back both as the
+        return value and in `out`.
+        """
+        if out is not None and not isinstance(out, dict):
+            return C.EFAULT  # Xen could not write the results back to the guest
+        arg = {} if arg is None else arg
+        if not guest_struct(arg):
+            return C.EFAULT  # Xen could not copy the op struct from guest memory
+        op = EVTCHNOP_TABLE.get(cmd)
+        if op is None:
+            return C.ENOSYS
+        return op(ev, caller, arg, out if out is not None else {})
+
+    return do_event_channel_op

@@ -12,13 +12,17 @@ from typing import TYPE_CHECKING
 
 from vmlab.errors import ConfigError
 from vmlab.hypervisor import constants as C
-from vmlab.hypervisor.domain import DiskSpec, DomainKind, VifSpec
-from vmlab.io.blkif import DEFAULT_IMAGE_SECTORS, BlkBack, BlkFront, VirtualDisk, vbd_devid
-from vmlab.io.netif import Bridge, NetBack, NetFront
+from vmlab.hypervisor.domain import DiskSpec, VifSpec
+from vmlab.io.blkback import BlkBack
+from vmlab.io.blkfront import BlkFront
+from vmlab.io.blkif import DEFAULT_IMAGE_SECTORS, VirtualDisk, vbd_devid
+from vmlab.io.netback import NetBack
+from vmlab.io.netfront import NetFront
+from vmlab.io.netif import Bridge
 from vmlab.io.xenbus import XenbusState, read_state, switch_state
 
 if TYPE_CHECKING:
-    from vmlab.io.system import IoSystem
+    from vmlab.io.context import IoContext
 
 __all__ = ["BlockDevice", "NetDevice", "EmulatedDevice", "attach_block", "attach_vif", "attach_emulated_disk",
            "detach_device", "detach_all", "default_mac", "bridge_of"]
@@ -66,7 +70,7 @@ def default_mac(domid: int, index: int) -> str:
     return f"{C.XEN_MAC_OUI}:{(domid >> 8) & 0xff:02x}:{domid & 0xff:02x}:{index & 0xff:02x}"
 
 
-def bridge_of(io: "IoSystem", name: str) -> Bridge:
+def bridge_of(io: "IoContext", name: str) -> Bridge:
     b = io.bridges.get(name)
     if b is None:
         if name not in io.hv.bridges:
@@ -76,7 +80,7 @@ def bridge_of(io: "IoSystem", name: str) -> Bridge:
     return b
 
 
-def _disk_for(io: "IoSystem", domid: int, spec: DiskSpec, sectors: int | None) -> VirtualDisk:
+def _disk_for(io: "IoContext", domid: int, spec: DiskSpec, sectors: int | None) -> VirtualDisk:
     disk = io.disks.get(spec.path)
     if spec.mode == "w":
         for other, devs in io.devices.items():
@@ -92,7 +96,7 @@ def _disk_for(io: "IoSystem", domid: int, spec: DiskSpec, sectors: int | None) -
     return disk
 
 
-def _prepare(io: "IoSystem", domid: int, kind: str, devid: int, back: dict, front: dict) -> tuple[str, str]:
+def _prepare(io: "IoContext", domid: int, kind: str, devid: int, back: dict, front: dict) -> tuple[str, str]:
     xs = io.xenstore
     bpath = f"/local/domain/0/backend/{kind}/{domid}/{devid}"
     fpath = f"/local/domain/{domid}/device/{kind}/{devid}"
@@ -112,7 +116,7 @@ def _prepare(io: "IoSystem", domid: int, kind: str, devid: int, back: dict, fron
     return bpath, fpath
 
 
-def attach_block(io: "IoSystem", domid: int, spec: DiskSpec, *, sectors: int | None = None,
+def attach_block(io: "IoContext", domid: int, spec: DiskSpec, *, sectors: int | None = None,
                  suppress: bool = True, run: bool = True) -> BlockDevice:
     """Create a vbd pair for `spec` and (with run=True) let the handshake reach Connected."""
     devid = vbd_devid(spec.vdev)
@@ -133,7 +137,7 @@ def attach_block(io: "IoSystem", domid: int, spec: DiskSpec, *, sectors: int | N
     return dev
 
 
-def attach_vif(io: "IoSystem", domid: int, spec: VifSpec, *, index: int | None = None, suppress: bool = True,
+def attach_vif(io: "IoContext", domid: int, spec: VifSpec, *, index: int | None = None, suppress: bool = True,
                run: bool = True) -> NetDevice:
     devs = [d for d in io.devices.get(domid, []) if isinstance(d, NetDevice)]
     devid = index if index is not None else (max((d.devid for d in devs), default=-1) + 1)
@@ -156,7 +160,7 @@ def attach_vif(io: "IoSystem", domid: int, spec: VifSpec, *, index: int | None =
     return dev
 
 
-def attach_emulated_disk(io: "IoSystem", domid: int, spec: DiskSpec, *, sectors: int | None = None) -> EmulatedDevice:
+def attach_emulated_disk(io: "IoContext", domid: int, spec: DiskSpec, *, sectors: int | None = None) -> EmulatedDevice:
     """An HVM guest's disk: an IDE controller emulated by qemu-dm in dom0 (no rings, no grants)."""
     from vmlab.io.emulated import HvmEmulatedDisk
     disk = _disk_for(io, domid, spec, sectors)
@@ -171,7 +175,7 @@ def attach_emulated_disk(io: "IoSystem", domid: int, spec: DiskSpec, *, sectors:
     return dev
 
 
-def detach_device(io: "IoSystem", dev, *, graceful: bool = True) -> None:
+def detach_device(io: "IoContext", dev, *, graceful: bool = True) -> None:
     """Take one device pair down and remove its xenstore directories."""
     xs = io.xenstore
     alive = dev.domid in io.hv.domains and io.hv.domains[dev.domid].is_live
@@ -211,13 +215,8 @@ def detach_device(io: "IoSystem", dev, *, graceful: bool = True) -> None:
         io.devices.pop(dev.domid, None)
 
 
-def detach_all(io: "IoSystem", domid: int) -> int:
+def detach_all(io: "IoContext", domid: int) -> int:
     devs = list(io.devices.get(domid, []))
     for dev in devs:
         detach_device(io, dev, graceful=False)
     return len(devs)
-
-
-def frontend_kind(io: "IoSystem", domid: int) -> DomainKind:
-    dom = io.hv.domains.get(domid)
-    return dom.kind if dom is not None else DomainKind.PV

@@ -116,10 +116,10 @@ class FrontRing:
 
     def put_request(self, req: Any) -> int:
         """Write a request into the next private slot (RING_GET_REQUEST + req_prod_pvt++). Returns its index."""
-        if self.full():
-            raise ConfigError(f"ring full: {self.sring.size} requests outstanding; push and wait for responses first")
-        idx = self.req_prod_pvt
-        self.sring.slots[idx & (self.sring.size - 1)] = req
+        idx, sr = self.req_prod_pvt, self.sring
+        if (idx - self.rsp_cons) & M32 >= sr.size:  # full()
+            raise ConfigError(f"ring full: {sr.size} requests outstanding; push and wait for responses first")
+        sr.slots[idx & (sr.size - 1)] = req
         self.req_prod_pvt = (idx + 1) & M32
         self.counts["requests"] += 1
         return idx
@@ -136,6 +136,15 @@ class FrontRing:
         self.rsp_cons = (self.rsp_cons + 1) & M32
         self.counts["responses"] += 1
         return rsp
+
+    def get_responses(self) -> list:
+        """Every unconsumed response, in order (get_response until none is left)."""
+        sr, n = self.sring, self.unconsumed_responses()
+        mask, cons = sr.size - 1, self.rsp_cons
+        out = [sr.slots[(cons + i) & mask] for i in range(n)]
+        self.rsp_cons = (cons + n) & M32
+        self.counts["responses"] += n
+        return out
 
     def final_check_for_responses(self) -> bool:
         """RING_FINAL_CHECK_FOR_RESPONSES: ask to be woken at the next response, then look once more."""
@@ -174,6 +183,24 @@ class BackRing:
         self.req_cons = (self.req_cons + 1) & M32
         self.counts["requests"] += 1
         return req
+
+    def get_requests(self, n: int) -> list:
+        """The next `n` requests (n <= unconsumed_requests()), as n calls of get_request."""
+        sr, cons = self.sring, self.req_cons
+        mask = sr.size - 1
+        out = [sr.slots[(cons + i) & mask] for i in range(n)]
+        self.req_cons = (cons + n) & M32
+        self.counts["requests"] += n
+        return out
+
+    def put_responses(self, rsps: list) -> None:
+        """put_response for each, in order."""
+        sr, prod = self.sring, self.rsp_prod_pvt
+        mask, slots = sr.size - 1, sr.slots
+        for i, rsp in enumerate(rsps):
+            slots[(prod + i) & mask] = rsp
+        self.rsp_prod_pvt = (prod + len(rsps)) & M32
+        self.counts["responses"] += len(rsps)
 
     def put_response(self, rsp: Any) -> None:
         self.sring.slots[self.rsp_prod_pvt & (self.sring.size - 1)] = rsp

@@ -9,28 +9,30 @@ woken backend threads (blkback, netback) work, until nothing is left to do.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import DomainState
 from vmlab.hypervisor.hypercalls import HypercallEntry
-from vmlab.io.event_channel import EventChannels, do_event_channel_op
-from vmlab.io.grant_table import GrantTables, do_grant_table_op
+from vmlab.errors import CapacityError
+from vmlab.io.context import Worker
+from vmlab.io.event_channel import ECS_INTERDOMAIN, VIRQ_TIMER, EventChannels, event_channel_op_handler
+from vmlab.io.grant_map import GrantTables
+from vmlab.io.grant_ops import grant_table_op_handler
+from vmlab.io.grant_table import GTF_reading, GTF_writing
+from vmlab.io.hotplug import detach_all
 from vmlab.io.xenstore import Xenstore
 
 if TYPE_CHECKING:
     from vmlab.hypervisor.hypervisor import Hypervisor
 
-__all__ = ["IoSystem", "io_system", "IO_PAGE_FIRST_PFN"]
+__all__ = ["IoSystem", "io_system", "frame_access", "new_io_machine", "IO_PAGE_FIRST_PFN"]
 
 # Guest pages the model's drivers use for rings and buffers start here, below the
 # top of memory the balloon driver gives back first. ILLUSTRATIVE choice.
 IO_PAGE_FIRST_PFN = 4096
-
-class Worker(Protocol):
-    def process(self, budget: int | None = None) -> bool: ...
 
 
 class IoSystem:
@@ -48,8 +50,11 @@ class IoSystem:
         self.ready: dict[int, Worker] = {}        # woken backend threads, in wake order
         self._io_pfns: dict[int, set[int]] = {}
         self._releasing: set[int] = set()
-        hv.register(HypercallEntry("grant_table_op", C.HYPERCALL_NUMBERS["grant_table_op"], do_grant_table_op))
-        hv.register(HypercallEntry("event_channel_op", C.HYPERCALL_NUMBERS["event_channel_op"], do_event_channel_op))
+        # The handlers are closures over this system's tables: no lookup through the hypervisor.
+        hv.register(HypercallEntry("grant_table_op", C.HYPERCALL_NUMBERS["grant_table_op"],
+                                   grant_table_op_handler(self.grants)))
+        hv.register(HypercallEntry("event_channel_op", C.HYPERCALL_NUMBERS["event_channel_op"],
+                                   event_channel_op_handler(self.events)))
         self.events.of(0)
         self.grants.table(0)
         hv.destroy_hooks.append(self._on_destroy)
@@ -80,7 +85,6 @@ class IoSystem:
             if len(out) == n:
                 break
         if len(out) < n:
-            from vmlab.errors import CapacityError
             raise CapacityError(f"domain {domid} has no {n} free pages for I/O buffers; give it more memory")
         used.update(out)
         return out
@@ -133,7 +137,6 @@ class IoSystem:
 
     def timer_tick(self, vcpu: int = 0) -> int:
         """Xen's periodic timer fires: raise VIRQ_TIMER in every domain that bound it. Returns how many."""
-        from vmlab.io.event_channel import VIRQ_TIMER
         return sum(self.events.raise_virq(d, VIRQ_TIMER, vcpu) for d in list(self.events.domains))
 
     # --- domains ----------------------------------------------------------------------
@@ -147,7 +150,6 @@ class IoSystem:
 
     def release_domain(self, domid: int) -> dict[str, int]:
         """Tear down every device of `domid`, then its grants, channels, watches and xenstore nodes."""
-        from vmlab.io.hotplug import detach_all
         self._releasing.add(domid)  # teardown runs the scheduler, whose reap must not start it again
         try:
             detached = detach_all(self, domid)
@@ -164,8 +166,6 @@ class IoSystem:
 
     def check(self) -> None:
         """Assert the I/O bookkeeping is consistent (grant pins, maptracks, channels, live domains)."""
-        from vmlab.io.event_channel import ECS_INTERDOMAIN
-        from vmlab.io.grant_table import GTF_reading, GTF_writing
         pins: dict[tuple[int, int], list[int]] = {}
         for grantee, mt in self.grants.maptrack.items():
             by_mfn: dict[int, list[int]] = {}
@@ -201,13 +201,16 @@ class IoSystem:
 def io_system(hv: "Hypervisor") -> IoSystem:
     """The IoSystem of `hv`, created (hypercalls registered) on first use.
 
-    It is kept as an attribute of the hypervisor (`hv.io_state`), so the two live
-    and die together (a weak-keyed table would keep every hypervisor alive).
+    It lives in the hypervisor's per-subsystem state (`hv.subsystems["io"]`), so the two
+    live and die together; everything else in io/ reaches its state through the objects
+    IoSystem creates (closures for the hypercall handlers, the IoContext for drivers).
     """
-    s = hv.__dict__.get("io_state")
-    if s is None:
-        s = hv.io_state = IoSystem(hv)
-    return s
+    return hv.subsystem("io", lambda: IoSystem(hv))
+
+
+def frame_access(hv: "Hypervisor", domid: int, mfn: int, *, write: bool = False) -> int:
+    """0 if domain `domid` may touch machine frame `mfn`, else -EPERM (see GrantTables.frame_access)."""
+    return io_system(hv).grants.frame_access(domid, mfn, write=write)
 
 
 def new_io_machine(*, kind: str = "pv", host_mib: int = 1024, dom0_mib: int = 256, guest_mib: int = 128,

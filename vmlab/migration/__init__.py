@@ -1,7 +1,7 @@
 """Live migration: log-dirty, workloads, Xen / QEMU pre-copy policies, post-copy, reports.
 
     from vmlab.migration import MemoryImage, TargetImage, UniformWrites, QemuPolicy, run_migration
-    from vmlab.toolstack.pool import Link
+    from vmlab.migration.link import Link
     src = MemoryImage.from_mib(1024)
     rep = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(), link=Link(),
                         workload=UniformWrites(rate_pages_s=20_000, wws_pages=16_384), seed=1)
@@ -15,11 +15,13 @@ from vmlab.migration.image import DomainSource, DomainTarget, MemoryImage, Targe
 from vmlab.migration.policies import (Decision, ModernXenPolicy, Policy, PostCopy, QemuPolicy, StopAndCopy,
                                       SyncStats, Xen3Policy, policy_by_name)
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.workloads import (HotCold, Idle, SequentialScan, TraceWorkload, UniformWrites, Workload, Zipf,
+from vmlab.migration.dirtying import (HotCold, Idle, SequentialScan, TraceWorkload, UniformWrites, Workload, Zipf,
                                        distinct_dirtied)
 from vmlab.migration.dirty_rate import DirtyRate, calc_dirty_rate, wws_curve, wws_over_time
-from vmlab.migration.baselines import cloudsim_migration, compare_models, simgrid_precopy
-from vmlab.migration.live import MigrationFailed, MigrationRefused, check_migration, migrate_domain
+from vmlab.migration.baselines import cloudsim_migration, simgrid_precopy
+from vmlab.migration.explore import compare_models
+from vmlab.errors import MigrationFailed, MigrationRefused  # re-exported for labs
+from vmlab.migration.link import Link
 from vmlab.migration.predict import dirtying_workload, predict_migration
 
 __all__ = [
@@ -30,6 +32,6 @@ __all__ = [
     "Workload", "Idle", "UniformWrites", "HotCold", "Zipf", "SequentialScan", "TraceWorkload", "distinct_dirtied",
     "DirtyRate", "calc_dirty_rate", "wws_curve", "wws_over_time",
     "cloudsim_migration", "simgrid_precopy", "compare_models",
-    "MigrationFailed", "MigrationRefused", "check_migration", "migrate_domain",
+    "MigrationFailed", "MigrationRefused", "Link",
     "dirtying_workload", "predict_migration",
 ]

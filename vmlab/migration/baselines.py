@@ -9,6 +9,7 @@
   rewritten page counts once, so it over-counts re-dirtying of a small set and
   never saturates below the 90 % cap.
 
+`vmlab.migration.explore.compare_models` puts them next to vmlab's engine.
 Both ignore what vmlab models: distinct pages, zero pages, rate limits lifted
 at switchover, policy caps (Xen's 30 rounds), auto-converge.
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from vmlab.errors import ConfigError
 
-__all__ = ["BaselineResult", "cloudsim_migration", "simgrid_precopy", "compare_models"]
+__all__ = ["BaselineResult", "cloudsim_migration", "simgrid_precopy"]
 
 SIMGRID_DEFAULT_MAX_DOWNTIME_S = 0.03
 SIMGRID_WORKING_SET_FRACTION = 0.9
@@ -68,32 +69,3 @@ def simgrid_precopy(memory_mib: float, bandwidth_mbps: float, dirty_rate_mib_s: 
     down = remaining / bw
     return BaselineResult(model="SimGrid", total_time_s=t + down, downtime_ms=down * 1000,
                           transferred_bytes=int(sent + remaining), rounds=rounds + 1, converged=converged)
-
-
-def compare_models(memory_mib: float, bandwidth_mbps: float, *, rate_pages_s: float, wws_pages: int,
-                   policy=None, seed: int = 0, used_fraction: float = 1.0) -> dict[str, list]:
-    """CloudSim, SimGrid and vmlab side by side for one guest: plain columns.
-
-    vmlab runs its engine with a uniform writer (`rate_pages_s` stores/s over
-    `wws_pages`); SimGrid gets the same store rate as bytes/s (rate x 4 KiB), which
-    is exactly the over-count the distinct-page model avoids.
-    """
-    from vmlab.migration.engine import run_migration
-    from vmlab.migration.image import MemoryImage, TargetImage
-    from vmlab.migration.policies import QemuPolicy
-    from vmlab.migration.workloads import UniformWrites
-    from vmlab.toolstack.pool import Link
-
-    policy = policy or QemuPolicy()
-    src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction)
-    rep = run_migration(src, TargetImage(src.n_pages), policy=policy, link=Link(bandwidth_mbps=bandwidth_mbps),
-                        workload=UniformWrites(rate_pages_s=rate_pages_s, wws_pages=min(wws_pages, src.n_pages)),
-                        seed=seed, verify=False)
-    rows = [cloudsim_migration(memory_mib, bandwidth_mbps),
-            simgrid_precopy(memory_mib, bandwidth_mbps, rate_pages_s * 4096 / 2**20),
-            BaselineResult(model=f"vmlab ({rep.policy})", total_time_s=rep.total_time_ms / 1000,
-                           downtime_ms=rep.downtime_ms, transferred_bytes=rep.transferred_bytes,
-                           rounds=len(rep.rounds), converged=rep.status == "completed")]
-    return {"model": [r.model for r in rows], "total_time_s": [r.total_time_s for r in rows],
-            "downtime_ms": [r.downtime_ms for r in rows], "transferred_mib": [r.transferred_bytes / 2**20 for r in rows],
-            "rounds": [r.rounds for r in rows], "converged": [r.converged for r in rows]}

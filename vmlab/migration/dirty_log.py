@@ -33,8 +33,7 @@ if TYPE_CHECKING:
     from vmlab.hypervisor.domain import Domain
     from vmlab.hypervisor.hypervisor import Hypervisor
 
-__all__ = ["DirtyLog", "SHADOW_OP", "install_shadow_op", "enable_log_dirty", "disable_log_dirty",
-           "shadow_op_clean", "shadow_op_peek"]
+__all__ = ["DirtyLog", "SHADOW_OP", "install_shadow_op", "enable_log_dirty", "disable_log_dirty"]
 
 XEN_DOMCTL_shadow_op = C.XEN_DOMCTL["shadow_op"]  # 10
 SHADOW_OP = {"OFF": 0, "ENABLE_LOGDIRTY": 2, "CLEAN": 11, "PEEK": 12}
@@ -205,13 +204,3 @@ def enable_log_dirty(hv: "Hypervisor", domid: int) -> DirtyLog:
 def disable_log_dirty(hv: "Hypervisor", domid: int) -> None:
     if domid in hv.domains:
         _call(hv, domid, "OFF")
-
-
-def shadow_op_clean(hv: "Hypervisor", domid: int) -> np.ndarray:
-    rc, out = _call(hv, domid, "CLEAN")
-    return out.get("dirty", np.empty(0, np.int64)) if rc >= 0 else np.empty(0, np.int64)
-
-
-def shadow_op_peek(hv: "Hypervisor", domid: int) -> np.ndarray:
-    rc, out = _call(hv, domid, "PEEK")
-    return out.get("dirty", np.empty(0, np.int64)) if rc >= 0 else np.empty(0, np.int64)

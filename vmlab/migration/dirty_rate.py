@@ -21,7 +21,7 @@ import numpy as np
 
 from vmlab.errors import ConfigError
 from vmlab.migration.policies import PAGE_SIZE
-from vmlab.migration.workloads import Workload
+from vmlab.migration.dirtying import Workload
 
 __all__ = ["DirtyRate", "calc_dirty_rate", "wws_over_time", "wws_curve", "SAMPLE_PAGES_PER_GIB"]
 

@@ -93,9 +93,6 @@ class Policy:
     def with_(self, **changes) -> "Policy":
         return replace(self, **changes)
 
-    def describe(self) -> str:
-        return self.label
-
     @property
     def label(self) -> str:
         extra = ("+auto-converge" if self.auto_converge else "") + ("+postcopy" if self.postcopy and self.early_sync else "")

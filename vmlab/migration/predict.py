@@ -15,9 +15,10 @@ from vmlab.errors import ConfigError
 from vmlab.migration.engine import run_migration
 from vmlab.migration.faults import Fault
 from vmlab.migration.image import MemoryImage, TargetImage
+from vmlab.migration.link import Link
 from vmlab.migration.policies import PAGE_SIZE, Policy, policy_by_name
 from vmlab.migration.report import MigrationReport
-from vmlab.migration.workloads import Idle, SequentialScan, UniformWrites, Workload
+from vmlab.migration.dirtying import Idle, SequentialScan, UniformWrites, Workload
 
 __all__ = ["predict_migration", "dirtying_workload"]
 
@@ -50,8 +51,6 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
     apply when policy is "qemu"; `used_mib` (default: all) is the RAM holding
     data, the rest being zero pages.
     """
-    from vmlab.toolstack.pool import Link
-
     if isinstance(policy, str):
         kw = {}
         if policy == "qemu":

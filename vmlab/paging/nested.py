@@ -23,7 +23,6 @@ EPT entry layout (Intel SDM vol. 3 §28.2.2): bit 0 R, 1 W, 2 X, 7 large page
 from __future__ import annotations
 
 from collections import OrderedDict
-from functools import lru_cache
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,7 @@ from vmlab.hardware.mmu import (PFEC_PRESENT, PFEC_USER, PFEC_WRITE, PTE_A, PTE_
 from vmlab.hypervisor import constants as C
 
 __all__ = ["EPT_R", "EPT_W", "EPT_X", "EPT_LARGE", "walk_refs", "NestedTable", "WalkCaches",
-           "Walk2D", "walk_2d", "reference_order", "EPT_VIOLATION", "walk_grid"]
+           "Walk2D", "walk_2d", "EPT_VIOLATION"]
 
 EPT_R, EPT_W, EPT_X, EPT_LARGE = 1, 2, 4, 1 << 7
 EPT_VIOLATION = -1   # Walk2D.fault value when the nested walk fails (a VM exit, not a guest #PF)
@@ -217,29 +216,9 @@ def walk_2d(nested: NestedTable, guest_root_gfn: int, va: int, *, write: bool = 
     idx = va_indices(va)
 
     def gpa(row: int, gfn: int) -> int:
-        if caches is not None and caches.nested_tlb_size:
-            hit = caches._get(caches.nested_tlb, gfn)
-            if hit is not None:
-                caches.nested_hits += 1
-                return hit
-            caches.nested_misses += 1
-        mfn, _, path = nested.translate(gfn)
-        for k, (t, _) in enumerate(path):
-            steps.append((row, 4 - k, t))
-        if mfn >= 0 and caches is not None:
-            caches._put(caches.nested_tlb, caches.nested_tlb_size, gfn, mfn)
-        return mfn
+        return _gpa(nested, caches, steps, row, gfn)
 
-    table, start = int(guest_root_gfn), 0
-    if caches is not None and caches.pwc_size:
-        for depth in (3, 2, 1):   # deepest cached level first: the entry that points at the L(4-depth) table
-            hit = caches._get(caches.pwc, (guest_root_gfn, depth, int(va) >> (48 - 9 * depth)))
-            if hit is not None:
-                caches.pwc_hits += 1
-                table, start = hit, depth
-                break
-        else:
-            caches.pwc_misses += 1
+    table, start = _pwc_start(caches, int(guest_root_gfn), int(va))
     rw = us = True
     touched = []
     for depth in range(start, 4):
@@ -275,68 +254,30 @@ def walk_2d(nested: NestedTable, guest_root_gfn: int, va: int, *, write: bool = 
     return Walk2D(mfn=mfn, refs=len(steps), steps=tuple(steps))
 
 
-def reference_order(*, guest_levels: int = 4, large_nested: bool = False) -> dict[str, list]:
-    """The references of a cold 2D walk in order, as columns for the page-walk grid.
-
-    A pure function of the shape (no memory needed): row = guest step (gL4..gL1, data),
-    col = nested level (nL4..nL1) or 'guest' for the guest entry read.
-    """
-    m = 3 if large_nested else 4
-    rows, cols, order, kind = [], [], [], []
-    k = 0
-    names = [f"gL{4 - i}" for i in range(guest_levels)] + ["data"]
-    for r, name in enumerate(names):
-        for lvl in range(4, 4 - m, -1):
-            k += 1
-            rows.append(name); cols.append(f"nL{lvl}"); order.append(k); kind.append("nested")
-        if name != "data":
-            k += 1
-            rows.append(name); cols.append("guest"); order.append(k); kind.append("guest")
-    return {"row": rows, "col": cols, "order": order, "kind": kind}
+def _gpa(nested: NestedTable, caches: WalkCaches | None, steps: list, row: int, gfn: int) -> int:
+    """Translate one guest-physical frame (nested TLB first), appending the nested references to `steps`."""
+    if caches is not None and caches.nested_tlb_size:
+        hit = caches._get(caches.nested_tlb, gfn)
+        if hit is not None:
+            caches.nested_hits += 1
+            return hit
+        caches.nested_misses += 1
+    mfn, _, path = nested.translate(gfn)
+    for k, (t, _) in enumerate(path):
+        steps.append((row, 4 - k, t))
+    if mfn >= 0 and caches is not None:
+        caches._put(caches.nested_tlb, caches.nested_tlb_size, gfn, mfn)
+    return mfn
 
 
-_GRID_ROWS = ["gL4", "gL3", "gL2", "gL1", "data"]
-_GRID_COLS = ["nL4", "nL3", "nL2", "nL1", "guest"]
-
-
-def walk_grid(*, large_nested_pages: bool = False, nested_tlb: bool = False, pwc: bool = False,
-              warm: bool = False) -> dict[str, list]:
-    """The 5 x 5 grid of a 2D walk (guest step x nested level) as plain columns.
-
-    Builds a small nested-paging guest, maps a few pages, and walks one address. With
-    `warm=True` it first walks the neighbouring page, so the nested TLB and the page-walk
-    cache (when on) already hold what that walk learned. Each cell: `order` (1-based
-    position of the reference, 0 if none), `kind` ('nested', 'guest', 'cached' = skipped
-    thanks to a cache, 'n/a' = no such reference in this configuration).
-    """
-    return {k: list(v) for k, v in _walk_grid(large_nested_pages, nested_tlb, pwc, warm).items()}
-
-
-@lru_cache(maxsize=32)
-def _walk_grid(large: bool, ntlb: bool, use_pwc: bool, warm: bool) -> dict[str, tuple]:
-    from vmlab.guest.kernel import boot_kernel
-    k = boot_kernel("nested", memory_mib=16, host_memory_mib=256, dom0_mem_mib=32, nested_large_pages=large)
-    pid = k.spawn()
-    va = 0x4000_0000
-    k.map(pid, va, 4)
-    caches = WalkCaches(nested_tlb=64 if ntlb else 0, pwc=32 if use_pwc else 0)
-    if warm:
-        walk_2d(k.nested, k.current.root, va + 4096, caches=caches)
-    r = walk_2d(k.nested, k.current.root, va, caches=caches)
-    taken = {(s[0], s[1]): i + 1 for i, s in enumerate(r.steps)}
-    m = 3 if large else 4
-    cols: dict[str, list] = {"row": [], "col": [], "order": [], "kind": [], "label": []}
-    for ri, row in enumerate(_GRID_ROWS):
-        for ci, col in enumerate(_GRID_COLS):
-            level = 0 if col == "guest" else 4 - ci
-            exists = (col == "guest" and row != "data") or (col != "guest" and level > 4 - m)
-            order = taken.get((ri, level), 0)
-            kind = ("guest" if col == "guest" else "nested") if order else ("cached" if exists else "n/a")
-            cols["row"].append(row)
-            cols["col"].append(col)
-            cols["order"].append(order)
-            cols["kind"].append(kind)
-            cols["label"].append(str(order) if order else ("·" if kind == "cached" else ""))
-    cols["total"] = [r.refs] * len(cols["row"])
-    cols["cold_total"] = [walk_refs(4, m)] * len(cols["row"])
-    return {k: tuple(v) for k, v in cols.items()}
+def _pwc_start(caches: WalkCaches | None, root_gfn: int, va: int) -> tuple[int, int]:
+    """(table gfn, guest depth) the walk starts at: the deepest page-walk-cache hit, else the root."""
+    if caches is None or not caches.pwc_size:
+        return root_gfn, 0
+    for depth in (3, 2, 1):   # deepest cached level first: the entry that points at the L(4-depth) table
+        hit = caches._get(caches.pwc, (root_gfn, depth, va >> (48 - 9 * depth)))
+        if hit is not None:
+            caches.pwc_hits += 1
+            return hit, depth
+    caches.pwc_misses += 1
+    return root_gfn, 0

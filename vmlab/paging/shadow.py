@@ -69,9 +69,6 @@ class ShadowPaging:
         self.memory.table(m)[:] = 0
         return m
 
-    def shadow_frames(self) -> int:
-        return sum(len(t.shadow_of) for t in self.trees.values())
-
     def release(self) -> None:
         frames = [m for t in self.trees.values() for _, m in t.shadow_of.values()] + self.free_frames
         self.trees.clear()
@@ -170,11 +167,6 @@ class ShadowPaging:
             self.out_of_sync.add(table_gfn)
             return
         self._propagate(holders, table_gfn, index, value)
-
-    def guest_write_many(self, table_gfns: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
-        for g, i, v in zip(np.asarray(table_gfns).tolist(), np.asarray(idx).tolist(),
-                           np.asarray(vals, np.uint64).tolist()):
-            self.guest_write(int(g), int(i), int(v))
 
     def _propagate(self, holders, table_gfn: int, index: int, value: int) -> None:
         self.counters["propagations"] += 1

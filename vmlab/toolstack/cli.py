@@ -22,7 +22,8 @@ from vmlab.errors import UsageError, VmlabError
 from vmlab.hardware.host import Disk, HostSpec, StorageKind, parse_size_mib
 from vmlab.hardware.memory import mib_from_frames
 from vmlab.hypervisor import constants as C
-from vmlab.toolstack.commands import VERBS, Parser, _HelpShown, run_xm, xm_parser
+from vmlab.ovm import cli as ovm_cli
+from vmlab.toolstack.commands import VERBS, Parser, _HelpShown, is_readonly, run_xm, xm_parser
 from vmlab.toolstack.config import virt_install_argv
 from vmlab.toolstack.pool import Link, ServerPool
 from vmlab.toolstack.state import StateFile
@@ -147,6 +148,7 @@ def build_parser() -> Parser:
     ld.add_argument("domain"), ld.add_argument("load", type=float), ld.add_argument("--host")
     cr = ss.add_parser("crash", help="make a guest kernel crash")
     cr.add_argument("domain"), cr.add_argument("--host")
+    ovm_cli.add_parsers(sub, ss)
     labs = sub.add_parser("labs", help="the lab notebooks: vmlab labs copy DIR (never overwrites a file)")
     ls = labs.add_subparsers(dest="labs_cmd", metavar="ACTION", parser_class=CliParser)
     ls.required = True
@@ -192,13 +194,16 @@ def run(argv: list[str], commands: Mapping[str, Command] | None = None) -> str:
         return commands[a.cmd](a)
     if not raw_cmd and a.cmd == "labs":
         raise UsageError("labs: run it as `vmlab labs ...` or `python -m vmlab labs ...`")
-    with StateFile(a.state).transaction() as pool:
+    rw = not (raw_cmd == "xm" and is_readonly(rest))
+    with StateFile(a.state).transaction(write=rw, devices=rw) as pool:
         if raw_cmd == "xm":
             return run_xm(pool, rest, server=host, progress=_print_round)
         if raw_cmd == "virt-install":
             cfg = virt_install_argv(rest)
             dom = pool.xm(host).create(cfg)
             return f"Starting install...\nCreating domain...\nGuest {dom.name} started (id={dom.domid})"
+        if ovm_cli.handles(pool, a):
+            return ovm_cli.run(pool, a)
         if a.cmd == "pool":
             return _pool_cmd(pool, a)
         if a.cmd == "sim":

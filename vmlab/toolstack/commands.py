@@ -13,6 +13,7 @@ from typing import Callable
 
 from vmlab.errors import ConfigError, UsageError
 from vmlab.toolstack.config import parse_xm_config
+from vmlab.toolstack.migrate import migrate
 from vmlab.toolstack.pool import ServerPool
 from vmlab.toolstack.xm import Toolstack
 
@@ -136,12 +137,8 @@ def _dmesg(pool, server, a) -> str:
     return "\n".join(pool.server(server).xen_console)
 
 
-def _migrate(pool, server, a, progress=None) -> str:
-    try:
-        from vmlab.toolstack.migrate import migrate
-    except ImportError:
-        raise ConfigError("xm migrate: live migration is not built yet in this vmlab; see issue 6") from None
-    report = migrate(pool, a.domain, a.host, live=a.live, port=a.port, policy=a.policy, progress=progress)
+def _migrate(pool, server, a) -> str:
+    report = migrate(pool, a.domain, a.host, live=a.live, port=a.port, policy=a.policy)
     # Real `xm migrate` is silent on success and logs its rounds to xend.log; vmlab
     # prints that log. A QEMU policy gets QEMU's own HMP `info migrate` text.
     if report.policy.startswith("qemu"):
@@ -189,6 +186,17 @@ VERBS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None]]
 }
 
 
+# Verbs that only read: the CLI opens the state file without rewriting it and
+# without rebuilding devices (see StateFile.transaction(write=False)).
+READONLY: frozenset[str] = frozenset({"list", "console", "info", "dmesg", "help"})
+
+
+def is_readonly(argv: list[str]) -> bool:
+    """Does this xm command line only read the pool? (help and parse errors count as reads)"""
+    verbs = [w for w in argv if not w.startswith("-")]
+    return not verbs or verbs[0] in READONLY or verbs[0] not in VERBS
+
+
 def xm_parser(prog: str = "xm") -> Parser:
     p = Parser(prog=prog, description="The Xen 3 xm toolstack, simulated.")
     sub = p.add_subparsers(dest="verb", metavar="VERB", parser_class=Parser)
@@ -201,8 +209,8 @@ def xm_parser(prog: str = "xm") -> Parser:
 def run_xm(pool: ServerPool, argv: list[str] | str, *, server: str | None = None, progress=None) -> str:
     """Run one xm command line against `pool` and return what xm would print.
 
-    `progress(round_record)` is called after each migration round (the CLI prints it
-    to stderr while a long migration runs).
+    `progress(round_record)`, if given, is attached to the pool for this command as its
+    `round_observer`: a migration calls it after each round (the CLI prints it to stderr).
     """
     if isinstance(argv, str):
         argv = shlex.split(argv)
@@ -210,6 +218,10 @@ def run_xm(pool: ServerPool, argv: list[str] | str, *, server: str | None = None
         a = xm_parser().parse_args(argv)
     except _HelpShown as h:
         return str(h) or xm_parser().format_help()
-    if a.verb == "migrate":
-        return _migrate(pool, server, a, progress=progress)
-    return VERBS[a.verb][0](pool, server, a)
+    if progress is None:
+        return VERBS[a.verb][0](pool, server, a)
+    before, pool.round_observer = pool.round_observer, progress
+    try:
+        return VERBS[a.verb][0](pool, server, a)
+    finally:
+        pool.round_observer = before

@@ -6,37 +6,19 @@ between servers of the same pool over the pool's migration link.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from vmlab.errors import ConfigError, DomainNotFound
 from vmlab.hardware.host import Host, HostSpec
 from vmlab.hypervisor.domain import Domain
 from vmlab.hypervisor.hypervisor import Hypervisor
+from vmlab.migration.link import Link
 from vmlab.toolstack.xm import Toolstack
 
+if TYPE_CHECKING:
+    from vmlab.migration.report import RoundRecord
+
 __all__ = ["Link", "ServerPool"]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Link:
-    """The migration network between the pool's servers.
-
-    Default: gigabit Ethernet, 1000 Mbit/s = 119.2 MiB/s raw; 0.1 ms is a typical
-    LAN round trip (ILLUSTRATIVE).
-    """
-
-    bandwidth_mbps: float = 1000.0
-    latency_ms: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not self.bandwidth_mbps > 0:
-            raise ConfigError(f"bandwidth_mbps={self.bandwidth_mbps} must be positive; e.g. 1000 for gigabit Ethernet")
-        if self.latency_ms < 0:
-            raise ConfigError(f"latency_ms={self.latency_ms} must not be negative")
-
-    @property
-    def bytes_per_s(self) -> float:
-        return self.bandwidth_mbps * 1e6 / 8
 
 
 class ServerPool:
@@ -46,6 +28,9 @@ class ServerPool:
         self.name = name
         self.link = link or Link()
         self.servers: dict[str, Hypervisor] = {}
+        # Called with each RoundRecord of a migration while it runs (the CLI's progress
+        # lines); attached once by the edge, never saved with the pool.
+        self.round_observer: Callable[[RoundRecord], None] | None = None
 
     def add_server(self, spec: HostSpec | None = None, *, dom0_mem_mib: int | None = None, **spec_kwargs) -> Hypervisor:
         spec = spec or HostSpec(**spec_kwargs)

@@ -23,11 +23,15 @@ import numpy as np
 
 from vmlab.errors import StateFileError
 from vmlab.hardware.host import HostSpec
-from vmlab.hypervisor.hypervisor import load_hypervisor, save_hypervisor
+from vmlab.hypervisor.persist import load_hypervisor, save_hypervisor
 from vmlab.toolstack.pool import Link, ServerPool
 
 FORMAT = "vmlab-state"
 FORMAT_VERSION = 1
+
+# More blobs saved beside the pool, in the same transaction, by layers above this one
+# (vmlab.ovm.persist registers 'ovm'): name -> (load(pool, data | None), dump(pool) -> bytes | None).
+BLOB_HOOKS: dict[str, tuple] = {}
 
 
 def default_path() -> Path:
@@ -57,7 +61,9 @@ def dump_pool(pool: ServerPool) -> bytes:
     return buf.getvalue()
 
 
-def load_pool(blob: bytes) -> ServerPool:
+def load_pool(blob: bytes, *, devices: bool = True) -> ServerPool:
+    """The pool `dump_pool` wrote. With devices=False the I/O system is not rebuilt
+    (read-only commands: `xm list`, `xm info`, ... never touch a ring or a grant)."""
     with np.load(io.BytesIO(blob), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     meta = json.loads(arrays.pop("meta.json").tobytes())
@@ -66,9 +72,10 @@ def load_pool(blob: bytes) -> ServerPool:
         prefix = f"s{i}."
         hv = load_hypervisor(m, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
         pool.servers[hv.host.name] = hv
-    from vmlab.toolstack import devices
-    for hv in pool.servers.values():  # the I/O system (xenstore, rings, grants) lives in memory: rebuild it
-        devices.reconnect(hv)
+    if devices:
+        from vmlab.toolstack import devices as dev
+        for hv in pool.servers.values():  # the I/O system (xenstore, rings, grants) lives in memory: rebuild it
+            dev.reconnect(hv)
     return pool
 
 
@@ -88,7 +95,9 @@ class StateFile:
                               "(a new one starts a fresh pool)")
 
     @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[ServerPool]:
+    def transaction(self, *, write: bool = True, devices: bool = True) -> Iterator[ServerPool]:
+        """The pool, committed back on success if `write`; devices=False skips rebuilding
+        the I/O system (a read-only verb such as `xm list` never touches a ring)."""
         con = self._connect()
         try:
             try:
@@ -114,12 +123,18 @@ class StateFile:
                     pool = default_pool()
                 else:
                     try:
-                        pool = load_pool(row[0])
+                        pool = load_pool(row[0], devices=devices)
                     except Exception as e:  # any decoding failure means a damaged file
                         raise self._bad(f"is damaged ({type(e).__name__})") from None
+            for name, (load, _) in BLOB_HOOKS.items():
+                row = con.execute("SELECT data FROM blobs WHERE name=?", (name,)).fetchone()
+                load(pool, row[0] if row else None)
             yield pool
             if write:
                 con.execute("INSERT OR REPLACE INTO blobs VALUES ('pool', ?)", (dump_pool(pool),))
+                for name, (_, dump) in BLOB_HOOKS.items():
+                    if (data := dump(pool)) is not None:
+                        con.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (name, data))
             con.execute("COMMIT")
         except BaseException:
             if con.in_transaction:

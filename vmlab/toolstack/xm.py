@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from vmlab.errors import CapacityError, ConfigError, DomainNotFound, DomainStateError, HypercallError
+from vmlab.guest import linux
 from vmlab.hardware.host import parse_size_mib
 from vmlab.hardware.memory import frames_from_mib, mib_from_frames
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import Domain, DomainConfig, DomainKind, DomainState
 from vmlab.hypervisor.hypervisor import DomainInfo, Hypervisor
-from vmlab.toolstack import devices
 from vmlab.toolstack.config import parse_xm_config
 
 __all__ = ["Toolstack", "format_list", "LIST_HEADER"]
@@ -37,6 +37,12 @@ def format_list(infos: list[DomainInfo]) -> str:
         rows.append(LIST_ROW % {"name": i.name, "domid": str(i.domid), "mem": i.memory_mib, "vcpus": i.vcpus,
                                 "state": i.flags, "cpu_time": i.cpu_time_s})
     return "\n".join(rows)
+
+
+def _devices():
+    """toolstack.devices, imported on first use: read-only verbs never load the I/O system."""
+    from vmlab.toolstack import devices
+    return devices
 
 
 class Toolstack:
@@ -84,8 +90,8 @@ class Toolstack:
         try:
             self._build(domid, config, pfns=np.arange(frames_from_mib(config.memory_mib), dtype=np.int64))
             dom = self.hv.domains[domid]
-            devices.connect(self.hv, dom)
-            self.hv.boot_guest(domid)
+            _devices().connect(self.hv, dom)
+            linux.boot_guest(self.hv, domid)
         except Exception:
             self._undo_create(domid)
             raise
@@ -99,7 +105,7 @@ class Toolstack:
         if dom is None:
             return
         try:
-            devices.disconnect(self.hv, dom)
+            _devices().disconnect(self.hv, dom)
         finally:
             self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], domid)
 
@@ -120,7 +126,7 @@ class Toolstack:
         if need > free:
             raise CapacityError(f"memory={config.memory_mib} MiB exceeds the {mib_from_frames(free)} MiB free on "
                                 f"{self.hv.host.name}; lower memory or destroy/balloon a guest")
-        devices.check(self.hv, config)
+        _devices().check(self.hv, config)
 
     def _build(self, domid: int, config: DomainConfig, pfns: np.ndarray) -> None:
         """What libxc's domain builder does: vCPUs, max memory, populate the physmap."""
@@ -133,7 +139,7 @@ class Toolstack:
     # --- life cycle ---------------------------------------------------------------
     def destroy(self, ref: str | int) -> None:
         dom = self._domU(ref, "destroy")
-        devices.disconnect(self.hv, dom)
+        _devices().disconnect(self.hv, dom)
         self._call("domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
 
     def pause(self, ref: str | int) -> None:
@@ -198,7 +204,7 @@ class Toolstack:
             if action == "preserve":
                 continue
             config = dom.config
-            devices.disconnect(self.hv, dom)
+            _devices().disconnect(self.hv, dom)
             self._call("domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
             if action.endswith("restart"):
                 self.create(config)
@@ -213,7 +219,7 @@ class Toolstack:
         if frames_from_mib(mib) > dom.max_pages and not dom.privileged:
             raise ConfigError(f"xm mem-set {ref} {mib}: above maxmem {mib_from_frames(dom.max_pages)} MiB; "
                               f"raise it first with `xm mem-max {ref} {mib}`")
-        self.hv.balloon(dom.domid, frames_from_mib(mib))
+        linux.balloon(self.hv, dom.domid, frames_from_mib(mib))
         return dom.memory_mib
 
     def mem_max(self, ref: str | int, mib: int | str) -> None:
@@ -251,12 +257,12 @@ class Toolstack:
     def block_attach(self, ref: str | int, disk: str) -> None:
         """xm block-attach: add a disk ('file:/OVS/...,xvdb,w') to a running PV guest."""
         dom = self._domU(ref, "block-attach")
-        devices.block_attach(self.hv, dom, disk)
+        _devices().block_attach(self.hv, dom, disk)
 
     def network_attach(self, ref: str | int, vif: str = "") -> None:
         """xm network-attach: add a vif ('bridge=xenbr0[,mac=...]') to a running guest."""
         dom = self._domU(ref, "network-attach")
-        devices.network_attach(self.hv, dom, vif)
+        _devices().network_attach(self.hv, dom, vif)
 
     # --- inspection -----------------------------------------------------------------
     def list(self, ref: str | int | None = None) -> list[DomainInfo]:
@@ -312,7 +318,7 @@ class Toolstack:
         except Exception:
             undo()
             raise
-        devices.disconnect(self.hv, dom)
+        _devices().disconnect(self.hv, dom)
         self._call("domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
 
     def restore(self, path: str) -> Domain:
@@ -331,7 +337,7 @@ class Toolstack:
             dom.load = image.load
             dom.vcpus_online = image.vcpus_online
             dom.target_pages = image.target_pages
-            devices.connect(self.hv, dom, macs=list(image.macs) or None)  # a restored guest keeps its MACs
+            _devices().connect(self.hv, dom, macs=list(image.macs) or None)  # a restored guest keeps its MACs
         except Exception:
             self._undo_create(domid)
             raise

@@ -27,12 +27,31 @@ STEPS_PER_PHASE = 64   # granularity of the vectorized post-copy loop
 
 def run_postcopy(m, needed_pfns: np.ndarray) -> MigrationReport:
     """Switch the guest to the target now; transfer `needed_pfns` by demand and push."""
-    p, src, dst = m.policy, m.src, m.dst
-    src.pause()
+    m.src.pause()
     m.phase = "stop-and-copy"
     if m.fault_due():
-        return m.abort(m.fault_message(), status="cancelled" if m.fault.kind == "cancel" else "failed",
-                       remaining_pages=int(needed_pfns.size))
+        return m.abort_fault(int(needed_pfns.size))
+    _switch(m, needed_pfns)
+    # --- the guest now runs on the target --------------------------------------------------
+    m.phase = "postcopy"
+    pc = _Pull(m, needed_pfns)
+    while pc.left > 0:
+        pc.step(m)
+        if m.fault_due():
+            m.dst.discard()
+            m.add_round(pc.record(m))
+            return m.report("failed", remaining_pages=pc.left, error=m.fault_message(), where="lost", guest_lost=True)
+    m.add_round(pc.record(m))
+    ok = True
+    if m.verify:
+        _verify(m, pc.written)
+    m.notes.append(f"post-copy: {m.faults} demand faults, {pc.pages} pages pulled after the switch")
+    return m.report("completed", verified=ok, where="target")
+
+
+def _switch(m, needed_pfns: np.ndarray) -> None:
+    """The source is paused; vCPU and device state cross; the guest resumes on the target."""
+    p, src = m.policy, m.src
     if src.log is not None:
         src.disable_log()
     if p.early_sync:  # ram_postcopy_send_discard_bitmap: a last sync with the source paused
@@ -49,25 +68,52 @@ def run_postcopy(m, needed_pfns: np.ndarray) -> MigrationReport:
         pages_dirtied=0, remaining_pages=int(needed_pfns.size), dirty_rate_pages_s=0.0,
         bandwidth_mbps=dev * 8 / m.downtime_s / 1e6, threshold_bytes=m.threshold, throttle_pct=0))
 
-    # --- the guest now runs on the target --------------------------------------------------
-    m.phase = "postcopy"
-    needed = np.zeros(m.n, dtype=np.bool_)
-    needed[needed_pfns] = True
-    left = int(needed_pfns.size)
-    written = np.zeros(m.n, dtype=np.bool_)
-    cursor = 0
-    page_wait_s = m.rtt + (PAGE_SIZE + p.page_header_bytes) / m.goodput  # one demand fault
-    total_push_s = left * (PAGE_SIZE + p.page_header_bytes) / m.goodput
-    dt = max(0.005, total_push_s / STEPS_PER_PHASE)
-    cpu = 1.0
-    stamp = 1 << 61
-    r_t0 = m.t
-    r_pages = r_norm = r_zero = r_bytes = r_faults = 0
-    step = 0
-    while left > 0:
-        step += 1
-        touched = m.workload.writes(m.rng, dt, cpu)
-        fault_pages = np.unique(touched[needed[touched]]) if touched.size else touched
+
+class _Pull:
+    """Post-copy in progress: which pages the target still needs, the push cursor, the round's tally."""
+
+    def __init__(self, m, needed_pfns: np.ndarray) -> None:
+        p = m.policy
+        self.needed = np.zeros(m.n, dtype=np.bool_)
+        self.needed[needed_pfns] = True
+        self.left = int(needed_pfns.size)
+        self.written = np.zeros(m.n, dtype=np.bool_)
+        self.cursor = 0
+        self.page_wait_s = m.rtt + (PAGE_SIZE + p.page_header_bytes) / m.goodput  # one demand fault
+        total_push_s = self.left * (PAGE_SIZE + p.page_header_bytes) / m.goodput
+        self.dt = max(0.005, total_push_s / STEPS_PER_PHASE)
+        self.cpu = 1.0
+        self.stamp = 1 << 61
+        self.t0 = m.t
+        self.pages = self.normal = self.zero = self.bytes = self.faults = 0
+
+    def step(self, m) -> None:
+        """One step: the guest runs `dt`, its misses are pulled, the rest of the link pushes."""
+        touched = m.workload.writes(m.rng, self.dt, self.cpu)
+        fault_pages = np.unique(touched[self.needed[touched]]) if touched.size else touched
+        batch = self._batch(m, fault_pages)
+        nz, z, nbytes, secs = m.send(batch, m.goodput)
+        self.left -= int(batch.size)
+        m.postcopy_bytes += nbytes
+        m.faults += int(fault_pages.size)
+        self.pages += nz + z
+        self.normal += nz
+        self.zero += z
+        self.bytes += nbytes
+        self.faults += int(fault_pages.size)
+        step_s = max(self.dt, secs)
+        # every fault stalls a vCPU for a round trip plus the page: the guest gets less CPU next step
+        stall = fault_pages.size * self.page_wait_s / max(1, m.vcpus)
+        self.cpu = max(0.05, 1.0 - stall / step_s)
+        if touched.size:  # the guest's stores land on the target, on pages that are now present
+            self.stamp += 1
+            m.dst.write(touched, self.stamp)
+            self.written[touched] = True
+        m.t += step_s
+
+    def _batch(self, m, fault_pages: np.ndarray) -> np.ndarray:
+        """The faulted pages, their pre-paging neighbours, then an active push from the cursor in pfn order."""
+        p, needed = m.policy, self.needed
         send_parts = [fault_pages]
         if fault_pages.size:
             needed[fault_pages] = False
@@ -77,56 +123,34 @@ def run_postcopy(m, needed_pfns: np.ndarray) -> MigrationReport:
                 near = np.unique(near[needed[near]])
                 needed[near] = False
                 send_parts.append(near)
-        budget_pages = int(dt * m.goodput / (PAGE_SIZE + p.page_header_bytes))
+        budget_pages = int(self.dt * m.goodput / (PAGE_SIZE + p.page_header_bytes))
         budget = max(0, budget_pages - sum(int(x.size) for x in send_parts))
-        if budget > 0:  # active push from the cursor, in pfn order
+        if budget > 0:
+            cursor = self.cursor
             rest = np.flatnonzero(needed[cursor:])[:budget] + cursor
             if rest.size < budget:
                 rest = np.concatenate([rest, np.flatnonzero(needed[:cursor])[:budget - rest.size]])
             if rest.size:
                 needed[rest] = False
-                cursor = int(rest[-1]) + 1 if int(rest[-1]) + 1 < m.n else 0
+                self.cursor = int(rest[-1]) + 1 if int(rest[-1]) + 1 < m.n else 0
                 send_parts.append(rest)
-        batch = np.concatenate(send_parts) if len(send_parts) > 1 else send_parts[0]
-        nz, z, nbytes, secs = m.send(batch, m.goodput)
-        left -= int(batch.size)
-        m.postcopy_bytes += nbytes
-        m.faults += int(fault_pages.size)
-        r_pages += nz + z
-        r_norm += nz
-        r_zero += z
-        r_bytes += nbytes
-        r_faults += int(fault_pages.size)
-        step_s = max(dt, secs)
-        # every fault stalls a vCPU for a round trip plus the page: the guest gets less CPU next step
-        stall = fault_pages.size * page_wait_s / max(1, m.vcpus)
-        cpu = max(0.05, 1.0 - stall / step_s)
-        if touched.size:  # the guest's stores land on the target, on pages that are now present
-            stamp += 1
-            dst.write(touched, stamp)
-            written[touched] = True
-        m.t += step_s
-        if m.fault_due():
-            m.dst.discard()
-            m.add_round(_pc_round(m, r_t0, r_pages, r_norm, r_zero, r_bytes, r_faults, left))
-            return m.report("failed", remaining_pages=left, error=m.fault_message(), where="lost", guest_lost=True)
-    m.add_round(_pc_round(m, r_t0, r_pages, r_norm, r_zero, r_bytes, r_faults, 0))
-    ok = True
-    if m.verify:
-        keep = m.pfns[~written[m.pfns]]
-        received = getattr(dst, "received", None)
-        if received is not None and not bool(np.all(received[m.pfns])):
-            raise AssertionError("post-copy finished with pages that never arrived")
-        if not bool(np.all(dst.read(keep) == src.read(keep))):
-            raise AssertionError("post-copy: a page the guest did not write differs from the source's copy at pause")
-    m.notes.append(f"post-copy: {m.faults} demand faults, {r_pages} pages pulled after the switch")
-    return m.report("completed", verified=ok, where="target")
+        return np.concatenate(send_parts) if len(send_parts) > 1 else send_parts[0]
+
+    def record(self, m) -> RoundRecord:
+        dur = m.t - self.t0
+        return RoundRecord(round=len(m.rounds) + 1, phase="postcopy", start_ms=self.t0 * 1000,
+                           duration_ms=dur * 1000, pages_sent=self.pages, normal_pages=self.normal,
+                           zero_pages=self.zero, bytes_sent=self.bytes, pages_skipped=0, pages_dirtied=0,
+                           remaining_pages=self.left, dirty_rate_pages_s=0.0,
+                           bandwidth_mbps=self.bytes * 8 / dur / 1e6 if dur > 0 else 0.0,
+                           threshold_bytes=m.threshold, throttle_pct=0, faults=self.faults)
 
 
-def _pc_round(m, t0, pages, norm, zero, nbytes, faults, left) -> RoundRecord:
-    dur = m.t - t0
-    return RoundRecord(round=len(m.rounds) + 1, phase="postcopy", start_ms=t0 * 1000, duration_ms=dur * 1000,
-                       pages_sent=pages, normal_pages=norm, zero_pages=zero, bytes_sent=nbytes, pages_skipped=0,
-                       pages_dirtied=0, remaining_pages=left, dirty_rate_pages_s=0.0,
-                       bandwidth_mbps=nbytes * 8 / dur / 1e6 if dur > 0 else 0.0, threshold_bytes=m.threshold,
-                       throttle_pct=0, faults=faults)
+def _verify(m, written: np.ndarray) -> None:
+    """Every page arrived, and each one the guest did not write equals the source's copy at pause."""
+    keep = m.pfns[~written[m.pfns]]
+    received = getattr(m.dst, "received", None)
+    if received is not None and not bool(np.all(received[m.pfns])):
+        raise AssertionError("post-copy finished with pages that never arrived")
+    if not bool(np.all(m.dst.read(keep) == m.src.read(keep))):
+        raise AssertionError("post-copy: a page the guest did not write differs from the source's copy at pause")

@@ -17,7 +17,7 @@ continue, stop-and-copy, or switch to post-copy.
   goodput + device state + a fixed stop/resume overhead.
 
 Stages follow Clark et al. 2005: 0 pre-migration and 1 reservation happen in
-the caller (vmlab.migration.live), 2 iterative pre-copy and 3 stop-and-copy
+the caller (vmlab.toolstack.migrate, as xend), 2 iterative pre-copy and 3 stop-and-copy
 here, 4 commitment and 5 activation again in the caller when status is
 "completed". Time is simulated; nothing here sleeps.
 """
@@ -33,7 +33,7 @@ from vmlab.migration.engine.state import Migration
 from vmlab.migration.faults import Fault
 from vmlab.migration.policies import Decision, PAGE_SIZE, Policy, SyncStats
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.workloads import Workload
+from vmlab.migration.dirtying import Workload
 
 __all__ = ["run_migration"]
 
@@ -62,7 +62,7 @@ def run_migration(source, target, *, policy: Policy, link, workload: Workload | 
     m.t = m.setup_s
     m.guest_runs(m.setup_s)
     if m.fault_due():
-        return m.abort(m.fault_message(), status="cancelled" if fault.kind == "cancel" else "failed")
+        return m.abort_fault()
     if not p.live:
         return _stop_and_copy(m, m.pfns, reason="non-live migration: the guest is paused for the whole copy")
     if p.postcopy and not p.early_sync:  # pure post-copy: no pre-copy pass at all
@@ -71,122 +71,174 @@ def run_migration(source, target, *, policy: Policy, link, workload: Workload | 
     return _precopy(m)
 
 
-def _precopy(m: Migration) -> MigrationReport:
-    p, src = m.policy, m.src
-    log = src.log
-    pending = m.pfns  # never modified in place: slices and concatenations only
-    ptr = 0
-    m.sync_count = 1          # QEMU counts the initial sync (all pages dirty) as the first
-    m.phase = "precopy"
-    m.round_no = 1
-    last_live = False
-    total_sent = 0
-    r_t0, r_sent, r_norm, r_zero, r_bytes, r_skip = m.t, 0, 0, 0, 0, 0
-    chunk_pages = max(MIN_CHUNK_PAGES, -(-pending.size // CHUNKS_PER_PASS))
-    iter_s = p.min_iteration_ms / 1000
-    if m.live_rate < m.goodput:  # rate-limited: an iteration spends one BUFFER_DELAY budget
-        iter_s = max(iter_s, m.policy_bandwidth_period_s)
-    min_iter_pages = int(iter_s * m.live_rate / (PAGE_SIZE + p.page_header_bytes))
-    m._rate_t0, m._rate_bytes0 = m.t, m.transferred
-    while True:
-        left = pending.size - ptr
-        k = min(left, chunk_pages)
-        early = False
-        if p.early_sync and m.threshold > 0:
+class _Round:
+    """What one round has done so far; `record()` turns it into its RoundRecord at the sync."""
+
+    __slots__ = ("t0", "sent", "normal", "zero", "bytes", "skipped")
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.sent = self.normal = self.zero = self.bytes = self.skipped = 0
+
+    def add(self, nz: int, z: int, nbytes: int) -> None:
+        self.sent += nz + z
+        self.normal += nz
+        self.zero += z
+        self.bytes += nbytes
+
+    def record(self, m: Migration, *, newly: int, remaining: int) -> RoundRecord:
+        dur = m.t - self.t0
+        return RoundRecord(
+            round=m.round_no, phase="precopy", start_ms=self.t0 * 1000, duration_ms=dur * 1000, pages_sent=self.sent,
+            normal_pages=self.normal, zero_pages=self.zero, bytes_sent=self.bytes, pages_skipped=self.skipped,
+            pages_dirtied=newly, remaining_pages=remaining, dirty_rate_pages_s=newly / dur if dur > 0 else 0.0,
+            bandwidth_mbps=self.bytes * 8 / dur / 1e6 if dur > 0 else 0.0, threshold_bytes=m.threshold,
+            throttle_pct=m.throttle)
+
+
+class _Sweep:
+    """The pre-copy sweep: the pending pfns in send order, the cursor, and the round under way."""
+
+    __slots__ = ("pending", "ptr", "last_live", "total_sent", "round", "chunk_pages", "min_iter_pages")
+
+    def __init__(self, m: Migration) -> None:
+        p = m.policy
+        self.pending = m.pfns  # never modified in place: slices and concatenations only
+        self.ptr = 0
+        self.last_live = False
+        self.total_sent = 0
+        self.round = _Round(m.t)
+        self.chunk_pages = max(MIN_CHUNK_PAGES, -(-self.pending.size // CHUNKS_PER_PASS))
+        iter_s = p.min_iteration_ms / 1000
+        if m.live_rate < m.goodput:  # rate-limited: an iteration spends one BUFFER_DELAY budget
+            iter_s = max(iter_s, m.policy_bandwidth_period_s)
+        self.min_iter_pages = int(iter_s * m.live_rate / (PAGE_SIZE + p.page_header_bytes))
+
+    def next_chunk(self, m: Migration) -> tuple[int, bool]:
+        """(pages to send next, whether QEMU's early sync follows them)."""
+        left = self.pending.size - self.ptr
+        k = min(left, self.chunk_pages)
+        if m.policy.early_sync and m.threshold > 0:
             below = max(0, math.ceil(m.threshold / PAGE_SIZE) - 1)  # pages that count as "< threshold"
             if left - k < below + 1:
                 # the check runs between ram_save_iterate calls, each sending up to MAX_WAIT (50 ms)
-                k = min(left, max(left - below, min_iter_pages))
-                early = True
+                return min(left, max(left - below, self.min_iter_pages)), True
+        return k, False
+
+
+def _precopy(m: Migration) -> MigrationReport:
+    """Stage 2: send chunks while the guest runs; at each sync the policy decides what comes next."""
+    m.sync_count = 1          # QEMU counts the initial sync (all pages dirty) as the first
+    m.phase = "precopy"
+    m.round_no = 1
+    sw = _Sweep(m)
+    m._rate_t0, m._rate_bytes0 = m.t, m.transferred
+    while True:
+        k, early = sw.next_chunk(m)
         if k > 0:
-            if pending is m.pfns and m.pfns_are_range:  # first pass over a fully populated guest
-                chunk = slice(ptr, ptr + k)
-            else:
-                chunk = pending[ptr:ptr + k]
-            ptr += k
-            if p.skip_redirtied:
-                again = log.peek(chunk)
-                n_again = int(np.count_nonzero(again))
-                if n_again:
-                    chunk = (pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
-                    r_skip += n_again
-            nz, z, nbytes, secs = m.send(chunk, m.live_rate)
-            m.precopy_bytes += nbytes
-            r_sent += nz + z
-            r_norm += nz
-            r_zero += z
-            r_bytes += nbytes
-            total_sent += nz + z
-            m.t += secs
-            m.guest_runs(secs)
-            if p.early_sync:
-                m.measure(nbytes, secs)
+            _send_chunk(m, sw, k)
             if m.fault_due():
-                return m.abort(m.fault_message(), status="cancelled" if m.fault.kind == "cancel" else "failed",
-                               remaining_pages=pending.size - ptr)
-        if ptr < pending.size and not (early and p.early_sync):
+                return m.abort_fault(sw.pending.size - sw.ptr)
+        if sw.ptr < sw.pending.size and not early:
             continue
-        # --- a bitmap sync -------------------------------------------------------------
-        m.t += m.sync_s
-        m.guest_runs(m.sync_s)
-        unsent = pending[ptr:]
-        merged, newly = log.clean_merge(unsent)
-        m.sync_count += 1
-        m._rate_dirty += newly
-        if m.t - m._rate_t0 > 1.0:   # ram.c migration_bitmap_sync: rates and throttle once a second
-            xfer = m.transferred - m._rate_bytes0
-            m.dirty_pages_rate = int(m._rate_dirty / (m.t - m._rate_t0))
-            if p.auto_converge and m._rate_dirty * PAGE_SIZE > xfer * p.throttle_trigger_threshold / 100:
-                m.high_cnt += 1
-                if m.high_cnt >= 2:
-                    m.high_cnt = 0
-                    m.throttle = (p.cpu_throttle_initial if m.throttle == 0
-                                  else min(m.throttle + p.cpu_throttle_increment, p.max_cpu_throttle))
-                    m.max_throttle = max(m.max_throttle, m.throttle)
-            m._rate_t0, m._rate_bytes0, m._rate_dirty = m.t, m.transferred, 0
-        dur = m.t - r_t0
-        stats = SyncStats(iteration=m.round_no, pass_complete=ptr >= pending.size, sent_this_round=r_sent,
-                          skipped_this_round=r_skip, new_dirty=newly, pending_pages=int(merged.size),
-                          total_sent_pages=total_sent, n_pages=int(m.pfns.size), threshold_bytes=m.threshold,
-                          elapsed_s=m.t)
-        m.add_round(RoundRecord(
-            round=m.round_no, phase="precopy", start_ms=r_t0 * 1000, duration_ms=dur * 1000, pages_sent=r_sent,
-            normal_pages=r_norm, zero_pages=r_zero, bytes_sent=r_bytes, pages_skipped=r_skip, pages_dirtied=newly,
-            remaining_pages=int(merged.size), dirty_rate_pages_s=newly / dur if dur > 0 else 0.0,
-            bandwidth_mbps=r_bytes * 8 / dur / 1e6 if dur > 0 else 0.0, threshold_bytes=m.threshold,
-            throttle_pct=m.throttle))
-        decision = Decision.STOP_AND_COPY if last_live else p.decide(stats)
-        if decision is Decision.LAST_LIVE_PASS and merged.size == 0:
-            decision = Decision.STOP_AND_COPY
-        if decision is Decision.STOP_AND_COPY:
-            reason = p.stop_reason(stats) if hasattr(p, "stop_reason") and not last_live else \
-                "the last live pass is done (policy asked to stop)"
-            return _stop_and_copy(m, merged, reason=reason)
-        if decision is Decision.START_POSTCOPY:
-            from vmlab.migration.engine.postcopy import run_postcopy
-            m.stop_reason = f"switched to post-copy after {m.round_no} round(s) with {merged.size} pages pending"
-            return run_postcopy(m, merged)
-        if decision is Decision.LAST_LIVE_PASS:
-            last_live = True
-            m.stop_reason = p.stop_reason(stats) if hasattr(p, "stop_reason") else ""
-        if m.t >= m.max_time_s:
-            m.notes.append(f"pre-copy had not converged after {m.t:.1f} s ({m.round_no} rounds, "
-                           f"{merged.size} pages still dirty); cancelled")
-            return m.abort(f"not converging after {m.t:.1f} s: the guest re-dirties pages faster than the link "
-                           "sends them; cancelled, the guest keeps running on the source",
-                           status="cancelled", remaining_pages=int(merged.size), converged=False)
+        unsent = sw.pending[sw.ptr:]
+        merged, stats = _sync(m, sw, unsent)
+        done = _decide(m, sw, merged, stats)
+        if done is not None:
+            return done
         # the sweep continues from its cursor (QEMU) or restarts at pfn 0 (a new Xen pass)
         if unsent.size and merged.size:
             cut = int(np.searchsorted(merged, unsent[0]))
-            pending = np.concatenate([merged[cut:], merged[:cut]])
+            sw.pending = np.concatenate([merged[cut:], merged[:cut]])
         else:
-            pending = merged
-        ptr = 0
+            sw.pending = merged
+        sw.ptr = 0
         m.round_no += 1
-        r_t0, r_sent, r_norm, r_zero, r_bytes, r_skip = m.t, 0, 0, 0, 0, 0
+        sw.round = _Round(m.t)
         if m.fault_due():
-            return m.abort(m.fault_message(), status="cancelled" if m.fault.kind == "cancel" else "failed",
-                           remaining_pages=int(pending.size))
+            return m.abort_fault(int(sw.pending.size))
+
+
+def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
+    """Send the next `k` pending pages (Xen 3 skips those re-dirtied this round) while the guest runs."""
+    p, ptr = m.policy, sw.ptr
+    if sw.pending is m.pfns and m.pfns_are_range:  # first pass over a fully populated guest
+        chunk = slice(ptr, ptr + k)
+    else:
+        chunk = sw.pending[ptr:ptr + k]
+    sw.ptr += k
+    if p.skip_redirtied:
+        again = m.src.log.peek(chunk)
+        n_again = int(np.count_nonzero(again))
+        if n_again:
+            chunk = (sw.pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
+            sw.round.skipped += n_again
+    nz, z, nbytes, secs = m.send(chunk, m.live_rate)
+    m.precopy_bytes += nbytes
+    sw.round.add(nz, z, nbytes)
+    sw.total_sent += nz + z
+    m.t += secs
+    m.guest_runs(secs)
+    if p.early_sync:
+        m.measure(nbytes, secs)
+
+
+def _sync(m: Migration, sw: _Sweep, unsent: np.ndarray) -> tuple[np.ndarray, SyncStats]:
+    """A bitmap sync: read and clear the log, merge with the unsent rest, record the round."""
+    m.t += m.sync_s
+    m.guest_runs(m.sync_s)
+    merged, newly = m.src.log.clean_merge(unsent)
+    m.sync_count += 1
+    m._rate_dirty += newly
+    if m.t - m._rate_t0 > 1.0:   # ram.c migration_bitmap_sync: rates and throttle once a second
+        _rates_and_throttle(m)
+    stats = SyncStats(iteration=m.round_no, pass_complete=sw.ptr >= sw.pending.size, sent_this_round=sw.round.sent,
+                      skipped_this_round=sw.round.skipped, new_dirty=newly, pending_pages=int(merged.size),
+                      total_sent_pages=sw.total_sent, n_pages=int(m.pfns.size), threshold_bytes=m.threshold,
+                      elapsed_s=m.t)
+    m.add_round(sw.round.record(m, newly=newly, remaining=int(merged.size)))
+    return merged, stats
+
+
+def _rates_and_throttle(m: Migration) -> None:
+    """The dirty-page rate, and auto-converge: two syncs dirtying more than the trigger share raise the throttle."""
+    p = m.policy
+    xfer = m.transferred - m._rate_bytes0
+    m.dirty_pages_rate = int(m._rate_dirty / (m.t - m._rate_t0))
+    if p.auto_converge and m._rate_dirty * PAGE_SIZE > xfer * p.throttle_trigger_threshold / 100:
+        m.high_cnt += 1
+        if m.high_cnt >= 2:
+            m.high_cnt = 0
+            m.throttle = (p.cpu_throttle_initial if m.throttle == 0
+                          else min(m.throttle + p.cpu_throttle_increment, p.max_cpu_throttle))
+            m.max_throttle = max(m.max_throttle, m.throttle)
+    m._rate_t0, m._rate_bytes0, m._rate_dirty = m.t, m.transferred, 0
+
+
+def _decide(m: Migration, sw: _Sweep, merged: np.ndarray, stats: SyncStats) -> MigrationReport | None:
+    """Ask the policy; returns the finished report, or None to run another round."""
+    p = m.policy
+    decision = Decision.STOP_AND_COPY if sw.last_live else p.decide(stats)
+    if decision is Decision.LAST_LIVE_PASS and merged.size == 0:
+        decision = Decision.STOP_AND_COPY
+    if decision is Decision.STOP_AND_COPY:
+        reason = p.stop_reason(stats) if hasattr(p, "stop_reason") and not sw.last_live else \
+            "the last live pass is done (policy asked to stop)"
+        return _stop_and_copy(m, merged, reason=reason)
+    if decision is Decision.START_POSTCOPY:
+        from vmlab.migration.engine.postcopy import run_postcopy
+        m.stop_reason = f"switched to post-copy after {m.round_no} round(s) with {merged.size} pages pending"
+        return run_postcopy(m, merged)
+    if decision is Decision.LAST_LIVE_PASS:
+        sw.last_live = True
+        m.stop_reason = p.stop_reason(stats) if hasattr(p, "stop_reason") else ""
+    if m.t >= m.max_time_s:
+        m.notes.append(f"pre-copy had not converged after {m.t:.1f} s ({m.round_no} rounds, "
+                       f"{merged.size} pages still dirty); cancelled")
+        return m.abort(f"not converging after {m.t:.1f} s: the guest re-dirties pages faster than the link "
+                       "sends them; cancelled, the guest keeps running on the source",
+                       status="cancelled", remaining_pages=int(merged.size), converged=False)
+    return None
 
 
 def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> MigrationReport:
@@ -198,8 +250,7 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
     m.phase = "stop-and-copy"
     t0 = m.t
     if m.fault_due():
-        return m.abort(m.fault_message(), status="cancelled" if m.fault.kind == "cancel" else "failed",
-                       remaining_pages=int(final.size))
+        return m.abort_fault(int(final.size))
     final_sync_s = 0.0
     if p.live and p.early_sync:
         # ram.c ram_save_complete: one more bitmap sync with the guest stopped (it finds
@@ -214,8 +265,7 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
     m.t += m.downtime_s
     if m.fault is not None and m.fault.at_s is not None and m.fault.due(m.t, m.phase):
         m.t = max(t0, m.fault.at_s)
-        return m.abort(m.fault_message(), status="cancelled" if m.fault.kind == "cancel" else "failed",
-                       remaining_pages=int(final.size))
+        return m.abort_fault(int(final.size))
     dur = m.t - t0
     m.add_round(RoundRecord(
         round=m.round_no + (1 if m.rounds else 0), phase="stop-and-copy", start_ms=t0 * 1000, duration_ms=dur * 1000,

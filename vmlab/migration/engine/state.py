@@ -15,26 +15,12 @@ import numpy as np
 
 from vmlab.errors import ConfigError
 from vmlab.migration.faults import Fault
+from vmlab.migration.link import link_goodput_Bps, rtt_s
 from vmlab.migration.policies import PAGE_SIZE, Policy
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.workloads import Idle, Workload
+from vmlab.migration.dirtying import Idle, Workload
 
-__all__ = ["Migration", "link_goodput_Bps", "TCP_EFFICIENCY"]
-
-# TCP over Ethernet with a 1500-byte MTU: 1448 payload bytes (1500 - 20 IP - 32 TCP
-# with timestamps) per 1538 bytes on the wire (+ 14 header, 4 FCS, 8 preamble,
-# 12 inter-frame gap). Derived from the frame formats, not measured.
-TCP_EFFICIENCY = 1448 / 1538
-
-
-def link_goodput_Bps(link) -> float:
-    """Payload bytes per second a TCP stream gets over `link` (its raw Mbit/s x TCP efficiency)."""
-    return float(link.bandwidth_mbps) * 1e6 / 8 * TCP_EFFICIENCY
-
-
-def _rtt_s(link) -> float:
-    return float(getattr(link, "latency_ms", 0.1)) / 1000.0
-
+__all__ = ["Migration"]
 
 def _extent(workload: Workload) -> int:
     for attr in ("extent_pages",):
@@ -72,7 +58,7 @@ class Migration:
         self.goodput = link_goodput_Bps(link)
         cap = policy.max_bandwidth_mib_s
         self.live_rate = min(self.goodput, cap * 2**20) if cap else self.goodput
-        self.rtt = _rtt_s(link)
+        self.rtt = rtt_s(link)
         self.sync_s = (policy.sync_ms + policy.sync_ms_per_gib * self.gib) / 1000.0
         # running totals
         self.t = 0.0
@@ -194,6 +180,11 @@ class Migration:
             self.src.disable_log()
         self.dst.discard()
         return self.report(status, remaining_pages=remaining_pages, error=why, where="source", converged=converged)
+
+    def abort_fault(self, remaining_pages: int = 0) -> MigrationReport:
+        """The injected fault happened: abort, "cancelled" for a cancel, else "failed"."""
+        status = "cancelled" if self.fault.kind == "cancel" else "failed"
+        return self.abort(self.fault_message(), status=status, remaining_pages=remaining_pages)
 
     def fault_message(self) -> str:
         where = self.phase if self.phase != "precopy" else f"pre-copy round {self.round_no}"

@@ -1,0 +1,27 @@
+import pytest
+
+from vmlab.errors import ConfigError
+from vmlab.migration.explore import EXPLORER_POLICIES, compare_models, explore
+
+
+def test_explore_returns_plain_columns_for_bars_timeline_and_readouts():
+    out = explore(memory_mib=64, wws_mib=8, dirty_rate_mib_s=16)
+    bars, rounds = out["bars"], out["rounds"]
+    assert len(bars["x"]) == len(rounds["round"]) == out["totals"]["rounds"]
+    assert bars["sent_mib"] == [b / 2**20 for b in rounds["bytes_sent"]]
+    assert bars["dirtied_mib"] == [p * 4096 / 2**20 for p in rounds["pages_dirtied"]]
+    assert out["timeline"]["remaining_mib"][0] == 64
+    assert all(isinstance(v, list) for v in (*bars.values(), *out["timeline"].values()))
+
+
+def test_every_listed_policy_runs_and_an_unknown_one_is_refused():
+    for p in EXPLORER_POLICIES:
+        assert explore(memory_mib=64, wws_mib=8, policy=p)["totals"]["policy"].startswith(p.split("-")[0])
+    with pytest.raises(ConfigError, match="policy"):
+        explore(policy="vmware")
+
+
+def test_compare_models_puts_cloudsim_simgrid_and_vmlab_side_by_side():
+    cols = compare_models(64, 1000, rate_pages_s=5_000, wws_pages=1_000)
+    assert cols["model"][:2] == ["CloudSim", "SimGrid"] and cols["model"][2].startswith("vmlab")
+    assert cols["downtime_ms"][0] == 0.0  # CloudSim has no downtime at all
