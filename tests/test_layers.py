@@ -17,7 +17,7 @@ WIDGETS = ROOT / "widgets"
 # Longest prefix wins. Siblings on one level may import each other as long as no cycle forms.
 LAYERS: dict[str, int] = {
     "vmlab.errors": 0, "vmlab.trace": 0, "vmlab.costs": 0, "vmlab.datasets": 0,
-    "vmlab.exercises": 0, "vmlab._resources": 0,
+    "vmlab.exercises": 0, "vmlab._resources": 0, "vmlab.measurements": 0,
     "vmlab.hardware": 1,
     "vmlab.hypervisor": 2,
     "vmlab.paging": 3, "vmlab.io": 3, "vmlab.migration": 3,

@@ -11,11 +11,11 @@ from __future__ import annotations
 from vmlab.errors import VmlabError
 from vmlab.hardware.memory import mib_from_frames
 from vmlab.hypervisor.hypervisor import Hypervisor
-from vmlab.migration.live import migrate_domain
+from vmlab.toolstack.migrate import migrate_domain
 from vmlab.migration.policies import Xen3Policy
 from vmlab.ovm import messages as M
 from vmlab.ovm.network import add_vlan_bridge
-from vmlab.toolstack.pool import Link
+from vmlab.migration.link import Link
 from vmlab.toolstack.xm import Toolstack
 
 __all__ = ["Agent"]
@@ -64,7 +64,7 @@ class Agent:
         return self._ok(req)
 
     def _MigrateGuest(self, req: M.MigrateGuest) -> M.Reply:
-        report = migrate_domain(self.hv, self.peers[req.target], req.name, policy=Xen3Policy(),
+        report = migrate_domain(self.hv, self.peers[req.target], self.xm.lookup(req.name), policy=Xen3Policy(),
                                 link=Link(bandwidth_mbps=req.bandwidth_mbps))
         return self._ok(req, report)
 

@@ -18,7 +18,7 @@ from vmlab.ovm.inventory import parse_roles
 from vmlab.ovm.manager import Manager, server_spec
 from vmlab.ovm.persist import manager_of
 from vmlab.ovm.views import guests_text, pool_text, repos_text, servers_text
-from vmlab.toolstack.pool import Link
+from vmlab.migration.link import Link
 
 __all__ = ["add_parsers", "handles", "run", "SIM_VERBS"]
 

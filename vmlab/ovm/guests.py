@@ -6,7 +6,8 @@ import numpy as np
 
 from vmlab.hardware.memory import frames_from_mib
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, DomainKind, VifSpec
-from vmlab.migration.live import MigrationRefused, check_migration
+from vmlab.errors import MigrationRefused
+from vmlab.toolstack.migrate import check_migration
 from vmlab.ovm import constants as K
 from vmlab.ovm import messages as M
 from vmlab.ovm.errors import HaRefused, NoCapacity, Refused, UnknownObject, VlanMissing
@@ -139,7 +140,7 @@ class GuestOps:
         need = frames_from_mib(g.memory_mib + (planned or {}).get(target, 0))
         if self.pool.servers[target].memory.free_frames < need:
             return NoCapacity(f"{g.name}: {target} has {self.free_mib(target)} MiB free, {g.memory_mib} MiB needed")
-        try:   # xend's own stage-0 checks (vmlab.migration.live.check_migration)
+        try:   # xend's own stage-0 checks (vmlab.toolstack.migrate.check_migration)
             src = self.pool.servers[g.server]
             check_migration(src, self.pool.servers[target], self.agents[g.server].xm.lookup(g.name))
         except MigrationRefused as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vmlab.errors import ConfigError
-from vmlab.migration.live import MigrationError
+from vmlab.errors import MigrationError
 from vmlab.ovm.errors import Refused
 from vmlab.ovm.inventory import ServerState
 from vmlab.ovm.network import vlans_on

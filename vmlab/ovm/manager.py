@@ -32,7 +32,8 @@ from vmlab.ovm.templates import TemplateOps
 from vmlab.ovm.inventory import Guest, Role, ServerRecord, ServerState, Template
 from vmlab.ovm.network import guest_vlans, vlans_on
 from vmlab.ovm.storage import Repository
-from vmlab.toolstack.pool import Link, ServerPool
+from vmlab.migration.link import Link
+from vmlab.toolstack.pool import ServerPool
 
 __all__ = ["Manager", "server_spec"]
 

@@ -167,6 +167,19 @@ def migrate(pool, domain: str | int, target_host: str, *, live: bool = True, por
         raise MigrationError(f"xm migrate {domain}: domids are per server in a pool; name the guest instead")
     src, dom = pool.find(domain)
     dst = pool.server(target_host)
+    return migrate_domain(src, dst, dom, link=pool.link, live=live, port=port, policy=policy, workload=workload,
+                          seed=seed, fault=fault, progress=pool.round_observer, max_time_s=max_time_s)
+
+
+def migrate_domain(src: Hypervisor, dst: Hypervisor, dom: Domain, *, link, live: bool = True,
+                   port: int = RELOCATION_PORT, policy: Policy | str | None = None,
+                   workload: Workload | None = None, seed: int = 0, fault: Fault | None = None,
+                   progress=None, max_time_s: float = 600.0) -> MigrationReport:
+    """Move live domain `dom` from hypervisor `src` to `dst` over `link` (xend's stages around the engine).
+
+    The pool-free form of `migrate`, for callers that hold the two servers (the
+    Oracle VM agents); same refusals, failures and guarantees.
+    """
     policy = default_policy(policy, live=live)
     check_migration(src, dst, dom, live=live, port=port)
     workload = workload if workload is not None else default_workload(dom)
@@ -174,8 +187,8 @@ def migrate(pool, domain: str | int, target_host: str, *, live: bool = True, por
     source, target = DomainSource(src, dom.domid), DomainTarget(dst, new_domid)
     source.paused = dom.state is DomainState.PAUSED  # a paused guest writes nothing and stays paused on failure
     try:
-        report = run_migration(source, target, policy=policy, link=pool.link, workload=workload, seed=seed,
-                               fault=fault, progress=pool.round_observer, max_time_s=max_time_s)
+        report = run_migration(source, target, policy=policy, link=link, workload=workload, seed=seed,
+                               fault=fault, progress=progress, max_time_s=max_time_s)
     except BaseException:
         if new_domid in dst.domains:
             dst.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], new_domid)
