@@ -28,7 +28,9 @@ LAB1 = "01-meet-the-hypervisor.ipynb"
 def _package_folders() -> set[str]:
     """Every import package the repository holds, under the name the wheel gives it."""
     found = {"vmlab._data", "vmlab._labs"}  # data-only: datasets/ and labs/ (package-dir)
-    found |= {f"vmlab._data.{d.name}" for d in (ROOT / "datasets").iterdir() if d.is_dir()}
+    data = ROOT / "datasets"  # every data folder is a package too (setuptools ships package data per package)
+    found |= {"vmlab._data." + ".".join(d.relative_to(data).parts) for d in data.rglob("*")
+              if d.is_dir() and "__pycache__" not in d.parts}
     for base, prefix in ((ROOT / "vmlab", "vmlab"), (ROOT / "widgets", "vmlab.widgets")):
         for init in base.rglob("__init__.py"):
             rel = init.parent.relative_to(base)

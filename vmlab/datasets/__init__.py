@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from importlib.resources.abc import Traversable
 
-from vmlab.datasets.registry import (CONFIDENCE_LEVELS, DATASETS_DIR, REGISTRY_NAME, DatasetInfo, _root,
+from vmlab.datasets.registry import (CONFIDENCE_LEVELS, DATASETS_DIR, REGISTRY_NAME, DatasetInfo, _checked, _root,
                                      verify_registry)
 from vmlab.datasets.tables import (TABLE_SCHEMAS, CostEntry, cost_preset, cost_preset_entries,
                                    list_cost_presets, load_table)
