@@ -1,7 +1,7 @@
 """The `vmlab` command (and `python -m vmlab`): the toolstack's CLI plus the commands above it.
 
-`vmlab labs copy DIR` lives here because it reads the shipped notebooks (vmlab.labs), which sit
-above the toolstack; everything else is vmlab.toolstack.cli.
+`vmlab labs copy DIR` (vmlab.labs) and `vmlab ovm ...` (vmlab.ovm, the Oracle VM layer) sit above
+the toolstack, so they are plugged in here; everything else is vmlab.toolstack.cli.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from vmlab.labs import copy_labs
+from vmlab.ovm import cli as ovm_cli
 from vmlab.toolstack import cli as toolstack_cli
 
 __all__ = ["main"]
@@ -21,7 +22,7 @@ def _labs(a: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return toolstack_cli.main(argv, commands={"labs": _labs})
+    return toolstack_cli.main(argv, commands={"labs": _labs}, extensions=(ovm_cli,))
 
 
 if __name__ == "__main__":

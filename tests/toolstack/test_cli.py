@@ -194,7 +194,7 @@ def test_the_error_prefix_is_printed_once(tmp_path, capsys, args, message):
     (KeyboardInterrupt(), 130),
 ])
 def test_exit_codes_come_from_the_error_class(monkeypatch, capsys, exc, code):
-    def fail(argv, commands=None):
+    def fail(*args, **kwargs):
         raise exc
     monkeypatch.setattr(toolstack_cli, "run", fail)
     assert toolstack_cli.main(["xm", "list"]) == code

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from vmlab.errors import UsageError, VmlabError
 from vmlab.hardware.host import Disk, HostSpec, StorageKind, parse_size_mib
 from vmlab.hardware.memory import mib_from_frames
 from vmlab.hypervisor import constants as C
-from vmlab.ovm import cli as ovm_cli
 from vmlab.toolstack.commands import VERBS, Parser, _HelpShown, is_readonly, run_xm, xm_parser
 from vmlab.toolstack.config import virt_install_argv
 from vmlab.toolstack.pool import Link, ServerPool
@@ -115,7 +115,16 @@ def version() -> str:
         return __version__
 
 
-def build_parser() -> Parser:
+class Extension(Protocol):
+    """Commands above the toolstack (the Oracle VM layer), plugged in by vmlab.cli: they add their
+    parsers and run inside the state transaction. The toolstack never imports them (one-way layers)."""
+
+    def add_parsers(self, sub, sim_sub) -> None: ...
+    def handles(self, pool: ServerPool, a: argparse.Namespace) -> bool: ...
+    def run(self, pool: ServerPool, a: argparse.Namespace) -> str: ...
+
+
+def build_parser(extensions: Sequence[Extension] = ()) -> Parser:
     p = CliParser(prog="vmlab", description="vmlab: a Xen-style hypervisor simulator for teaching virtualization.")
     p.add_argument("--version", action=_Version)
     p.add_argument("--state", help="state file (default $VMLAB_STATE or ~/.local/state/vmlab/state.sqlite)")
@@ -148,7 +157,8 @@ def build_parser() -> Parser:
     ld.add_argument("domain"), ld.add_argument("load", type=float), ld.add_argument("--host")
     cr = ss.add_parser("crash", help="make a guest kernel crash")
     cr.add_argument("domain"), cr.add_argument("--host")
-    ovm_cli.add_parsers(sub, ss)
+    for ext in extensions:
+        ext.add_parsers(sub, ss)
     labs = sub.add_parser("labs", help="the lab notebooks: vmlab labs copy DIR (never overwrites a file)")
     ls = labs.add_subparsers(dest="labs_cmd", metavar="ACTION", parser_class=CliParser)
     ls.required = True
@@ -176,11 +186,12 @@ def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
 Command = Callable[[argparse.Namespace], str]
 
 
-def run(argv: list[str], commands: Mapping[str, Command] | None = None) -> str:
-    """One command line's output. `commands` adds handlers for commands above the toolstack
-    (vmlab.cli passes `labs`); they run without opening the state file."""
+def run(argv: list[str], commands: Mapping[str, Command] | None = None,
+        extensions: Sequence[Extension] = ()) -> str:
+    """One command line's output. vmlab.cli adds what sits above the toolstack: `commands` run
+    without opening the state file (`labs`), `extensions` inside its transaction (`ovm`)."""
     head, raw_cmd, rest = _split(argv)
-    a = build_parser().parse_args(head + ([raw_cmd] if raw_cmd else []))
+    a = build_parser(extensions).parse_args(head + ([raw_cmd] if raw_cmd else []))
     host = None
     if raw_cmd and rest[:1] == ["--host"] and len(rest) > 1:
         host, rest = rest[1], rest[2:]
@@ -202,8 +213,9 @@ def run(argv: list[str], commands: Mapping[str, Command] | None = None) -> str:
             cfg = virt_install_argv(rest)
             dom = pool.xm(host).create(cfg)
             return f"Starting install...\nCreating domain...\nGuest {dom.name} started (id={dom.domid})"
-        if ovm_cli.handles(pool, a):
-            return ovm_cli.run(pool, a)
+        for ext in extensions:
+            if ext.handles(pool, a):
+                return ext.run(pool, a)
         if a.cmd == "pool":
             return _pool_cmd(pool, a)
         if a.cmd == "sim":
@@ -211,10 +223,11 @@ def run(argv: list[str], commands: Mapping[str, Command] | None = None) -> str:
     raise AssertionError(a.cmd)
 
 
-def main(argv: list[str] | None = None, commands: Mapping[str, Command] | None = None) -> int:
+def main(argv: list[str] | None = None, commands: Mapping[str, Command] | None = None,
+         extensions: Sequence[Extension] = ()) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        out = run(argv, commands)
+        out = run(argv, commands, extensions)
     except _HelpShown as h:
         print(str(h), end="")
         return 0
