@@ -152,7 +152,8 @@ ex.check("done count", answer_done)
 # %% [markdown]
 # ## 3. Batching: paying for the hypervisor once per 32 updates
 #
-# Every `mmu_update` is a trip into Xen. Linux's PV code (`arch/x86/xen/multicalls.c`) queues
+# Every `mmu_update` is a trip into Xen. Linux's PV code (`arch/x86/xen/multicalls.c`, pvops Linux
+# from 2.6.23: today's guests, not the 2.6.18 XenLinux that Oracle VM 2.x guests ran) queues
 # updates in **lazy MMU mode** in a per-CPU buffer of `MC_BATCH = 32` entries, and sends the whole
 # buffer as one `multicall` when it is full, before a TLB flush or CR3 load, or before the guest
 # touches memory.

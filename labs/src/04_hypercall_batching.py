@@ -23,7 +23,8 @@
 # Because a PV guest can **group** its requests. Barham et al. (SOSP 2003, §3.3.3): guests queue
 # page-table updates and apply a batch with one hypercall — "particularly beneficial when creating
 # new address spaces"; the queue is flushed before a TLB flush, or in the page-fault handler.
-# Linux's Xen code still does this (`arch/x86/xen/multicalls.c`): a per-CPU buffer of
+# Linux's Xen code still does this (`arch/x86/xen/multicalls.c` in pvops Linux, 2.6.23 on; the 2.6.18
+# XenLinux kernel of Oracle VM 2.x guests built its multicalls case by case instead): a per-CPU buffer of
 # **MC_BATCH = 32** entries, flushed when full ("slots"), before a TLB flush or CR3 load, or on
 # demand, with counters `batches`, `hypercalls`, `batch_histo` and `flush_reasons`. Its comment:
 # batching *amortizes the cost of trapping into the hypervisor over several calls*.

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class SaveImage:
     target_pages: int
     paused: bool
     macs: tuple[str, ...] = ()
+    hvm_params: dict = field(default_factory=dict)   # HVMOP params (CALLBACK_IRQ: PV drivers loaded)
 
 
 def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
@@ -52,7 +53,8 @@ def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
     header = {"config": config_to_dict(dom.config), "console": dom.console[-200:], "load": dom.load,
               "vcpus_online": dom.vcpus_online, "target_pages": dom.target_pages, "paused": resume_paused,
               "p2m_size": int(dom.p2m.size), "pages": int(pfns.size), "source_host": hv.host.name,
-              "xen_version": list(C.XEN_VERSION), "macs": _vif_macs(dom)}
+              "xen_version": list(C.XEN_VERSION), "macs": _vif_macs(dom),
+              "hvm_params": {str(k): v for k, v in dom.hvm_params.items()}}
     hdr = json.dumps(header, sort_keys=True).encode()
     body = MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(hdr)) + hdr + pfns.tobytes() + content.tobytes()
     data = body + hashlib.sha256(body).digest()
@@ -110,7 +112,8 @@ def read_save_file(path: str) -> SaveImage:
     return SaveImage(config=config, pfns=pfns, content=content, console=tuple(header.get("console", ())),
                      load=float(header.get("load", 0.0)), vcpus_online=int(header.get("vcpus_online", config.vcpus)),
                      target_pages=int(header.get("target_pages", n)), paused=bool(header.get("paused", False)),
-                     macs=tuple(header.get("macs", ())))
+                     macs=tuple(header.get("macs", ())),
+                     hvm_params={int(k): int(v) for k, v in header.get("hvm_params", {}).items()})
 
 
 def _vif_macs(dom) -> list[str]:
