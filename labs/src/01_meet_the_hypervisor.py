@@ -185,6 +185,10 @@ print("after destroy:", frames_by_owner(dash).get("db"), "frames for db;", frame
 # Guests that have work are **r**unning; idle ones are **b**locked. Let `web` get busy and `vm1`
 # be half busy, advance simulated time by 60 s, and look at the Time(s) column. Xen's credit
 # scheduler gives every domain the same weight (256), so CPU is shared fairly *between domains*.
+#
+# Read the Time(s) column with the VCPUs column: Time(s) is CPU time summed over a domain's
+# vCPUs. `vm1` has **2 vCPUs**, each busy half the time (2 x 0.5 x 60 s = 60 s); `web` has one vCPU,
+# busy all the time (1 x 1.0 x 60 s = 60 s). Same CPU time, different shapes of load.
 
 # %%
 hv.set_load(web.domid, 1.0)

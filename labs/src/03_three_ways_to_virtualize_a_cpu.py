@@ -212,7 +212,10 @@ print("HVM exits by reason:", res["HVM"].exits)
 # %% [markdown]
 # ## 6. Explore
 #
-# Pick a workload, a preset and HVM's paging mode; move the costs. Bars are cycles by mechanism.
+# Pick a workload, a preset and HVM's paging mode; move the costs. Bars are cycles by mechanism
+# (click a legend entry to hide it). The comparer runs shorter workloads than the cells, to stay
+# quick (forkwait: 60 units instead of 200); its first line says how many operations it costs, so
+# its counts are 60/200 of the cells' above.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

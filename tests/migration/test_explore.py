@@ -25,3 +25,11 @@ def test_compare_models_puts_cloudsim_simgrid_and_vmlab_side_by_side():
     cols = compare_models(64, 1000, rate_pages_s=5_000, wws_pages=1_000)
     assert cols["model"][:2] == ["CloudSim", "SimGrid"] and cols["model"][2].startswith("vmlab")
     assert cols["downtime_ms"][0] == 0.0  # CloudSim has no downtime at all
+
+
+def test_explore_states_its_assumptions_and_a_slow_link_cap_in_the_readouts():
+    t = explore(memory_mib=1024, bandwidth_mbps=1000)["totals"]
+    assert any(a.startswith("assumed: 162 of 1024 MiB non-zero") for a in t["assumed"])
+    assert sum(a.startswith("capped: max-bandwidth 128 MiB/s") for a in t["assumed"]) == 1
+    fast = explore(memory_mib=1024)["totals"]
+    assert any(a.startswith("assumed: a 10 Gbit/s link") for a in fast["assumed"])

@@ -12,7 +12,8 @@ def test_idle_guest_on_a_fast_link_has_a_short_downtime_and_sends_zero_pages_as_
 
 
 def test_rate_limit_sets_the_live_throughput():
-    rep = predict_migration(memory_mib=512, bandwidth_mbps=10_000, max_bandwidth_mib_s=64)
+    # every page data (used_mib=512): ~8 s at the limit, so the one window QEMU runs ahead adds ~1%
+    rep = predict_migration(memory_mib=512, used_mib=512, bandwidth_mbps=10_000, max_bandwidth_mib_s=64)
     live = rep.rounds[0]
     assert live.bandwidth_mbps == pytest.approx(64 * 2**20 * 8 / 1e6, rel=0.05)
 
@@ -30,3 +31,39 @@ def test_dirtying_workload_patterns():
     assert isinstance(dirtying_workload(10, 64, pattern="uniform"), UniformWrites)
     with pytest.raises(ConfigError, match="pattern"):
         dirtying_workload(10, 64, pattern="zigzag")
+
+
+def test_what_predict_migration_assumes_is_stated_in_the_report_with_its_source():
+    rep = predict_migration(memory_mib=1024, wws_mib=64, dirty_rate_mib_s=20)
+    text = rep.summary()
+    assert "assumed: 162 of 1024 MiB non-zero" in text           # 54.1 + 4.28% x 1024 + 64
+    assert "datasets/tables/qemu_migration_calibrated.csv" in text
+    assert "assumed: a 10 Gbit/s link" in text
+    assert rep.duplicate_pages >= 1024 * 256 - 162 * 256 - 256
+
+
+def test_a_limit_above_10_gbe_gets_a_faster_default_link_not_a_silent_cap():
+    rep = predict_migration(memory_mib=1024, max_bandwidth_mib_s=2000)
+    assert rep.link_mbps == 25_000 and "assumed: a 25 Gbit/s link" in rep.summary()
+
+
+def test_a_named_link_slower_than_the_limit_is_used_but_says_so_in_one_line():
+    rep = predict_migration(memory_mib=1024, max_bandwidth_mib_s=512, bandwidth_mbps=1000)
+    notes = [a for a in rep.assumptions if a.startswith("capped:")]
+    assert len(notes) == 1 and "\n" not in notes[0]
+    assert "512 MiB/s" in notes[0] and "112 MiB/s" in notes[0] and "bandwidth_mbps >= 4562" in notes[0]
+    fine = predict_migration(memory_mib=1024, max_bandwidth_mib_s=64, bandwidth_mbps=1000)
+    assert not any(a.startswith("capped:") for a in fine.assumptions)
+
+
+def test_given_used_mib_and_link_leave_only_the_calibrated_costs_assumed():
+    rep = predict_migration(memory_mib=1024, used_mib=512, bandwidth_mbps=10_000)
+    assert len(rep.assumptions) == 1 and rep.assumptions[0].startswith("assumed: sender ceiling")
+
+
+def test_the_engine_notes_a_link_cap_for_any_caller():
+    from vmlab.migration import MemoryImage, QemuPolicy, TargetImage, run_migration
+    from vmlab.migration.link import Link
+    src = MemoryImage(4096, used_pages=1024)
+    rep = run_migration(src, TargetImage(4096), policy=QemuPolicy(), link=Link(bandwidth_mbps=1000))
+    assert [n for n in rep.notes if n.startswith("capped: max-bandwidth 128 MiB/s")]

@@ -33,23 +33,25 @@ def _pool_with_busy_guest() -> ServerPool:
 
 INFO_MIGRATE_QEMU = """\
 Migration status: completed
-total time: 135 ms
-downtime: 14 ms
-setup: 10 ms
-transferred ram: 11962 kbytes
-throughput: 783.82 mbps
+total time: 140 ms
+downtime: 9 ms
+setup: 1 ms
+transferred ram: 12066 kbytes
+throughput: 709.94 mbps
 remaining ram: 0 kbytes
 total ram: 131072 kbytes
-duplicate: 30501 pages
+duplicate: 30529 pages
 skipped: 0 pages
-normal: 2854 pages
-normal bytes: 11416 kbytes
+normal: 2880 pages
+normal bytes: 11520 kbytes
 dirty sync count: 4
 page size: 4 kbytes
 multifd bytes: 0 kbytes
-pages-per-second: 266789
-precopy ram: 11349 kbytes
-downtime ram: 612 kbytes"""
+pages-per-second: 239940
+precopy ram: 11261 kbytes
+downtime ram: 805 kbytes"""
+# (issue 13: the QEMU numbers follow the calibrated mechanisms -- setup 1 ms, sender ceiling, the
+# rate limiter one window ahead, the unthrottled final copy; the Xen goldens are unchanged)
 
 XEND_LOG_XEN3 = """\
 xend.log (rounds):

@@ -77,16 +77,16 @@ def _domain(hv: Hypervisor, domid) -> Domain | None:
     return hv.domains.get(int(domid)) if _number(domid) else None
 
 
-def guest_struct(arg) -> bool:
+def guest_struct(arg, nested: tuple[str, ...] = ()) -> bool:
     """Could Xen copy this op struct from guest memory? (copy_from_guest of a C struct)
 
-    A struct is a dict whose fields are integers, or nested structs of integers (a
-    grant copy's source/dest). Anything else has no C layout: the handler answers
-    -EFAULT, as Xen does for a buffer it cannot read.
+    A struct is a dict whose fields are integers; the fields named in `nested` are
+    structs themselves (a grant copy's source/dest). Anything else has no C layout:
+    the handler answers -EFAULT, as Xen does for a buffer it cannot read.
     """
     if not isinstance(arg, dict):
         return False
-    return all(_number(v) or (isinstance(v, dict) and guest_struct(v)) for v in arg.values())
+    return all(_number(v) or (k in nested and guest_struct(v)) for k, v in arg.items())
 
 
 def _target(hv: Hypervisor, caller: Domain, domid: int) -> Domain | int:

@@ -100,7 +100,7 @@ def grant_table_op_handler(g: GrantTables) -> Callable[..., int]:
             ops = []
         if isinstance(ops, dict):
             ops = [ops]
-        if not isinstance(ops, (list, tuple)) or not all(map(guest_struct, ops)):
+        if not isinstance(ops, (list, tuple)) or not all(guest_struct(op, nested=("source", "dest")) for op in ops):
             return C.EFAULT  # Xen could not copy the op array from guest memory
         count = len(ops) if count is None else count
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= len(ops):

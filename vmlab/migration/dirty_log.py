@@ -104,6 +104,12 @@ class DirtyLog:
         QEMU's migration_bitmap_sync counts only newly set bits
         (num_dirty_pages_period).
         """
+        if unsent.size and self._blocks is not None:
+            # our own bitmap: OR the pending pages in and read both at once (|dirty | unsent| - |unsent|
+            # is the count of newly dirty pages)
+            self.mark(unsent)
+            merged = self.clean()
+            return merged, int(merged.size - unsent.size)
         dirty = self.clean()
         if unsent.size == 0:
             return dirty, int(dirty.size)

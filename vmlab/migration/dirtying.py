@@ -40,6 +40,11 @@ def _check_rate(rate: float, name: str = "rate_pages_s") -> None:
         raise ConfigError(f"{name}={rate} must be >= 0 stores per second; use 0 for an idle guest")
 
 
+def _speed(cpu_fraction: float, share_needed: float) -> float:
+    """The writer's speed (0..1) when it gets `cpu_fraction` of its CPU and needs `share_needed`."""
+    return max(0.0, min(1.0, cpu_fraction / share_needed if share_needed > 0 else 1.0))
+
+
 def _uniform(rng: np.random.Generator, n: int, lo: int, size: int) -> np.ndarray:
     """n stores spread uniformly over pfns [lo, lo+size)."""
     if n <= 0 or size <= 0:
@@ -56,12 +61,16 @@ class Workload:
     name = "workload"
     rate_pages_s = 0.0
     wws_pages = 0
+    # The CPU share the writer needs to keep its rate. 1.0: a CPU-bound writer, its stores scale with
+    # the share auto-converge leaves it. Below 1: a paced writer (it sleeps between bursts) that keeps
+    # its rate until the share falls below this, then slows in proportion.
+    cpu_share_needed = 1.0
 
     def writes(self, rng: np.random.Generator, duration_s: float, cpu_fraction: float = 1.0) -> np.ndarray:
         return _EMPTY
 
     def _stores(self, rng: np.random.Generator, duration_s: float, cpu_fraction: float) -> int:
-        lam = self.rate_pages_s * max(0.0, duration_s) * max(0.0, min(1.0, cpu_fraction))
+        lam = self.rate_pages_s * max(0.0, duration_s) * _speed(cpu_fraction, self.cpu_share_needed)
         if lam <= 0:
             return 0
         return int(rng.poisson(lam)) if lam < 1e7 else int(round(lam))
@@ -85,6 +94,7 @@ class UniformWrites(Workload):
     wws_pages: int = 65_536
     offset: int = 0
     name: str = "uniform"
+    cpu_share_needed: float = 1.0
 
     def __post_init__(self) -> None:
         _check_rate(self.rate_pages_s)
@@ -168,6 +178,7 @@ class SequentialScan(Workload):
     offset: int = 0
     name: str = "sequential"
     cursor: int = 0
+    cpu_share_needed: float = 1.0
 
     def __post_init__(self) -> None:
         _check_rate(self.rate_pages_s)
@@ -179,7 +190,7 @@ class SequentialScan(Workload):
         return self.region_pages
 
     def writes(self, rng, duration_s, cpu_fraction=1.0):
-        n = int(round(self.rate_pages_s * max(0.0, duration_s) * max(0.0, min(1.0, cpu_fraction))))
+        n = int(round(self.rate_pages_s * max(0.0, duration_s) * _speed(cpu_fraction, self.cpu_share_needed)))
         if n <= 0:
             return _EMPTY
         start = self.cursor

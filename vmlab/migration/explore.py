@@ -22,28 +22,27 @@ EXPLORER_POLICIES = ("xen3", "xen", "qemu", "stop-and-copy", "postcopy")
 
 
 def explore(*, memory_mib: int = 1024, wws_mib: float = 64, dirty_rate_mib_s: float = 64.0,
-            bandwidth_mbps: float = 1000.0, downtime_limit_ms: float = 300.0, policy: str = "qemu",
+            bandwidth_mbps: float | None = None, downtime_limit_ms: float = 300.0, policy: str = "qemu",
             auto_converge: bool = False, postcopy: bool = False, max_bandwidth_mib_s: float | None = 128.0,
-            used_fraction: float = 1.0, seed: int = 0, max_time_s: float = 120.0) -> dict:
+            used_fraction: float | None = None, seed: int = 0, max_time_s: float = 120.0) -> dict:
     """Migrate a `memory_mib` guest that stores `dirty_rate_mib_s` over a `wws_mib` working set.
 
     Returns {"rounds": per-round columns, "bars": the per-round bars in MiB, "timeline":
-    remaining dirty pages over time, "totals": read-outs, "report": the MigrationReport}. `dirty_rate_mib_s`
-    counts stores (x 4 KiB), not distinct pages: re-dirtying a page counts again.
+    remaining dirty pages over time, "totals": read-outs (with "assumed": what was not given,
+    each line with its source), "report": the MigrationReport}. `dirty_rate_mib_s` counts stores
+    (x 4 KiB), not distinct pages: re-dirtying a page counts again. `used_fraction` and
+    `bandwidth_mbps` left as None take predict_migration's stated defaults.
     """
+    from vmlab.migration.predict import predict_migration
     if policy not in EXPLORER_POLICIES:
         raise ConfigError(f"policy {policy!r} is not one of {', '.join(EXPLORER_POLICIES)}")
     if not 0 < wws_mib <= memory_mib:
         raise ConfigError(f"wws_mib={wws_mib} must be > 0 and at most memory_mib={memory_mib}")
-    kwargs = {}
-    if policy == "qemu":
-        kwargs = dict(downtime_limit_ms=downtime_limit_ms, auto_converge=auto_converge, postcopy=postcopy,
-                      max_bandwidth_mib_s=max_bandwidth_mib_s)
-    pol = policy_by_name(policy, **kwargs)
-    src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction)
-    wl = UniformWrites(rate_pages_s=dirty_rate_mib_s * 2**20 / PAGE_SIZE, wws_pages=max(1, int(wws_mib * 256)))
-    rep = run_migration(src, TargetImage(src.n_pages), policy=pol, link=Link(bandwidth_mbps=bandwidth_mbps),
-                        workload=wl, seed=seed, max_time_s=max_time_s, verify=False)
+    rep = predict_migration(memory_mib=memory_mib, used_mib=None if used_fraction is None else used_fraction * memory_mib,
+                            policy=policy, bandwidth_mbps=bandwidth_mbps, max_bandwidth_mib_s=max_bandwidth_mib_s,
+                            downtime_limit_ms=downtime_limit_ms, auto_converge=auto_converge, postcopy=postcopy,
+                            dirty_rate_mib_s=dirty_rate_mib_s, wws_mib=wws_mib, pattern="uniform", seed=seed,
+                            max_time_s=max_time_s)
     return {"rounds": rep.to_columns(), "bars": bars(rep), "timeline": timeline(rep), "totals": totals(rep),
             "report": rep}
 
@@ -71,7 +70,8 @@ def totals(rep: MigrationReport) -> dict:
     return {"status": rep.status, "policy": rep.policy, "total_time_s": rep.total_time_ms / 1000,
             "downtime_ms": rep.downtime_ms, "transferred_mib": rep.transferred_bytes / 2**20,
             "rounds": len(rep.rounds), "throttle_pct": rep.cpu_throttle_pct, "converged": rep.converged,
-            "postcopy_faults": rep.postcopy_faults, "stop_reason": rep.stop_reason}
+            "postcopy_faults": rep.postcopy_faults, "stop_reason": rep.stop_reason,
+            "assumed": list(rep.assumptions)}
 
 
 def compare_models(memory_mib: float, bandwidth_mbps: float, *, rate_pages_s: float, wws_pages: int,

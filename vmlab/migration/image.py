@@ -14,6 +14,7 @@ is then one comparison: target.read(pfns) == source.read(pfns) at pause.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,39 @@ if TYPE_CHECKING:
 __all__ = ["MemoryImage", "TargetImage", "DomainSource", "DomainTarget"]
 
 _STAMP_TAG = np.uint64(1) << np.uint64(62)  # initial contents: never 0, never a write stamp
+
+
+_CACHE_MAX_PAGES = 1 << 21   # initial contents of guests up to 8 GiB are built once and copied (16 MiB each)
+
+
+def _build_content(n_pages: int, used: int, layout: str) -> np.ndarray:
+    """Initial stamps: `used` data pages (never-zero stamps) laid out by `layout`, the rest zero."""
+    content = np.zeros(n_pages, dtype=np.uint64)
+    if layout == "front":
+        content[:used] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + used, dtype=np.uint64)
+    elif used:
+        # pfn is used iff its image under a fixed bijection of [0, n) falls below `used`
+        a = 2_654_435_761
+        while math.gcd(a, n_pages) != 1:
+            a += 2
+        rank = (np.arange(n_pages, dtype=np.int64) * a) % n_pages
+        idx = np.flatnonzero(rank < used)
+        content[idx] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + idx.size, dtype=np.uint64)
+    return content
+
+
+@functools.lru_cache(maxsize=8)
+def _initial_content(n_pages: int, used: int, layout: str) -> np.ndarray:
+    content = _build_content(n_pages, used, layout)
+    content.flags.writeable = False   # a template: every image copies it
+    return content
+
+
+@functools.lru_cache(maxsize=2)
+def _all_pfns(n_pages: int) -> np.ndarray:
+    pfns = np.arange(n_pages, dtype=np.int64)
+    pfns.flags.writeable = False
+    return pfns
 
 
 class MemoryImage:
@@ -52,20 +86,10 @@ class MemoryImage:
         self.n_pages = n_pages
         if used == n_pages:  # one allocation, no temporary: matters at 16 M pages
             self.content = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + n_pages, dtype=np.uint64)
+        elif n_pages <= _CACHE_MAX_PAGES:
+            self.content = _initial_content(n_pages, used, layout).copy()
         else:
-            self.content = np.zeros(n_pages, dtype=np.uint64)
-        if used == n_pages:
-            pass
-        elif layout == "front":
-            self.content[:used] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + used, dtype=np.uint64)
-        elif used:
-            # pfn is used iff its image under a fixed bijection of [0, n) falls below `used`
-            a = 2_654_435_761
-            while math.gcd(a, n_pages) != 1:
-                a += 2
-            rank = (np.arange(n_pages, dtype=np.int64) * a) % n_pages
-            idx = np.flatnonzero(rank < used)
-            self.content[idx] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + idx.size, dtype=np.uint64)
+            self.content = _build_content(n_pages, used, layout)
         self._pfns: np.ndarray | None = None
         self.log: DirtyLog | None = None
         self._seq = 0
@@ -78,9 +102,9 @@ class MemoryImage:
 
     @property
     def pfns(self) -> np.ndarray:
-        """Every pfn (a standalone image has no holes); built on first use."""
+        """Every pfn (a standalone image has no holes): one shared read-only array per size."""
         if self._pfns is None:
-            self._pfns = np.arange(self.n_pages, dtype=np.int64)
+            self._pfns = _all_pfns(self.n_pages)
         return self._pfns
 
     def read(self, pfns) -> np.ndarray:

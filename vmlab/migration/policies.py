@@ -82,6 +82,9 @@ class Policy:
     sync_ms_per_gib: float = 0.25         # ILLUSTRATIVE
     zero_page_scan_us: float = 0.5        # ILLUSTRATIVE: the sender checks one 4 KiB page is zero (~8 GB/s)
     normal_page_cpu_us: float = 0.4       # ILLUSTRATIVE: the sender copies one page into its buffer (~10 GB/s)
+    final_page_cpu_us: float | None = None  # per data page in stop-and-copy (None: as normal_page_cpu_us)
+    final_sync_ms: float | None = None      # the last bitmap sync, guest stopped (None: as a live sync)
+    first_window_burst: bool = False      # QEMU's rate limiter runs one window ahead
     device_state_kib: float = 16.0        # ILLUSTRATIVE: vCPU context + shared info
     stop_overhead_ms: float = 5.0         # ILLUSTRATIVE: suspend on source, resume on target
     min_iteration_ms: float = 0.0         # QEMU: the switchover check runs once per ram_save_iterate
@@ -163,10 +166,23 @@ class QemuPolicy(Policy):
     bandwidth_period_ms: float = 100.0   # BUFFER_DELAY
     min_iteration_ms: float = 50.0       # ram.c MAX_WAIT: one ram_save_iterate sends for up to 50 ms
     # (when the rate limit binds, an iteration ends when the 100 ms budget is spent instead)
-    setup_ms: float = 10.0             # ILLUSTRATIVE
-    setup_ms_per_gib: float = 1.5      # ILLUSTRATIVE
+    # migration.c migration_thread: the window's budget is spent at once, then the thread waits
+    # for the window's end, so bytes sent by time t are (t // 100 ms + 1) budgets: one window
+    # ahead of max-bandwidth x t ("the first window at full speed").
+    first_window_burst: bool = True
+    # Calibrated on real QEMU 7.2 runs (tools/calibrate_migration.py; values and provenance in
+    # datasets/tables/qemu_migration_calibrated.csv; tests/migration/test_calibration.py locks them):
+    setup_ms: float = 1.0                # setup-time: log-dirty on, ram_init_bitmaps' first sync, thread start
+    setup_ms_per_gib: float = 0.0
+    normal_page_cpu_us: float = 24.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
+    zero_page_scan_us: float = 0.5       # live sender, per zero page: buffer_is_zero + 9-byte record
+    final_page_cpu_us: float = 4.0       # stop-and-copy, per data page: vCPUs stopped, no rate limit
+    stop_overhead_ms: float = 2.0        # vm_stop, final bitmap sync, device state, return path
+    final_sync_ms: float | None = 0.0    # in stop_overhead_ms (fitted on whole downtimes); a live sync
+    # costs more (sync_ms): it takes the iothread lock from a running vCPU
+    sync_ms: float = 10.0                 # calibrated: one live migration_bitmap_sync
+    sync_ms_per_gib: float = 0.0
     device_state_kib: float = 256.0    # ILLUSTRATIVE: vCPU + device VMState
-    stop_overhead_ms: float = 8.0      # ILLUSTRATIVE: vm_stop, flush, return path
 
     def __post_init__(self) -> None:
         if self.downtime_limit_ms <= 0:
@@ -185,8 +201,10 @@ class QemuPolicy(Policy):
         return Decision.CONTINUE
 
     def stop_reason(self, s: SyncStats) -> str:
-        return (f"pending {s.pending_pages * PAGE_SIZE / 2**20:.2f} MiB < threshold "
-                f"{s.threshold_bytes / 2**20:.2f} MiB (bandwidth x {self.downtime_limit_ms:g} ms)")
+        # In pages, exactly: at two decimals of a MiB the two sides can print the same.
+        return (f"pending {s.pending_pages:,} pages ({s.pending_pages * PAGE_SIZE / 2**20:.3f} MiB) < threshold "
+                f"{s.threshold_bytes / PAGE_SIZE:,.1f} pages ({s.threshold_bytes / 2**20:.3f} MiB = bandwidth x "
+                f"{self.downtime_limit_ms:g} ms)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

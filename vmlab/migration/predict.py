@@ -2,6 +2,7 @@
 
     predict_migration(memory_mib=4096, used_mib=1024, dirty_rate_mib_s=100, wws_mib=256,
                       bandwidth_mbps=10_000)            # QEMU defaults: 300 ms, 128 MiB/s
+    print(rep.summary())                                # ... and what was assumed, with sources
 
 `dirty_rate_mib_s` is how fast the guest stores to pages (page-granular writes
 x 4 KiB per second); `wws_mib` is the region it writes in; `pattern` says how:
@@ -11,12 +12,16 @@ x 4 KiB per second); `wws_mib` is the region it writes in; `pattern` says how:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from vmlab.errors import ConfigError
+from vmlab.migration.defaults import (DEFAULTS_TABLE, GUEST_BASE_MIB, GUEST_PER_RAM, default_link_mbps,
+                                      default_used_mib, link_cap_note)
 from vmlab.migration.engine import run_migration
 from vmlab.migration.faults import Fault
 from vmlab.migration.image import MemoryImage, TargetImage
 from vmlab.migration.link import Link
-from vmlab.migration.policies import PAGE_SIZE, Policy, policy_by_name
+from vmlab.migration.policies import PAGE_SIZE, Policy, QemuPolicy, policy_by_name
 from vmlab.migration.report import MigrationReport
 from vmlab.migration.dirtying import Idle, SequentialScan, UniformWrites, Workload
 
@@ -24,8 +29,14 @@ __all__ = ["predict_migration", "dirtying_workload"]
 
 
 def dirtying_workload(dirty_rate_mib_s: float, wws_mib: float, *, pattern: str = "sequential",
-                      offset_pages: int = 0) -> Workload:
-    """A guest storing `dirty_rate_mib_s` (x 4 KiB pages) into a `wws_mib` region."""
+                      offset_pages: int = 0, cpu_share_needed: float = 1.0) -> Workload:
+    """A guest storing `dirty_rate_mib_s` (x 4 KiB pages) into a `wws_mib` region.
+
+    `cpu_share_needed`: 1.0 for a CPU-bound writer (auto-converge slows it in proportion); less for a
+    paced writer that keeps its rate until its CPU share drops below that.
+    """
+    if not 0 < cpu_share_needed <= 1:
+        raise ConfigError(f"cpu_share_needed={cpu_share_needed} is outside (0, 1]; 1.0 is a CPU-bound writer")
     if dirty_rate_mib_s < 0 or wws_mib < 0:
         raise ConfigError(f"dirty_rate_mib_s={dirty_rate_mib_s} and wws_mib={wws_mib} must be >= 0")
     if dirty_rate_mib_s == 0 or wws_mib == 0:
@@ -33,36 +44,75 @@ def dirtying_workload(dirty_rate_mib_s: float, wws_mib: float, *, pattern: str =
     rate = dirty_rate_mib_s * 2**20 / PAGE_SIZE
     pages = max(1, int(round(wws_mib * 2**20 / PAGE_SIZE)))
     if pattern == "sequential":
-        return SequentialScan(rate_pages_s=rate, region_pages=pages, offset=offset_pages)
+        return SequentialScan(rate_pages_s=rate, region_pages=pages, offset=offset_pages,
+                              cpu_share_needed=cpu_share_needed)
     if pattern == "uniform":
-        return UniformWrites(rate_pages_s=rate, wws_pages=pages, offset=offset_pages)
+        return UniformWrites(rate_pages_s=rate, wws_pages=pages, offset=offset_pages, cpu_share_needed=cpu_share_needed)
     raise ConfigError(f"pattern={pattern!r} is not 'sequential' or 'uniform'")
 
 
 def predict_migration(*, memory_mib: float, used_mib: float | None = None, policy: str | Policy = "qemu",
-                      bandwidth_mbps: float = 1000.0, latency_ms: float = 0.1,
+                      bandwidth_mbps: float | None = None, latency_ms: float = 0.1,
                       max_bandwidth_mib_s: float | None = 128.0, downtime_limit_ms: float = 300.0,
                       auto_converge: bool = False, postcopy: bool = False, dirty_rate_mib_s: float = 0.0,
                       wws_mib: float = 0.0, pattern: str = "sequential", workload: Workload | None = None,
-                      seed: int = 0, max_time_s: float = 600.0, fault: Fault | None = None) -> MigrationReport:
+                      writer_cpu_share: float = 1.0, seed: int = 0, max_time_s: float = 600.0,
+                      fault: Fault | None = None) -> MigrationReport:
     """Predict one migration of a standalone guest; returns the MigrationReport.
 
     QEMU knobs (max_bandwidth_mib_s, downtime_limit_ms, auto_converge, postcopy)
-    apply when policy is "qemu"; `used_mib` (default: all) is the RAM holding
-    data, the rest being zero pages.
+    apply when policy is "qemu". What the caller leaves out is assumed, and the
+    report says so (`report.assumptions`, printed by `summary()`):
+    `used_mib` (RAM holding data; the rest is zero pages) defaults to a minimal
+    Linux guest's non-zero memory plus the working set; `bandwidth_mbps` (the
+    link) defaults to the slowest Ethernet speed from 10 Gbit/s that carries
+    max-bandwidth. A named link slower than max-bandwidth is used as given, with
+    a one-line "capped:" note. `writer_cpu_share`: the CPU share the guest's
+    writer needs to keep its rate (1.0: CPU-bound, any throttle slows it; a
+    paced writer needs less and shrugs off auto-converge until then). Sender ceiling, setup and switchover costs are
+    the QemuPolicy's calibrated constants (datasets/tables/qemu_migration_calibrated.csv).
     """
-    if isinstance(policy, str):
-        kw = {}
-        if policy == "qemu":
-            kw = dict(max_bandwidth_mib_s=max_bandwidth_mib_s, downtime_limit_ms=downtime_limit_ms,
-                      auto_converge=auto_converge, postcopy=postcopy)
-        pol = policy_by_name(policy, **kw)
+    pol = _policy(policy, max_bandwidth_mib_s=max_bandwidth_mib_s, downtime_limit_ms=downtime_limit_ms,
+                  auto_converge=auto_converge, postcopy=postcopy)
+    wws = min(wws_mib, memory_mib)
+    assumed: list[str] = []
+    if used_mib is None:
+        used_mib = default_used_mib(memory_mib, wws)
+        assumed.append(f"assumed: {used_mib:.0f} of {memory_mib:g} MiB non-zero ({memory_mib - used_mib:.0f} MiB "
+                       f"never written, sent as 9-byte zero-page records): a minimal Linux guest's "
+                       f"{GUEST_BASE_MIB:g} MiB + {GUEST_PER_RAM:.1%} of RAM + the working set "
+                       f"(fit on real QEMU runs, {DEFAULTS_TABLE}); pass used_mib= to say otherwise")
+    cap = pol.max_bandwidth_mib_s
+    if bandwidth_mbps is None:
+        bandwidth_mbps = default_link_mbps(cap)
+        assumed.append(f"assumed: a {bandwidth_mbps / 1000:g} Gbit/s link (fast enough for max-bandwidth "
+                       f"{cap:g} MiB/s); pass bandwidth_mbps= for yours" if cap else
+                       f"assumed: a {bandwidth_mbps / 1000:g} Gbit/s link; pass bandwidth_mbps= for yours")
     else:
-        pol = policy
-    used_fraction = 1.0 if used_mib is None else min(1.0, max(0.0, used_mib / memory_mib))
+        note = link_cap_note(cap, bandwidth_mbps)
+        if note:
+            assumed.append(note)
+    if isinstance(pol, QemuPolicy):
+        assumed.append(_qemu_costs_line(pol))
+    used_fraction = min(1.0, max(0.0, used_mib / memory_mib))
     src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction)
-    wl = workload if workload is not None else dirtying_workload(dirty_rate_mib_s, min(wws_mib, memory_mib),
-                                                                   pattern=pattern)
-    return run_migration(src, TargetImage(src.n_pages), policy=pol,
-                         link=Link(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms), workload=wl, seed=seed,
-                         max_time_s=max_time_s, fault=fault, verify=False)
+    wl = workload if workload is not None else dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern,
+                                                                   cpu_share_needed=writer_cpu_share)
+    rep = run_migration(src, TargetImage(src.n_pages), policy=pol,
+                        link=Link(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms), workload=wl, seed=seed,
+                        max_time_s=max_time_s, fault=fault, verify=False)
+    return replace(rep, assumptions=tuple(assumed))
+
+
+def _policy(policy: str | Policy, **qemu_knobs) -> Policy:
+    if not isinstance(policy, str):
+        return policy
+    return policy_by_name(policy, **(qemu_knobs if policy == "qemu" else {}))
+
+
+def _qemu_costs_line(p: QemuPolicy) -> str:
+    rec = PAGE_SIZE + p.page_header_bytes
+    ceiling = rec / (p.normal_page_cpu_us * 1e-6) / 2**20
+    return (f"assumed: sender ceiling {ceiling:.0f} MiB/s of data pages ({p.normal_page_cpu_us:g} us/page, "
+            f"{p.zero_page_scan_us:g} us/zero page), setup {p.setup_ms:g} ms, switchover {p.stop_overhead_ms:g} ms "
+            f"+ {p.final_page_cpu_us:g} us/page unthrottled (fit on real QEMU 7.2 runs under TCG, {DEFAULTS_TABLE})")

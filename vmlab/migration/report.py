@@ -70,6 +70,7 @@ class MigrationReport:
     where: str = ""                # "source" / "target" / "lost": where the guest runs afterwards
     link_mbps: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    assumptions: tuple[str, ...] = field(default=())   # what predict_migration assumed, each with its source
 
     # --- QEMU views -----------------------------------------------------------
     @property
@@ -187,4 +188,5 @@ class MigrationReport:
                 f"{len(self.rounds)} rounds, {self.transferred_bytes / 2**20:.1f} MiB sent "
                 f"({self.transferred_bytes / max(1, self.total_bytes):.2f} x RAM)"
                 + (f", throttle {self.cpu_throttle_pct}%" if self.cpu_throttle_pct else "")
-                + (", GUEST LOST" if self.guest_lost else ""))
+                + (", GUEST LOST" if self.guest_lost else "")
+                + "".join(f"\n{a}" for a in self.assumptions))

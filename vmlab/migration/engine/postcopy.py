@@ -27,6 +27,7 @@ STEPS_PER_PHASE = 64   # granularity of the vectorized post-copy loop
 
 def run_postcopy(m, needed_pfns: np.ndarray) -> MigrationReport:
     """Switch the guest to the target now; transfer `needed_pfns` by demand and push."""
+    m.flush_guest()
     m.src.pause()
     m.phase = "stop-and-copy"
     if m.fault_due():

@@ -173,7 +173,8 @@ def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
         if n_again:
             chunk = (sw.pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
             sw.round.skipped += n_again
-    nz, z, nbytes, secs = m.send(chunk, m.live_rate)
+    nz, z, nbytes, secs = m.send(chunk, m.live_rate, free_bytes=m.burst_left)
+    m.burst_left = max(0, m.burst_left - nbytes)
     m.precopy_bytes += nbytes
     sw.round.add(nz, z, nbytes)
     sw.total_sent += nz + z
@@ -187,6 +188,7 @@ def _sync(m: Migration, sw: _Sweep, unsent: np.ndarray) -> tuple[np.ndarray, Syn
     """A bitmap sync: read and clear the log, merge with the unsent rest, record the round."""
     m.t += m.sync_s
     m.guest_runs(m.sync_s)
+    m.flush_guest()
     merged, newly = m.src.log.clean_merge(unsent)
     m.sync_count += 1
     m._rate_dirty += newly
@@ -246,6 +248,7 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
     p = m.policy
     if not m.stop_reason:
         m.stop_reason = reason
+    m.flush_guest()
     m.src.pause()
     m.phase = "stop-and-copy"
     t0 = m.t
@@ -256,8 +259,8 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
         # ram.c ram_save_complete: one more bitmap sync with the guest stopped (it finds
         # nothing new here: the decision and the stop happen at the same instant)
         m.sync_count += 1
-        final_sync_s = m.sync_s
-    nz, z, nbytes, secs = m.send(final, m.goodput)
+        final_sync_s = m.sync_s if p.final_sync_ms is None else p.final_sync_ms / 1000
+    nz, z, nbytes, secs = m.send(final, m.goodput, final=True)  # migration_completion lifts the limit
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev
     m.downtime_bytes += nbytes + dev

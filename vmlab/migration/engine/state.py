@@ -56,9 +56,11 @@ class Migration:
                               "shrink the working set or grow the guest")
         self.gib = self.pfns.size * PAGE_SIZE / 2**30
         self.goodput = link_goodput_Bps(link)
-        cap = policy.max_bandwidth_mib_s
-        self.live_rate = min(self.goodput, cap * 2**20) if cap else self.goodput
+        self._set_live_rate(policy.max_bandwidth_mib_s)
         self.rtt = rtt_s(link)
+        self.lazy_guest = not verify and policy.early_sync and not policy.skip_redirtied
+        self._guest_due_s = 0.0
+        self.store_target = verify or policy.postcopy   # the target's copy matters only to check it
         self.sync_s = (policy.sync_ms + policy.sync_ms_per_gib * self.gib) / 1000.0
         # running totals
         self.t = 0.0
@@ -83,6 +85,9 @@ class Migration:
         self.faults = 0
         self.stop_reason = ""
         self.notes: list[str] = []
+        if policy.max_bandwidth_mib_s and self.goodput < policy.max_bandwidth_mib_s * 2**20:
+            from vmlab.migration.defaults import link_cap_note   # never a silent cap
+            self.notes.append(link_cap_note(policy.max_bandwidth_mib_s, float(link.bandwidth_mbps)))
         self.phase = "setup"
         self.round_no = 1
 
@@ -92,37 +97,64 @@ class Migration:
         return 1.0 - self.throttle / 100.0
 
     def guest_runs(self, seconds: float) -> None:
-        """The guest executes for `seconds` on the source: its stores hit memory and the log."""
+        """The guest executes for `seconds` on the source: its stores hit memory and the log.
+
+        A QEMU-style sweep that does not verify reads the log only at syncs, and the throttle
+        changes only there, so its stores are drawn once per sync interval (`flush_guest`),
+        not once per chunk: the same dirty set at a fraction of the cost.
+        """
         if seconds <= 0 or self.src.paused:
             return
+        if self.lazy_guest:
+            self._guest_due_s += seconds
+            return
+        self._store_burst(seconds)
+
+    def flush_guest(self) -> None:
+        """Apply the stores of the guest time accrued since the last flush (before a sync or a pause)."""
+        if self._guest_due_s > 0:
+            due, self._guest_due_s = self._guest_due_s, 0.0
+            self._store_burst(due)
+
+    def _store_burst(self, seconds: float) -> None:
         w = self.workload.writes(self.rng, seconds, self.cpu_fraction)
         if w.size:
             self.src.write(w)
 
     # --- the wire ------------------------------------------------------------------
-    def wire(self, stamps: np.ndarray, rate_Bps: float) -> tuple[int, int, int, float]:
+    def wire(self, stamps: np.ndarray, rate_Bps: float, *, free_bytes: int = 0,
+             final: bool = False) -> tuple[int, int, int, float]:
         """(normal, zero, bytes, seconds) for sending pages with these stamps at `rate_Bps`.
 
-        The sender's CPU work (checking for zero pages, copying pages out) overlaps
-        with the wire: a chunk takes the longer of the two. So zero pages cost
-        nothing extra while the rate limit or the link is the bottleneck.
+        The sender's CPU work (checking for zero pages, copying and framing pages)
+        overlaps with the wire: a chunk takes the longer of the two, so the CPU cost
+        is the sender's ceiling. `free_bytes` of the chunk go at link speed (QEMU's
+        rate limiter runs one window ahead); `final` charges the stop-and-copy cost
+        per data page (vCPUs stopped) instead of the live one.
         """
         p = self.policy
         k = int(stamps.size)
+        page_us = p.final_page_cpu_us if final and p.final_page_cpu_us is not None else p.normal_page_cpu_us
         if p.zero_page_detection:
             z = int(np.count_nonzero(stamps == 0))
             nz = k - z
             nbytes = nz * (PAGE_SIZE + p.page_header_bytes) + z * p.zero_page_bytes
-            cpu_s = (z * p.zero_page_scan_us + nz * p.normal_page_cpu_us) * 1e-6
+            cpu_s = (z * p.zero_page_scan_us + nz * page_us) * 1e-6
+        else:
+            z, nz = 0, k
+            nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
+            cpu_s = k * page_us * 1e-6
+        if free_bytes <= 0 or rate_Bps >= self.goodput:
             return nz, z, nbytes, max(nbytes / rate_Bps, cpu_s)
-        nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
-        return k, 0, nbytes, max(nbytes / rate_Bps, k * p.normal_page_cpu_us * 1e-6)
+        b = min(free_bytes, nbytes)
+        return nz, z, nbytes, max(b / self.goodput + (nbytes - b) / rate_Bps, cpu_s)
 
-    def send(self, pfns, rate_Bps: float) -> tuple[int, int, int, float]:
+    def send(self, pfns, rate_Bps: float, *, free_bytes: int = 0, final: bool = False) -> tuple[int, int, int, float]:
         """Copy these pages' stamps to the target; `pfns` is an index array or a slice."""
         stamps = self.src.read(pfns)
-        self.dst.store(pfns, stamps)
-        nz, z, nbytes, secs = self.wire(stamps, rate_Bps)
+        if self.store_target:
+            self.dst.store(pfns, stamps)
+        nz, z, nbytes, secs = self.wire(stamps, rate_Bps, free_bytes=free_bytes, final=final)
         self.normal += nz
         self.zero += z
         self.transferred += nbytes
@@ -136,6 +168,23 @@ class Migration:
             self.bandwidth = self._per_bytes / self._per_t
             self.threshold = self.bandwidth * self.downtime_limit_s
             self._per_bytes, self._per_t = 0, 0.0
+
+    def _set_live_rate(self, cap_mib_s: float | None) -> None:
+        """The live phase's rate (max-bandwidth as QEMU's windows send it, or the link), and the
+        bytes the rate limiter lets through ahead of max-bandwidth x t (one window's budget)."""
+        self.live_rate = min(self.goodput, self._window_rate(cap_mib_s * 2**20)) if cap_mib_s else self.goodput
+        self.burst_left = int(self.live_rate * self.policy_bandwidth_period_s) \
+            if self.policy.first_window_burst and self.live_rate < self.goodput else 0
+
+    def _window_rate(self, cap_Bps: float) -> float:
+        """QEMU's rate limit as sent: qemu_file_rate_limit stops a window only once its budget
+        (max-bandwidth / XFER_LIMIT_RATIO) is exceeded, so each window ends one record past it."""
+        p = self.policy
+        if not p.first_window_burst:
+            return cap_Bps
+        period = self.policy_bandwidth_period_s
+        rec = PAGE_SIZE + p.page_header_bytes
+        return (math.floor(cap_Bps * period / rec) + 1) * rec / period
 
     @property
     def policy_bandwidth_period_s(self) -> float:
@@ -178,7 +227,8 @@ class Migration:
         self.src.resume()
         if self.src.log is not None:
             self.src.disable_log()
-        self.dst.discard()
+        if self.store_target:
+            self.dst.discard()
         return self.report(status, remaining_pages=remaining_pages, error=why, where="source", converged=converged)
 
     def abort_fault(self, remaining_pages: int = 0) -> MigrationReport:

@@ -1,0 +1,82 @@
+"""The QEMU 7.2 mechanisms the calibrated model follows, each named after the function that does it.
+
+migration/ram.c save_zero_page, migration/qemu-file.c qemu_file_rate_limit, migration/migration.c
+migration_rate_limit (BUFFER_DELAY windows) and migration_completion (the limit lifted at the
+switchover); the live sender's ceiling; a paced guest writer under cpu-throttle.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vmlab.migration import MemoryImage, QemuPolicy, TargetImage, UniformWrites, predict_migration, run_migration
+from vmlab.migration.dirtying import _speed
+from vmlab.migration.link import Link, link_goodput_Bps
+
+REC = 4096 + 8
+
+
+def _run(pages: int, used: int, **policy):
+    src = MemoryImage(pages, used_pages=used)
+    return run_migration(src, TargetImage(pages), policy=QemuPolicy(**policy), link=Link(bandwidth_mbps=10_000),
+                         verify=True)
+
+
+def test_save_zero_page_sends_a_9_byte_record_per_zero_page():
+    rep = _run(8192, 0)
+    assert rep.duplicate_pages == 8192 and rep.normal_pages == 0
+    assert rep.transferred_bytes == 8192 * 9 + 256 * 1024       # + the device state (ILLUSTRATIVE size)
+
+
+def test_qemu_file_rate_limit_lets_each_window_end_one_record_past_its_budget():
+    rep = _run(16384, 16384, max_bandwidth_mib_s=8)
+    budget = 8 * 2**20 / 10                                     # max-bandwidth / XFER_LIMIT_RATIO
+    per_window = (math.floor(budget / REC) + 1) * REC           # 205 records = 841,320 bytes
+    live = rep.rounds[0]
+    expected_s = (live.bytes_sent - per_window) / (per_window * 10) + QemuPolicy().sync_ms / 1000
+    assert live.duration_ms / 1000 == pytest.approx(expected_s, rel=0.01)
+
+
+def test_migration_rate_limit_runs_one_window_ahead_of_the_limit():
+    rep = _run(16384, 16384, max_bandwidth_mib_s=8)
+    per_window = (math.floor(8 * 2**20 / 10 / REC) + 1) * REC
+    at_the_limit_s = rep.rounds[0].bytes_sent / (per_window * 10)
+    busy_ms = rep.rounds[0].duration_ms - QemuPolicy().sync_ms       # the round ends with a bitmap sync
+    assert at_the_limit_s * 1000 - busy_ms == pytest.approx(100, abs=1)   # BUFFER_DELAY
+
+
+def test_migration_completion_lifts_the_rate_limit_for_the_final_copy():
+    slow = predict_migration(memory_mib=256, used_mib=256, wws_mib=64, dirty_rate_mib_s=2, pattern="uniform",
+                             max_bandwidth_mib_s=8, downtime_limit_ms=1000, bandwidth_mbps=10_000)
+    p = QemuPolicy()
+    final = slow.rounds[-1]
+    assert final.phase == "stop-and-copy" and final.normal_pages > 1000
+    # the pages left go at the sender's stop-and-copy cost, not at 8 MiB/s
+    assert slow.downtime_ms < final.normal_pages * REC / (8 * 2**20) * 1000 / 10
+    assert slow.downtime_ms == pytest.approx(p.stop_overhead_ms + final.normal_pages * p.final_page_cpu_us / 1000
+                                             + 256 * 1024 / link_goodput_Bps(Link(bandwidth_mbps=10_000)) * 1000
+                                             + 0.1, rel=0.02)
+
+
+def test_the_live_sender_has_a_ceiling_below_a_fast_limit():
+    rep = _run(65536, 65536, max_bandwidth_mib_s=4096)
+    p = QemuPolicy()
+    ceiling = REC / (p.normal_page_cpu_us * 1e-6)
+    assert rep.rounds[0].bandwidth_mbps * 1e6 / 8 == pytest.approx(ceiling, rel=0.02)
+
+
+def test_a_paced_writer_keeps_its_rate_until_its_cpu_share_runs_out():
+    assert _speed(0.8, 0.1) == 1.0 and _speed(0.1, 0.1) == 1.0      # 20..90% throttle: no effect
+    assert _speed(0.01, 0.1) == pytest.approx(0.1)                   # 99%: a tenth of the rate
+    assert _speed(0.5, 1.0) == 0.5                                   # a CPU-bound writer slows at once
+    assert UniformWrites(rate_pages_s=1000, wws_pages=64).cpu_share_needed == 1.0
+
+
+def test_auto_converge_throttle_starts_at_cpu_throttle_initial_and_steps_by_the_increment():
+    rep = predict_migration(memory_mib=256, used_mib=128, wws_mib=64, dirty_rate_mib_s=62.5, pattern="uniform",
+                            max_bandwidth_mib_s=32, auto_converge=True, writer_cpu_share=0.1, max_time_s=60)
+    steps = sorted({r.throttle_pct for r in rep.rounds if r.throttle_pct})
+    assert steps[0] == 20 and all(b - a == 10 for a, b in zip(steps, steps[1:-1]))
+    assert steps[-1] == 99                                          # max-cpu-throttle caps the last step

@@ -1,0 +1,54 @@
+"""What `predict_migration` assumes when the user does not say, and where each number comes from.
+
+Every value here is fitted by tools/calibrate_migration.py on the project's real QEMU 7.2 runs
+(datasets/measurements/qemu_migration, training split) and written with its provenance to
+datasets/tables/qemu_migration_calibrated.csv; tests/migration/test_calibration.py checks that
+the numbers below equal that table. `assumptions(...)` words them for the report ("assumed: ...").
+
+- Non-zero memory: a minimal Linux guest (Debian 6.1 kernel, busybox initramfs) holds
+  GUEST_BASE_MIB + GUEST_PER_RAM x RAM of non-zero pages besides its working set (kernel text and
+  data, struct pages, page tables); the rest of RAM was never written and QEMU sends it as 9-byte
+  zero-page records. A guest with a page cache full of files has more: pass used_mib then.
+- The link: when the user names none, a link fast enough for max-bandwidth (10 Gbit/s, or the
+  next Ethernet speed above the limit), so that no cap is silent.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "DEFAULTS_TABLE", "default_used_mib", "default_link_mbps",
+           "link_cap_note", "ETHERNET_MBPS"]
+
+DEFAULTS_TABLE = "datasets/tables/qemu_migration_calibrated.csv"
+
+GUEST_BASE_MIB = 54.1     # calibrated: non-zero MiB of the idle minimal guest besides its working set
+GUEST_PER_RAM = 0.0428     # calibrated: extra non-zero MiB per MiB of RAM (struct pages, page tables, ...)
+
+ETHERNET_MBPS = (10_000.0, 25_000.0, 40_000.0, 100_000.0, 400_000.0)   # IEEE 802.3 rates
+
+
+def default_used_mib(memory_mib: float, wws_mib: float) -> float:
+    """Non-zero MiB of a minimal Linux guest of `memory_mib` that has written `wws_mib`."""
+    return min(float(memory_mib), GUEST_BASE_MIB + GUEST_PER_RAM * memory_mib + max(0.0, wws_mib))
+
+
+def default_link_mbps(max_bandwidth_mib_s: float | None) -> float:
+    """The slowest Ethernet speed from 10 Gbit/s up whose TCP goodput carries max-bandwidth."""
+    from vmlab.migration.link import TCP_EFFICIENCY
+    need = 0.0 if max_bandwidth_mib_s is None else max_bandwidth_mib_s * 2**20 * 8 / 1e6 / TCP_EFFICIENCY
+    for mbps in ETHERNET_MBPS:
+        if mbps >= need:
+            return mbps
+    return float(math.ceil(need))
+
+
+def link_cap_note(max_bandwidth_mib_s: float | None, bandwidth_mbps: float) -> str:
+    """One line when max-bandwidth is above what the link carries ('' when it is not)."""
+    from vmlab.migration.link import TCP_EFFICIENCY
+    goodput = bandwidth_mbps * 1e6 / 8 * TCP_EFFICIENCY / 2**20
+    if max_bandwidth_mib_s is None or max_bandwidth_mib_s <= goodput:
+        return ""
+    return (f"capped: max-bandwidth {max_bandwidth_mib_s:g} MiB/s is above the {bandwidth_mbps:g} Mbit/s link's "
+            f"TCP goodput {goodput:.0f} MiB/s, so the link sets the pace (and the switchover threshold); "
+            f"give bandwidth_mbps >= {max_bandwidth_mib_s * 2**20 * 8 / 1e6 / TCP_EFFICIENCY:.0f} to honour it")
