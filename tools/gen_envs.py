@@ -30,7 +30,10 @@ def requirements() -> list[str]:
     out: list[str] = []
     for r in reqs:
         name = r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].strip()
-        spec = CONDA_NAMES.get(name, name) + r[len(name):].replace(" ", "")
+        rest = r[len(name):].replace(" ", "")
+        if rest.startswith("["):  # conda has no extras: the conda-forge package brings its own
+            rest = rest[rest.index("]") + 1:]
+        spec = CONDA_NAMES.get(name, name) + rest
         if spec not in out:
             out.append(spec)
     return out

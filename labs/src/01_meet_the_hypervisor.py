@@ -30,9 +30,16 @@
 #   Xen, a domain, or nobody (free).
 #
 # **How the exercises work.** Each exercise asks for a prediction *before* you run the code.
-# Replace the `ex.reveal(...)` in the answer cell with your own number or expression, run the check
-# cell, and read the verdict (`✓` or `✗`). Stuck? Put `ex.reveal(...)` back: it gives the model's
-# answer, and the summary at the end counts it as revealed.
+# Replace what follows `answer_... =` in the answer cell with your own number or expression, run
+# the check cell, and read the verdict (`✓` or `✗`). Stuck? Write `ex.reveal("...")` there instead:
+# the check then shows the model's answer, marked as revealed, not as yours.
+#
+# **Your scenario.** Your numbers (the server's RAM, dom0's share, vm1's size) follow from your
+# student id: put it between the quotes below before you start (the grader uses the same id). Left
+# empty, you get the numbers this text was written with.
+
+# %%
+STUDENT = ""   # ← your student id, e.g. "s1234567"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -45,31 +52,38 @@ from vmlab.hypervisor.hypervisor import Hypervisor
 from vmlab.hypervisor import constants as C
 from vmlab.toolstack.xm import Toolstack
 from vmlab.toolstack.config import parse_xm_config, virt_install
-from vmlab.exercises import Exercises
+from vmlab.exercises import Exercises, lab_seed, variant
 from vmlab.widgets.dashboard import DomainDashboard
 widgets.setup_notebook()
 os.chdir(tempfile.mkdtemp(prefix="vmlab-lab1-"))   # config and save files go to a scratch folder
 ex = Exercises("Lab 1")
 
+# %%
+v = variant(lab_seed(STUDENT))
+HOST_MIB = v.choice("host MiB", [8192, 12288, 16384])
+DOM0_MIB = v.choice("dom0_mem MiB", [512, 768, 1024])
+VM1_MIB = v.choice("vm1 MiB", [512, 768, 1024])
+print(f"Your scenario (seed {v.seed}): server RAM {HOST_MIB} MiB, dom0_mem={DOM0_MIB}M, vm1 {VM1_MIB} MiB")
+
 # %% [markdown]
 # ## 1. Boot a server
 #
-# Our server `ovs1` has 4 CPUs and 8 GiB of RAM. When Xen boots it keeps frames for itself
-# (its image, heap and the *frame table* that describes every frame). vmlab uses an illustrative
-# rule — **16 MiB plus 1/64 of RAM** — because the real figure depends on the Xen build. Then Xen
-# builds dom0 with `dom0_mem=512M`.
+# Our server `ovs1` has 4 CPUs and the RAM printed above (8 GiB in the book's scenario). When Xen
+# boots it keeps frames for itself (its image, heap and the *frame table* that describes every
+# frame). vmlab uses an illustrative rule — **16 MiB plus 1/64 of RAM** — because the real figure
+# depends on the Xen build. Then Xen builds dom0 with the `dom0_mem` printed above.
 #
 # **Predict:** how many MiB are left free for guests right after boot?
 
 # %%
-answer_free_mib = ex.reveal("free after boot")   # ← replace with your prediction, e.g. 8192 - ...
+answer_free_mib = ex.reveal("free after boot")   # ← your prediction, e.g. 8192 - ...
 
 # %%
-host = Host(HostSpec(name="ovs1", pcpus=4, memory_mib=8192))
-hv = Hypervisor(host, dom0_mem_mib=512)
+host = Host(HostSpec(name="ovs1", pcpus=4, memory_mib=HOST_MIB))
+hv = Hypervisor(host, dom0_mem_mib=DOM0_MIB)
 print("\n".join(hv.xen_console))
 ex.add("free after boot", expected=mib_from_frames(hv.memory.free_frames), unit="MiB",
-       explain="8192 - (16 + 8192/64) for Xen - 512 for dom0")
+       explain=f"{HOST_MIB} - (16 + {HOST_MIB}/64) for Xen - {DOM0_MIB} for dom0")
 ex.check("free after boot", answer_free_mib)
 
 # %% [markdown]
@@ -105,9 +119,9 @@ print(xm.list_text())
 
 # %%
 with open("vm1.cfg", "w") as f:
-    f.write('''
+    f.write(f'''
 name   = "vm1"
-memory = 512
+memory = {VM1_MIB}
 vcpus  = 2
 kernel = "/boot/vmlinuz-2.6.18-xen"
 disk   = ["file:/OVS/running_pool/vm1/System.img,xvda,w"]
@@ -158,13 +172,14 @@ def frames_by_owner(dash):
 print(frames_by_owner(dash))
 
 # %% [markdown]
-# **Predict:** how many machine frames does `vm1` (512 MiB) own? A frame is 4 KiB.
+# **Predict:** how many machine frames does `vm1` own (its memory is in its config above)? A frame
+# is 4 KiB.
 
 # %%
 answer_vm1_frames = ex.reveal("vm1 frames")   # ← your prediction
 
 # %%
-ex.add("vm1 frames", expected=frames_from_mib(512), unit="frames", explain="512 MiB / 4 KiB")
+ex.add("vm1 frames", expected=frames_from_mib(VM1_MIB), unit="frames", explain=f"{VM1_MIB} MiB / 4 KiB")
 ex.check("vm1 frames", answer_vm1_frames)
 
 # %% [markdown]
@@ -226,7 +241,7 @@ answer_balloon = ex.reveal("vm1 after mem-set 64")   # ← your prediction
 xm.mem_set("vm1", 64)
 xm.mem_set("win2003", 256)      # HVM without PV drivers: ignored, no balloon driver
 print(xm.list_text())
-ex.add("vm1 after mem-set 64", expected=xm.list("vm1")[0].memory_mib, unit="MiB", explain="104 + 512/8")
+ex.add("vm1 after mem-set 64", expected=xm.list("vm1")[0].memory_mib, unit="MiB", explain=f"104 + {VM1_MIB}/8")
 ex.check("vm1 after mem-set 64", answer_balloon)
 
 # %% [markdown]

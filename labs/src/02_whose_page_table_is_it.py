@@ -32,15 +32,22 @@
 # | **nested paging** (EPT/NPT) | the guest, freely; the hardware walks two tables | up to 24 memory references per TLB miss |
 #
 # **How the exercises work.** Each exercise asks for a prediction *before* you run the code.
-# Replace the `ex.reveal(...)` in the answer cell with your own number or word, run the check cell,
-# and read the verdict (`✓` or `✗`). `ex.reveal(...)` gives the model's answer and is counted.
+# Replace what follows `answer_... =` in the answer cell with your own number or word, run the check
+# cell, and read the verdict (`✓` or `✗`). `ex.reveal("...")` instead shows the model's answer,
+# marked as revealed, not as yours.
+#
+# **Your scenario.** Some numbers follow from your student id: put it between the quotes below
+# before you start (the grader uses the same id). Left empty, you get the numbers of this text.
+
+# %%
+STUDENT = ""   # ← your student id, e.g. "s1234567"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 # Set-up: BokehJS from the installed package (no CDN), the simulator, the exercises.
 import numpy as np
 from vmlab import widgets
-from vmlab.exercises import Exercises
+from vmlab.exercises import Exercises, lab_seed, variant
 from vmlab.guest.kernel import boot_kernel, MC_BATCH
 from vmlab.hardware.mmu import describe_pte, va_indices, walk, make_pte, PTE_P, PTE_RW, PTE_US
 from vmlab.hypervisor import constants as C
@@ -53,6 +60,11 @@ from vmlab.widgets.pt_traffic import TrafficExplorer
 widgets.setup_notebook()
 ex = Exercises("Lab 2")
 VA = 0x4000_0000          # 1 GiB: where our process keeps its heap
+
+# %%
+v = variant(lab_seed(STUDENT))
+BAD = v.integer("bad request", 1, 5, default=3)   # which request of the batch in section 2 is refused
+print(f"Your scenario (seed {v.seed}): in section 2's batch of 6, request {BAD} (counting from 0) is the bad one")
 
 # %% [markdown]
 # ## 1. A page walk, natively
@@ -134,20 +146,23 @@ ex.check("writable page table", answer_pt_rw)
 # its requests in order and stops at the first bad one, reporting how many it *did*: the entries
 # before it stay applied, exactly as in Xen.
 #
-# **Predict:** a batch of 6 requests whose 4th maps a page table writable. What is `done`?
+# **Predict:** a batch of 6 requests (numbered 0 to 5) of which request `BAD` — your scenario's,
+# printed at the top — maps a page table writable. What is `done`?
 
 # %%
 answer_done = ex.reveal("done count")   # ← a number
 
 # %%
 reqs = [(pt_maddr(l1_mfn, 100 + i), make_pte(int(g.p2m[200 + i]), PTE_P | PTE_RW | PTE_US)) for i in range(6)]
-reqs[3] = (pt_maddr(l1_mfn, 103), evil)
+reqs[BAD] = (pt_maddr(l1_mfn, 100 + BAD), evil)
 out = {}
 rc = g.hv.hypercall(g.domid, "mmu_update", reqs, len(reqs), out)
 print("rc =", rc, " done =", out["done"])
 print("entries 100..105 present:", [bool(g.mem.table(l1_mfn)[100 + i] & PTE_P) for i in range(6)])
 print("reference counts audit:", direct.audit(g.hv, g.domid) or "all consistent")
-ex.add("done count", expected=out["done"], explain="requests 0, 1, 2 applied; 3 refused; 4, 5 never tried")
+after = ", ".join(map(str, range(BAD + 1, 6))) or "none"
+ex.add("done count", expected=out["done"],
+       explain=f"requests {', '.join(map(str, range(BAD)))} applied; {BAD} refused; {after} never tried")
 ex.check("done count", answer_done)
 
 # %% [markdown]

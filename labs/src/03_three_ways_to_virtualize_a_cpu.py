@@ -33,13 +33,21 @@
 #
 # Every number the model uses comes from `datasets/tables/cost_presets.csv` (with its source and a
 # confidence mark) or is labelled ILLUSTRATIVE. The model reproduces *orderings*, not digits.
+#
+# **Exercises and your scenario.** Replace what follows `answer_... =` with your prediction, then run
+# the check (`ex.reveal("...")` instead shows the model's answer, marked as revealed). Some numbers
+# follow from your student id: put it between the quotes below first (the grader uses the same id);
+# left empty, you get the numbers of this text.
+
+# %%
+STUDENT = ""   # ← your student id, e.g. "s1234567"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from vmlab import widgets
 from vmlab.costs import preset, missing_rows
 from vmlab.datasets import load_table
-from vmlab.exercises import Exercises
+from vmlab.exercises import Exercises, lab_seed, variant
 from vmlab.execution import (EXIT_TABLE, KVM_EXIT_TABLE, Op, OpStream, compare_paths, run_hvm, run_loop,
                              run_native, run_bt, run_pv, workload, NANOBENCHMARKS)
 from vmlab.execution.exits import ioreq_round_trip
@@ -48,6 +56,15 @@ from vmlab.widgets.path_comparer import PathComparer
 widgets.setup_notebook()
 ex = Exercises("Lab 3")
 P4, KVM = preset("p4_vtx_2006"), preset("modern_kvm")
+
+# %%
+from vmlab.paging.nested import walk_refs as walk_refs_2d
+v = variant(lab_seed(STUDENT))
+# x86-64 walks 4 levels; LA57 (Intel, Ice Lake on) 5 for the guest, and EPT may have 5 as well
+GUEST_LEVELS = v.choice("guest levels", [4, 5])
+NESTED_LEVELS = v.choice("nested levels", [4, 5])
+print(f"Your scenario (seed {v.seed}): in section 7 the guest's page table has {GUEST_LEVELS} levels, "
+      f"the nested table {NESTED_LEVELS}")
 
 # %% [markdown]
 # ## 1. A workload is a stream of operations
@@ -226,8 +243,9 @@ pc
 # ## 7. Nested paging changes the trade
 #
 # With EPT/NPT the guest owns its page tables: PTE writes, CR3 loads and guest page faults no
-# longer exit. The price is paid on every TLB miss: the walk of a 4-level guest table over a
-# 4-level nested table.
+# longer exit. The price is paid on every TLB miss: the walk of the guest's table over the nested
+# table — in your scenario (printed at the top) `GUEST_LEVELS` levels over `NESTED_LEVELS` levels;
+# the book's x86-64 has 4 over 4.
 #
 # **Predict:** how many memory references does one such TLB miss need (no walk caches)?
 
@@ -235,7 +253,8 @@ pc
 answer_refs = ex.reveal("nested walk refs")   # ← a number
 
 # %%
-ex.add("nested walk refs", expected=walk_refs("nested"), explain="(n+1)(m+1) - 1 with n = m = 4; natively 4")
+ex.add("nested walk refs", expected=walk_refs_2d(GUEST_LEVELS, NESTED_LEVELS),
+       explain=f"(n+1)(m+1) - 1 with n = {GUEST_LEVELS}, m = {NESTED_LEVELS}; natively {GUEST_LEVELS}")
 ex.check("nested walk refs", answer_refs)
 sh, ne = run_hvm(fw, KVM, paging="shadow", timeline=False), run_hvm(fw, KVM, paging="nested", timeline=False)
 print(f"PTE-write exits: shadow {sh.counts['pte_write_exits']:,}  nested {ne.counts['pte_write_exits']:,}")

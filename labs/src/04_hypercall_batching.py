@@ -30,6 +30,14 @@
 # **MC_BATCH = 32** entries, flushed when full ("slots"), before a TLB flush or CR3 load, or on
 # demand, with counters `batches`, `hypercalls`, `batch_histo` and `flush_reasons`. Its comment:
 # batching *amortizes the cost of trapping into the hypervisor over several calls*.
+#
+# **Exercises and your scenario.** Replace what follows `answer_... =` with your prediction, then run
+# the check (`ex.reveal("...")` instead shows the model's answer, marked as revealed). Some numbers
+# follow from your student id: put it between the quotes below first (the grader uses the same id);
+# left empty, you get the numbers of this text.
+
+# %%
+STUDENT = ""   # ← your student id, e.g. "s1234567"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -37,7 +45,7 @@ import math
 from vmlab import widgets
 from vmlab.costs import preset
 from vmlab.datasets import load_table
-from vmlab.exercises import Exercises
+from vmlab.exercises import Exercises, lab_seed, variant
 from vmlab.execution import (MC_BATCH, Op, OpStream, architectural_state, batch_plan, break_even_batch,
                              compare_paths, run_pv, workload)
 from vmlab.execution.explore import per_update_cycles
@@ -48,34 +56,41 @@ widgets.setup_notebook()
 ex = Exercises("Lab 4")
 P4 = preset("p4_vtx_2006")
 
+# %%
+v = variant(lab_seed(STUDENT))
+K = v.choice("updates", [100, 70, 130, 200])   # PTE updates in section 1
+FLUSHES = v.choice("flushes", [3, 2, 5])       # TLB flushes after them
+print(f"Your scenario (seed {v.seed}): section 1 runs k = {K} PTE updates, then {FLUSHES} TLB flushes")
+
 # %% [markdown]
 # ## 1. Counting hypercalls
 #
-# A lazy-MMU run of **k = 100** PTE updates with Linux's buffer of 32 entries, followed by 3 TLB
-# flushes (each an `mmuext_op` hypercall of its own).
+# A lazy-MMU run of **k** PTE updates with Linux's buffer of 32 entries, followed by a few TLB
+# flushes (each an `mmuext_op` hypercall of its own): k and the number of flushes are your
+# scenario's, printed at the top (100 and 3 in the book's).
 #
 # **Predict:** how many hypercalls does the guest make in all?
 
 # %%
-answer_calls = ex.reveal("hypercalls for 100 updates")   # ← a number
+answer_calls = ex.reveal("hypercalls for k updates")   # ← a number
 
 # %%
-r = run_pv(pte_run(100, flushes_after=3), P4, batch=MC_BATCH)
+r = run_pv(pte_run(K, flushes_after=FLUSHES), P4, batch=MC_BATCH)
 print("hypercalls by name:", r.hypercalls)
 print("batch sizes:", r.extra["plan"].sizes.tolist(), " flush reasons:",
       {k: v for k, v in r.extra["flush_reasons"].items() if v})
-ex.add("hypercalls for 100 updates", expected=sum(r.hypercalls.values()),
-       explain="ceil(100 / 32) = 4 multicalls + 3 explicit flushes")
-ex.check("hypercalls for 100 updates", answer_calls)
+ex.add("hypercalls for k updates", expected=sum(r.hypercalls.values()),
+       explain=f"ceil({K} / 32) = {math.ceil(K / 32)} multicalls + {FLUSHES} explicit flushes")
+ex.check("hypercalls for k updates", answer_calls)
 
 # %% [markdown]
 # Batching never changes *what* ends up in the page tables, only how many times the guest enters
-# Xen. Here the same 100 updates go through **Xen's validated PV direct paging** (vmlab's memory
+# Xen. Here the same k updates go through **Xen's validated PV direct paging** (vmlab's memory
 # model: real L1 tables in machine frames, page types and reference counts checked) with batch
 # sizes 1, 32 and 1024:
 
 # %%
-s = pte_run(100, flushes_after=3, seed=4)
+s = pte_run(K, flushes_after=FLUSHES, seed=4)
 tables = {}
 for b in (1, 32, 1024):
     sink = DirectPagingSink(1024)

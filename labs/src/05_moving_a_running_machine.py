@@ -32,14 +32,21 @@
 # migration below is checked page by page: the target ends with exactly the memory the source had
 # at the moment of the pause.
 #
-# **How the exercises work.** Predict before you run. Replace `ex.reveal(...)` with your own number
-# or string, run the check cell and read the verdict (`✓` or `✗`).
+# **How the exercises work.** Predict before you run. Replace what follows `answer_... =` with your
+# own number or string, run the check cell and read the verdict (`✓` or `✗`); `ex.reveal("...")`
+# instead shows the model's answer, marked as revealed.
+#
+# **Your scenario.** Some numbers follow from your student id: put it between the quotes below
+# before you start (the grader uses the same id). Left empty, you get the numbers of this text.
+
+# %%
+STUDENT = ""   # ← your student id, e.g. "s1234567"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 import numpy as np
 from vmlab import widgets
-from vmlab.exercises import Exercises
+from vmlab.exercises import Exercises, lab_seed, variant
 from vmlab.hardware.host import Disk, HostSpec, StorageKind
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, VifSpec
 from vmlab.migration.link import Link
@@ -54,6 +61,11 @@ from vmlab.migration.dirty_rate import calc_dirty_rate, wws_curve
 from vmlab.widgets.migration import MigrationExplorer
 widgets.setup_notebook()
 ex = Exercises("Lab 5")
+
+# %%
+v = variant(lab_seed(STUDENT))
+DOWNTIME_MS = v.choice("downtime-limit ms", [300, 200, 500])   # QEMU's migrate_set_parameter downtime-limit
+print(f"Your scenario (seed {v.seed}): in section 3 the first QEMU migration runs with downtime-limit {DOWNTIME_MS} ms")
 
 
 # %% [markdown]
@@ -161,21 +173,24 @@ ex.check("which rule", answer_rule)
 # **threshold = bandwidth × downtime-limit** (300 ms by default); it switches over as soon as the
 # pages still dirty fit under the threshold — and never otherwise. There is no round cap.
 #
-# **Predict:** on our gigabit link, what is QEMU's threshold, in MiB? (A TCP stream over Ethernet
+# **Predict:** on our gigabit link, with your scenario's downtime-limit (printed at the top; 300 ms
+# in the book's), what is QEMU's threshold, in MiB? (A TCP stream over Ethernet
 # carries 1448 payload bytes per 1538 bytes on the wire; QEMU's own cap of 128 MiB/s is above
 # gigabit speed.)
 
 # %%
-answer_threshold = ex.reveal("threshold MiB")   # ← your prediction, e.g. 1000e6 / 8 * ... * 0.3 / 2**20
+answer_threshold = ex.reveal("threshold MiB")   # ← your prediction, e.g. 1000e6 / 8 * ... * 0.3 / 2**20 for 300 ms
 
 # %%
 src = MemoryImage.from_mib(512)
-q_busy = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(), link=pool.link, workload=busy_wl, seed=1)
+q_busy = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(downtime_limit_ms=DOWNTIME_MS),
+                       link=pool.link, workload=busy_wl, seed=1)
 print(q_busy.rounds_text())
 print(q_busy.summary())
 print("stopped because:", q_busy.stop_reason)
 ex.add("threshold MiB", expected=round(q_busy.rounds[-1].threshold_bytes / 2**20, 2), tolerance=0.5, unit="MiB",
-       explain="1000 Mbit/s x 1448/1538 / 8 = 117.7 million bytes/s, x 0.3 s = 35.3 million bytes = 33.67 MiB")
+       explain=f"1000 Mbit/s x 1448/1538 / 8 = 117.7 million bytes/s, x {DOWNTIME_MS / 1000:g} s = "
+               f"{117.7 * DOWNTIME_MS / 1000:.1f} million bytes = {q_busy.rounds[-1].threshold_bytes / 2**20:.2f} MiB")
 ex.check("threshold MiB", answer_threshold)
 
 # %% [markdown]

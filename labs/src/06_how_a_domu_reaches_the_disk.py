@@ -36,12 +36,19 @@
 # disk image on the host, `netfront`/`netback` over the dom0 bridge. At the end you compare all
 # this with an **HVM** guest, whose disk is an emulated IDE controller.
 #
-# Answer each prediction *before* running the check; `ex.reveal(...)` gives the model's answer.
+# Answer each prediction *before* running the check: replace what follows `answer_... =` with your
+# own; `ex.reveal("...")` instead shows the model's answer, marked as revealed.
+#
+# **Your scenario.** Some numbers follow from your student id: put it between the quotes below
+# before you start (the grader uses the same id). Left empty, you get the numbers of this text.
+
+# %%
+STUDENT = ""   # ← your student id, e.g. "s1234567"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from vmlab import widgets
-from vmlab.exercises import Exercises
+from vmlab.exercises import Exercises, lab_seed, variant
 from vmlab.hardware.host import Host, HostSpec
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import DomainKind
@@ -60,6 +67,11 @@ from vmlab.widgets.io_explorer import IoExplorer
 from vmlab.widgets.ring import RingVisualizer
 widgets.setup_notebook()
 ex = Exercises("Lab 6")
+
+# %%
+v = variant(lab_seed(STUDENT))
+BATCH = v.choice("blkfront batch", [8, 4, 16])   # requests blkfront queues before one push (section 5)
+print(f"Your scenario (seed {v.seed}): in section 5 blkfront pushes its 32 writes in batches of {BATCH}")
 
 # %% [markdown]
 # ## 1. Create a guest with a disk and a network card
@@ -234,27 +246,28 @@ RingVisualizer(batch=2)
 # ## 5. Batching
 #
 # blkfront can put several requests on the ring before it pushes (the Linux block layer hands it a
-# queue). **Predict:** 32 single-page writes, pushed in batches of 8, with the backend idle between
-# batches. How many notifications per request, counting both directions?
+# queue). **Predict:** 32 single-page writes, pushed in batches of `BATCH` (your scenario's, printed
+# at the top; 8 in the book's), with the backend idle between batches. How many notifications per
+# request, counting both directions?
 
 # %%
-answer_batch = ex.reveal("notifications per request, batch 8")   # ← e.g. 0.5
+answer_batch = ex.reveal("notifications per request, batched")   # ← e.g. 0.5
 
 # %%
 page = io.alloc_pages(vm1.domid, 1)
 hv.guest_write(vm1.domid, page)
 f, b = blk.front, blk.back
 sent = f.counts["notify_sent"] + b.counts["notify_sent"]
-for batch in range(4):
-    for i in range(8):
-        f.submit(BLKIF_OP_WRITE, 64 + (batch * 8 + i) * 8, page, push=False)
+for batch in range(32 // BATCH):
+    for i in range(BATCH):
+        f.submit(BLKIF_OP_WRITE, 64 + (batch * BATCH + i) * 8, page, push=False)
     f.kick()
     io.run()
 per_req = (f.counts["notify_sent"] + b.counts["notify_sent"] - sent) / 32
 print(f"{per_req} notifications per request")
-ex.add("notifications per request, batch 8", expected=per_req,
-       explain="one to dom0 and one back per batch of 8: 2 / 8")
-ex.check("notifications per request, batch 8", answer_batch)
+ex.add("notifications per request, batched", expected=per_req,
+       explain=f"one to dom0 and one back per batch of {BATCH}: 2 / {BATCH}")
+ex.check("notifications per request, batched", answer_batch)
 
 # %% [markdown]
 # ## 6. The same I/O on an HVM guest

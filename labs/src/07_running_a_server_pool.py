@@ -30,13 +30,20 @@
 # without **fencing**, and empty a server for maintenance. Time is simulated: heartbeats, timeouts
 # and copies advance a clock, never the wall clock, so every run gives the same answers.
 #
-# **How the exercises work.** Predict before you run. Replace `ex.reveal(...)` with your own number
-# or string, run the check cell and read the verdict (`✓` or `✗`).
+# **How the exercises work.** Predict before you run. Replace what follows `answer_... =` with your
+# own number or string, run the check cell and read the verdict (`✓` or `✗`); `ex.reveal("...")`
+# instead shows the model's answer, marked as revealed.
+#
+# **Your scenario.** Some numbers follow from your student id: put it between the quotes below
+# before you start (the grader uses the same id). Left empty, you get the numbers of this text.
+
+# %%
+STUDENT = ""   # ← your student id, e.g. "s1234567"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from vmlab import widgets
-from vmlab.exercises import Exercises
+from vmlab.exercises import Exercises, lab_seed, variant
 from vmlab.ovm import Manager
 from vmlab.ovm import constants as K
 from vmlab.ovm.errors import HaRefused, Refused, VlanMissing
@@ -47,6 +54,11 @@ from vmlab.hardware.host import StorageKind
 from vmlab.widgets.pool_dashboard import PoolDashboard
 widgets.setup_notebook()
 ex = Exercises("Lab 7")
+
+# %%
+v = variant(lab_seed(STUDENT))
+IMAGE_MIB = v.choice("template image MiB", [4096, 2048, 6144, 8192])   # the template's System.img
+print(f"Your scenario (seed {v.seed}): the template's System.img is {IMAGE_MIB} MiB")
 
 # %% [markdown]
 # ## 1. The pool, its roles and its repositories
@@ -65,19 +77,20 @@ print(pool_text(m))
 # shared between guests in `sharedDisk`.
 
 # %%
-m.import_template("OVM_EL5U3_X86_64_PVM", memory_mib=512, vcpus=1, image_mib=4096)
+m.import_template("OVM_EL5U3_X86_64_PVM", memory_mib=512, vcpus=1, image_mib=IMAGE_MIB)
 print(m.repo("OVS").listing())
 
 # %% [markdown]
 # ## 2. Guests from a template
 #
 # Creating a guest from a template is a copy: the Manager asks the **Utility Server** to copy the
-# template's 4 GiB `System.img` into `running_pool/<name>/`, then writes a new `vm.cfg` with the
-# guest's own name, uuid and MAC. On NFS, the Utility Server reads the image over the network and
+# template's `System.img` (4 GiB in the book's scenario) into `running_pool/<name>/`, then writes a
+# new `vm.cfg` with the guest's own name, uuid and MAC. On NFS, the Utility Server reads the image over the network and
 # writes it back over the network. Gigabit Ethernet is full duplex, so reading and writing overlap;
 # TCP carries 1448 payload bytes in every 1538 bytes on the wire.
 #
-# **Predict:** how many seconds does the copy of the 4096 MiB image take?
+# **Predict:** how many seconds does the copy of the image take (its size is your scenario's, printed
+# at the top; 4096 MiB in the book's)?
 
 # %%
 answer_copy = ex.reveal("copy seconds")   # ← your prediction, e.g. 4096 * 2**20 / (1000e6 / 8 * 1448 / 1538)
@@ -86,7 +99,7 @@ answer_copy = ex.reveal("copy seconds")   # ← your prediction, e.g. 4096 * 2**
 web1, cost = m.create_from_template("OVM_EL5U3_X86_64_PVM", "web1", ha=True)
 print(cost)
 ex.add("copy seconds", expected=round(cost.seconds, 1), tolerance=1.0, unit="s",
-       explain="4096 MiB / 117.7 MB/s of TCP goodput: the read and the write share the full-duplex link")
+       explain=f"{IMAGE_MIB} MiB / 117.7 MB/s of TCP goodput: the read and the write share the full-duplex link")
 ex.check("copy seconds", answer_copy)
 
 # %% [markdown]

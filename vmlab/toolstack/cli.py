@@ -159,11 +159,6 @@ def build_parser(extensions: Sequence[Extension] = ()) -> Parser:
     cr.add_argument("domain"), cr.add_argument("--host")
     for ext in extensions:
         ext.add_parsers(sub, ss)
-    labs = sub.add_parser("labs", help="the lab notebooks: vmlab labs copy DIR (never overwrites a file)")
-    ls = labs.add_subparsers(dest="labs_cmd", metavar="ACTION", parser_class=CliParser)
-    ls.required = True
-    ls.add_parser("copy", help="write a fresh set of lab notebooks into DIR, skipping files that exist"
-                  ).add_argument("dir", metavar="DIR")
     return p
 
 
@@ -203,8 +198,6 @@ def run(argv: list[str], commands: Mapping[str, Command] | None = None,
         return run_xm(None, ["help", *rest[1:]])  # needs no state: help never touches the pool
     if not raw_cmd and a.cmd in (commands or {}):
         return commands[a.cmd](a)
-    if not raw_cmd and a.cmd == "labs":
-        raise UsageError("labs: run it as `vmlab labs ...` or `python -m vmlab labs ...`")
     rw = not (raw_cmd == "xm" and is_readonly(rest))
     with StateFile(a.state).transaction(write=rw, devices=rw) as pool:
         if raw_cmd == "xm":
