@@ -1,0 +1,92 @@
+"""Memory release as Xen does it: a frame goes back to the heap only with its last reference.
+
+xen/common/memory.c guest_remove_page (XENMEM_decrease_reservation): drop the pin
+(put_page_and_type) and the allocation reference (PGC_allocated, put_page); the page
+stays owned by the domain and counted in its tot_pages until the last reference (a
+page-table entry, a grant mapping, CR3) goes, when xen/common/page_alloc.c
+free_domheap_pages returns it to the heap. A frame still referenced is never reused.
+"""
+
+import numpy as np
+
+from vmlab.hardware.host import Host, HostSpec
+from vmlab.hardware.memory import FREE, frames_from_mib
+from vmlab.hardware.mmu import PTE_P, PTE_RW
+from vmlab.hypervisor import constants as C
+from vmlab.hypervisor.domain import DomainConfig
+from vmlab.hypervisor.hypervisor import Hypervisor
+from vmlab.io.grant_table import GNTMAP_host_map, GNTST_okay, GNTTABOP_map_grant_ref, GNTTABOP_unmap_grant_ref
+from vmlab.io.system import io_system
+from vmlab.paging.direct import MMUEXT, pt_maddr, pv_state
+
+
+def build(hv: Hypervisor, name: str, mib: int = 16) -> int:
+    """createdomain -> max_mem -> populate_physmap -> unpause, as xend does from dom0."""
+    out: dict = {}
+    assert hv.hypercall(0, "domctl", C.XEN_DOMCTL["createdomain"], C.DOMID_INVALID,
+                        DomainConfig(name=name, memory_mib=mib), out) == 0
+    d = out["domid"]
+    hv.hypercall(0, "domctl", C.XEN_DOMCTL["max_mem"], d, mib * 1024)
+    pfns = np.arange(frames_from_mib(mib), dtype=np.int64)
+    assert hv.hypercall(0, "memory_op", C.XENMEM_populate_physmap, d, pfns.size, pfns) == pfns.size
+    hv.hypercall(0, "domctl", C.XEN_DOMCTL["unpausedomain"], d)
+    return d
+
+
+def machine() -> Hypervisor:
+    hv = Hypervisor(Host(HostSpec(name="ovs1", pcpus=2, memory_mib=256)), dom0_mem_mib=64)
+    pv_state(hv)  # mmu_update / mmuext_op registered
+    return hv
+
+
+def decrease(hv, d, pfns) -> int:
+    pfns = np.asarray(pfns, dtype=np.int64)
+    return hv.hypercall(d, "memory_op", C.XENMEM_decrease_reservation, C.DOMID_SELF, pfns.size, pfns)
+
+
+def l1_maps_writable(hv, d, table_pfn: int, target_pfn: int) -> tuple[int, int]:
+    """The guest writes L1[0] = X | P | RW into one of its frames and pins it as an L1: (T, X)."""
+    dom = hv.domains[d]
+    t, x = int(dom.p2m[table_pfn]), int(dom.p2m[target_pfn])
+    assert hv.hypercall(d, "mmu_update", [(pt_maddr(t, 0), (x << 12) | PTE_P | PTE_RW)]) == 0
+    assert hv.hypercall(d, "mmuext_op", [(MMUEXT["PIN_L1_TABLE"], t)]) == 0
+    return t, x
+
+
+def test_break_in_pinned_l1_then_decrease_reservation_keeps_the_frame_out_of_the_heap():
+    """guest_remove_page: X is still mapped by a pinned L1, so it is never given to the next guest."""
+    hv = machine()
+    g1 = build(hv, "attacker")
+    t, x = l1_maps_writable(hv, g1, 10, 11)
+    assert decrease(hv, g1, [11]) == 1
+    assert hv.domains[g1].p2m[11] == C.INVALID_MFN          # gone from the guest's physmap ...
+    assert int(hv.memory.owner[x]) == g1                     # ... but still the attacker's frame
+    g2 = build(hv, "victim")
+    assert x not in set(hv.domains[g2].mfns().tolist())      # never reused while referenced
+    hv.check_invariants()
+    # The last reference goes (the L1 entry is cleared): now X returns to the heap.
+    assert hv.hypercall(g1, "mmu_update", [(pt_maddr(t, 0), 0)]) == 0
+    assert int(hv.memory.owner[x]) == FREE
+    hv.check_invariants()
+
+
+def test_break_in_granter_balloons_out_a_frame_the_grantee_maps_writable():
+    """__gnttab_map_grant_ref holds a page reference: the granter's release leaves the frame allocated."""
+    hv = machine()
+    io = io_system(hv)
+    g1, g2 = build(hv, "granter"), build(hv, "grantee")
+    f = int(hv.domains[g1].p2m[20])
+    ref = io.grants.table(g1).grant_foreign_access(g2, f)
+    out: dict = {}
+    assert hv.hypercall(g2, "grant_table_op", GNTTABOP_map_grant_ref,
+                        [{"ref": ref, "dom": g1, "flags": GNTMAP_host_map}], None, out) == 0
+    assert out["status"] == [GNTST_okay]
+    assert decrease(hv, g1, [20]) == 1
+    assert int(hv.memory.owner[f]) == g1
+    g3 = build(hv, "bystander")
+    assert f not in set(hv.domains[g3].mfns().tolist())
+    hv.check_invariants()
+    # The grantee unmaps: the last reference goes and the frame is free again.
+    assert hv.hypercall(g2, "grant_table_op", GNTTABOP_unmap_grant_ref, [{"handle": out["handle"][0]}]) == 0
+    assert int(hv.memory.owner[f]) == FREE
+    hv.check_invariants()
