@@ -60,7 +60,7 @@ def snapshot(hv) -> tuple:
             tuple((d, tuple(t.flags), tuple(t.pin_read), tuple(t.pin_write)) for d, t in sorted(io.grants.tables.items())),
             tuple((d, tuple(sorted(m.handles.items()))) for d, m in sorted(io.grants.maptrack.items())),
             tuple((d, tuple(e.state), tuple(sorted(e.remote_dom.items())), tuple(sorted(e.remote_port.items())))
-                  for d, e in sorted(io.events.domains.items())),
+                  for d, e in sorted(io.events.domains.items()) if any(s != e.state[-1] for s in e.state[1:])),
             tuple(sorted((p, n.value, tuple(n.perms)) for p, n in io.xenstore.nodes.items())))
 
 

@@ -152,7 +152,11 @@ class Xenstore(XenstoreTree):
 
     def mkdir(self, domid: int, path: str, tx: int = 0) -> None:
         apath = self._abs(domid, path)
-        if apath in self.nodes:
+        n = self.nodes.get(apath)
+        if n is not None:
+            # xenstored do_mkdir: get_node(..., XS_PERM_WRITE) first, so an existing node the
+            # caller may not write is EACCES, exactly as creating it would be: no existence leak.
+            self._check(domid, apath, n, 2)
             return
         self.write(domid, path, "", tx)
 
