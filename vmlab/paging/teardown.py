@@ -35,6 +35,9 @@ def on_release(hv, dom, mfns: np.ndarray) -> None:
 def on_destroy(hv, dom) -> None:
     """domain_relinquish_resources: CR3s, pins, then the references its validated tables hold."""
     st, mem, domid = state(hv), hv.memory, dom.domid
+    owned = dom.mfns()
+    # every table validated now holds its entries' references, whatever holds the table itself
+    live = owned[np.isin(mem.page_type[owned], list(_TABLE_TYPES)) & (mem.type_count[owned] > 0)]
     for table in (st.cr3, st.user_cr3):
         m = table.pop(domid, None)
         if m is not None:
@@ -44,8 +47,6 @@ def on_destroy(hv, dom) -> None:
         st.pinned.discard(m)
         mem.type_count[m] -= 1
         mem.tot_count[m] -= 1
-    owned = dom.mfns()
-    live = owned[np.isin(mem.page_type[owned], list(_TABLE_TYPES)) & (mem.type_count[owned] > 0)]
     for m in live.tolist():  # every validated table at once: no recursion, each entry once
         level, words = int(mem.page_type[m]), mem.table(m)
         for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
