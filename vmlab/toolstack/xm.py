@@ -322,8 +322,9 @@ class Toolstack:
         self._call("domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
 
     def restore(self, path: str) -> Domain:
-        from vmlab.toolstack.snapshot import read_save_file
+        from vmlab.toolstack.snapshot import check_fits, read_save_file
         image = read_save_file(path)
+        check_fits(path, image, self.hv.memory.total_frames)
         config = image.config
         self._check_create(config.with_(memory_mib=max(16, mib_from_frames(image.pfns.size))))
         out: dict = {}
