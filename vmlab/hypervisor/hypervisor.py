@@ -338,8 +338,8 @@ class Hypervisor:
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` of simulated time pass, charging CPU time to running domains."""
-        if seconds < 0:
-            raise ConfigError(f"seconds={seconds} is negative; time only moves forward")
+        if not 0 <= seconds < float("inf"):  # also nan
+            raise ConfigError(f"seconds={seconds} is not a finite, non-negative time; time only moves forward")
         for domid, share in self.cpu_shares().items():
             self.domains[domid].cpu_time_s += share * seconds
         self.now_ns += int(round(seconds * 1e9))

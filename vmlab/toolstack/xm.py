@@ -110,11 +110,8 @@ class Toolstack:
             self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], domid)
 
     def load_config(self, path: str) -> DomainConfig:
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; give the path of an xm config") from None
+        from vmlab.toolstack.config import read_config_file
+        text = read_config_file(path)
         return parse_xm_config(text, source=path)
 
     def _check_create(self, config: DomainConfig) -> None:
