@@ -77,8 +77,8 @@ def consistency_problems(hv: Hypervisor) -> list[str]:
         spans += [(int(f), int(f + n), dom.name) for f, n in zip(first.tolist(), length.tolist())]
     spans.sort()
     for (a0, a1, an), (b0, _b1, bn) in zip(spans, spans[1:]):
-        if b0 < a1:
-            out.append(f"domains {an} and {bn} share frame {b0:#x}")
+        if b0 < a1:  # the most specific finding first
+            out.insert(0, f"domains {an} and {bn} share frame {b0:#x}")
             break
     known = set(hv.domains) | {C.DOMID_XEN, FREE} | set(held)
     out += [f"{n} frames belong to domid {o}, which does not exist" for o, n in counts.items() if o not in known]
