@@ -58,3 +58,36 @@ def test_migration_source_teardown_frees_every_frame_of_a_guest_with_page_tables
     migrate(pool, "vm1", "ovs2", seed=0)
     _clean(src, free0)
     pool.server("ovs2").check_invariants()
+
+
+def test_a_device_failure_after_commitment_is_migration_failed_and_the_guest_stays_visible(monkeypatch):
+    """xend stage 5 (XendCheckpoint.restore -> waitForDevices) fails after the source is gone:
+    MigrationFailed with the report, the guest paused on the target where `xm list` shows it,
+    and both `xm unpause` and `xm destroy` work (xend itself would destroy it: the guest lost)."""
+    import pytest
+    from vmlab.errors import MigrationFailed
+    from vmlab.toolstack import migrate as mig
+    pool = ServerPool()
+    for n in ("ovs1", "ovs2"):
+        pool.add_server(HostSpec(name=n, memory_mib=1024, disks=(Disk(name="sda", storage=StorageKind.LOCAL, mount="/"),
+                                                                 Disk(name="repo0", storage=StorageKind.NFS, mount="/OVS"))))
+    pool.xm("ovs1").create(DomainConfig(name="vm1", memory_mib=64, disks=(DiskSpec(path="/OVS/running_pool/vm1/System.img"),)))
+    real = mig.devices.connect
+
+    def broken(hv, dom, **kw):
+        if hv is pool.server("ovs2"):
+            raise RuntimeError("hotplug script vif-bridge failed")
+        return real(hv, dom, **kw)
+    monkeypatch.setattr(mig.devices, "connect", broken)
+    with pytest.raises(MigrationFailed) as e:
+        migrate(pool, "vm1", "ovs2", seed=0)
+    assert "after commitment" in str(e.value) and e.value.report.status == "completed"
+    assert "\n" not in str(e.value)
+    monkeypatch.setattr(mig.devices, "connect", real)
+    assert "vm1" not in pool.xm("ovs1").list_text()
+    row = [line for line in pool.xm("ovs2").list_text().splitlines() if line.startswith("vm1")]
+    assert row and "p" in row[0].split()[4]
+    pool.xm("ovs2").unpause("vm1")
+    pool.xm("ovs2").destroy("vm1")
+    for name in ("ovs1", "ovs2"):
+        pool.server(name).check_invariants()
