@@ -189,3 +189,19 @@ def test_grant_and_event_channel_teardown_on_destroy_leave_no_reference():
     assert hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], g2) == 0
     assert not hv.held
     hv.check_invariants()
+
+
+def test_audit_counts_grant_mappings_so_a_mapped_grant_is_not_a_refcount_error():
+    """__gnttab_map_grant_ref takes a page reference (and a type reference when writable): audit recounts it."""
+    from vmlab.paging.audit import audit
+    hv = machine()
+    io = io_system(hv)
+    g1, g2 = build(hv, "granter"), build(hv, "grantee")
+    refs = [io.grants.table(g1).grant_foreign_access(g2, int(hv.domains[g1].p2m[p]), readonly=p % 2 == 1)
+            for p in (20, 21)]
+    out: dict = {}
+    ops = [{"ref": r, "dom": g1, "flags": GNTMAP_host_map | (4 if i % 2 else 0)} for i, r in enumerate(refs)]
+    assert hv.hypercall(g2, "grant_table_op", GNTTABOP_map_grant_ref, ops, None, out) == 0
+    assert out["status"] == [GNTST_okay, GNTST_okay]
+    assert audit(hv, g1) == [] and audit(hv, g2) == []
+    hv.check_invariants()
