@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from vmlab.hardware.memory import FREE, PageType
-from vmlab.hardware.mmu import PTE_P, PTE_RW, pte_frame
+from vmlab.hardware.mmu import PTE_FRAME_MASK, PTE_P, PTE_RW
 from vmlab.hypervisor import constants as C
 
 __all__ = ["check", "violations", "references"]
@@ -30,7 +30,7 @@ _TABLES = (int(PageType.L1), int(PageType.L2), int(PageType.L3), int(PageType.L4
 
 
 def _table_refs(mem) -> list[tuple]:
-    """Every present entry of every validated guest page table (owner is the holder)."""
+    """Every present entry of every validated guest page table (its owner is the holder)."""
     if not mem.words:
         return []
     mfns = np.fromiter(mem.words, dtype=np.int64)
@@ -38,10 +38,14 @@ def _table_refs(mem) -> list[tuple]:
     refs = []
     for m in live.tolist():
         level, words, holder = int(mem.page_type[m]), mem.words[m], int(mem.owner[m])
-        for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
-            e = int(words[i])
-            rw = bool(level == 1 and e & PTE_RW)
-            refs.append((holder, pte_frame(e), rw, level > 1 or rw, True, f"L{level} {m:#x}[{i}]"))
+        present = words[(words & np.uint64(PTE_P)) != 0]
+        frames = ((present & np.uint64(PTE_FRAME_MASK)) >> np.uint64(12)).astype(np.int64)
+        if level == 1:
+            rw = (present & np.uint64(PTE_RW)) != 0
+            refs += [(holder, frames[rw], True, True, True, f"L1 {m:#x}"),
+                     (holder, frames[~rw], False, False, True, f"L1 {m:#x}")]
+        else:
+            refs.append((holder, frames, False, True, True, f"L{level} {m:#x}"))
     return refs
 
 
@@ -55,13 +59,14 @@ def references(hv) -> tuple[list[tuple], set[tuple]]:
     return refs, offers
 
 
-def _allowed(hv, holder: int, mfn: int, writable: bool, granted: dict) -> bool:
-    owner = int(hv.memory.owner[mfn])
-    dom = hv.domains.get(holder)
-    if owner == holder or (dom is not None and dom.privileged and owner >= 0):
-        return True
-    g = granted.get((holder, mfn))
-    return g is not None and (g or not writable)
+def _arrays(refs: list[tuple]) -> tuple[np.ndarray, ...]:
+    """The refs as parallel arrays (a ref's mfn may be one int or an array of them)."""
+    parts = [np.atleast_1d(np.asarray(r[1], dtype=np.int64)) for r in refs]
+    sizes = np.array([p.size for p in parts], dtype=np.int64)
+    which = np.repeat(np.arange(len(refs)), sizes)
+    cols = [np.array([r[k] for r in refs], dtype=np.int64 if k == 0 else bool) for k in (0, 2, 3, 4)]
+    mfns = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return (which, mfns) + tuple(c[which] for c in cols)
 
 
 def violations(hv) -> list[str]:
@@ -69,28 +74,30 @@ def violations(hv) -> list[str]:
     mem = hv.memory
     refs, offers = references(hv)
     n = mem.total_frames
-    # grant mappings are legal only where an offer names the grantee, the frame and its owner
-    granted: dict[tuple[int, int], bool] = {}
-    for grantee, mfn, writable, granter in offers:
-        if 0 <= mfn < n and int(mem.owner[mfn]) == granter:
-            granted[(grantee, mfn)] = granted.get((grantee, mfn), False) or writable
     problems: list[str] = []
-    tot = np.zeros(n, np.int64)
-    typ = np.zeros(n, np.int64)
-    for holder, mfn, writable, typed, counted, via in refs:
-        if not 0 <= mfn < n:
-            problems.append(f"{via} of dom{holder} maps frame {mfn:#x} outside machine memory")
-            continue
-        if int(mem.owner[mfn]) == FREE:
-            problems.append(f"{via} of dom{holder} maps free frame {mfn:#x}")
-        elif not _allowed(hv, holder, mfn, writable, granted):
-            problems.append(f"{via} of dom{holder} maps frame {mfn:#x} of dom{int(mem.owner[mfn])}"
-                            f"{' writable' if writable else ''} without owning it or a grant")
-        if writable and int(mem.page_type[mfn]) in _TABLES and int(mem.type_count[mfn]) > 0:
-            problems.append(f"{via} of dom{holder} maps page-table frame {mfn:#x} writable")
-        if counted:
-            tot[mfn] += 1
-            typ[mfn] += int(typed)
+    which, mfns, holder, writable, typed, counted = _arrays(refs)
+    say = lambda k, what: f"{refs[which[k]][5]} of dom{holder[k]} {what}"  # noqa: E731
+    inside = (mfns >= 0) & (mfns < n)
+    problems += [say(k, f"maps frame {mfns[k]:#x} outside machine memory") for k in np.flatnonzero(~inside)[:5]]
+    which, mfns, holder, writable, typed, counted = (a[inside] for a in (which, mfns, holder, writable, typed, counted))
+    owner = mem.owner[mfns]
+    problems += [say(k, f"maps free frame {mfns[k]:#x}") for k in np.flatnonzero(owner == FREE)[:5]]
+    privileged = np.array([bool(getattr(hv.domains.get(int(h)), "privileged", False)) for h in holder.tolist()], bool)
+    suspect = np.flatnonzero((owner != holder) & ~(privileged & (owner >= 0)) & (owner != FREE))
+    if suspect.size:  # only foreign mappings need the grants: few, looked up one by one
+        granted: dict[tuple[int, int], bool] = {}
+        for grantee, mfn, w, granter in offers:
+            if 0 <= mfn < n and int(mem.owner[mfn]) == granter:
+                granted[(grantee, mfn)] = granted.get((grantee, mfn), False) or bool(w)
+        for k in suspect.tolist():
+            g = granted.get((int(holder[k]), int(mfns[k])))
+            if g is None or (writable[k] and not g):
+                problems.append(say(k, f"maps frame {mfns[k]:#x} of dom{owner[k]}{' writable' if writable[k] else ''} "
+                                       "without owning it or a grant"))
+    table = np.isin(mem.page_type[mfns], _TABLES) & (mem.type_count[mfns] > 0)
+    problems += [say(k, f"maps page-table frame {mfns[k]:#x} writable") for k in np.flatnonzero(writable & table)[:5]]
+    tot = np.bincount(mfns[counted], minlength=n)
+    typ = np.bincount(mfns[counted & typed], minlength=n)
     problems += _counts(mem, tot, typ)
     problems += _ownership(hv)
     return problems

@@ -59,6 +59,7 @@ class NestedTable:
         self.frames: list[int] = []
         self.large_blocks: set[int] = set()   # gfn >> 9 of every 2 MiB nested mapping
         self.root = self._alloc()
+        hv.mapping_sources[f"nested.{domid}.{id(self)}"] = self.mappings  # isolation.py reads the leaves
         p2m = hv.domains[domid].p2m
         gfns = np.flatnonzero(p2m != C.INVALID_MFN)
         self.map(gfns, p2m[gfns])
@@ -143,8 +144,25 @@ class NestedTable:
             t = pte_frame(e)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def mappings(self, hv) -> tuple[list[tuple], tuple]:
+        """Every leaf of the EPT (4 KiB and 2 MiB) as a reference of the guest, uncounted."""
+        refs, todo = [], [(self.root, 4)]
+        while todo:
+            t, level = todo.pop()
+            w = self.memory.table(t)
+            e = w[(w & np.uint64(EPT_R)) != 0]
+            frames = (e >> np.uint64(12)).astype(np.int64) & ((1 << 40) - 1)
+            leaf = np.ones(e.size, bool) if level == 1 else (e & np.uint64(EPT_LARGE)) != 0 if level == 2 else np.zeros(e.size, bool)
+            todo += [(int(f), level - 1) for f in frames[~leaf].tolist()]
+            big = frames[leaf] if level == 1 else (frames[leaf][:, None] + np.arange(512)).reshape(-1)
+            rw = np.repeat((e[leaf] & np.uint64(EPT_W)) != 0, 1 if level == 1 else 512)
+            refs += [(self.domid, big[rw], True, False, False, f"EPT L{level} {t:#x}"),
+                     (self.domid, big[~rw], False, False, False, f"EPT L{level} {t:#x}")]
+        return refs, ()
+
     def release(self) -> None:
         """Give the nested table's frames back to the heap (domain destruction)."""
+        self.hv.mapping_sources.pop(f"nested.{self.domid}.{id(self)}", None)
         for m in self.frames:
             self.memory.page_type[m] = 0
         self.memory.release(np.array(self.frames, np.int64), owner=C.DOMID_XEN)
