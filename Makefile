@@ -33,10 +33,12 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval labs --nbval-current-env -p no:cacheprovider
 
-# The adversarial domU's long budget (tests/properties/test_adversary.py): FUZZ_EXAMPLES sequences.
-FUZZ_EXAMPLES ?= 3000
+# The adversarial domU's long budget (tests/properties/test_adversary.py): FUZZ_EXAMPLES sequences
+# of up to FUZZ_STEPS hypercalls each (about 15 minutes); it prints the sequences and calls it ran.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_STEPS    ?= 50
 fuzz: $(STAMP)
-	VMLAB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/properties/test_adversary.py -q -s -p no:cacheprovider
+	VMLAB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) VMLAB_FUZZ_STEPS=$(FUZZ_STEPS) $(BIN)/python -m pytest tests/properties/test_adversary.py -q -s -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
