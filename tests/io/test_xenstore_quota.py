@@ -87,3 +87,4 @@ def test_mkdir_on_a_node_the_caller_cannot_read_does_not_reveal_it():
     with pytest.raises(XenstoreError) as absent:
         xs.mkdir(5, "/tool/nothing-here")
     assert exists.value.name == absent.value.name == "EACCES"
+    assert str(exists.value) == str(absent.value)   # word for word: nothing tells the two apart

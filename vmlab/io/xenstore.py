@@ -179,7 +179,12 @@ class Xenstore(XenstoreTree):
         n = self.nodes.get(apath)
         if n is not None:
             # xenstored do_mkdir: get_node(..., XS_PERM_WRITE) first, so an existing node the
-            # caller may not write is EACCES, exactly as creating it would be: no existence leak.
+            # caller may not write is EACCES, as creating it would be. The parent is checked
+            # first, so under a parent the caller may not write, the refusal is word for word
+            # the one an absent node gets: the answer does not reveal that the node exists.
+            if apath != "/":
+                ppath = self._parent(apath)
+                self._check(domid, ppath, self.nodes[ppath], 2)
             self._check(domid, apath, n, 2)
             return
         self.write(domid, path, "", tx)
