@@ -179,10 +179,10 @@ class Xenstore(XenstoreTree):
         n = self.nodes.get(apath)
         if n is not None:
             # xenstored do_mkdir: get_node(..., XS_PERM_WRITE) first, so an existing node the
-            # caller may not write is EACCES, as creating it would be. The parent is checked
-            # first, so under a parent the caller may not write, the refusal is word for word
-            # the one an absent node gets: the answer does not reveal that the node exists.
-            if apath != "/":
+            # caller may not write is EACCES, as creating it would be. Under a parent the caller
+            # may not write either, the refusal is word for word the one an absent node gets
+            # there: the answer does not reveal that the node exists.
+            if self._perm_for(n.perms, domid) & 2 != 2 and apath != "/":
                 ppath = self._parent(apath)
                 self._check(domid, ppath, self.nodes[ppath], 2)
             self._check(domid, apath, n, 2)
