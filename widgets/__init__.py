@@ -15,3 +15,11 @@ def setup_notebook() -> None:
     from bokeh.resources import INLINE
 
     output_notebook(INLINE, hide_banner=True)
+
+
+def __getattr__(name: str):
+    """The plot helpers labs use on their own bokeh figures (loaded on first use: they need bokeh)."""
+    if name in ("legend_outside", "plain_ticks", "scaled_ticks"):
+        from vmlab.widgets import _base
+        return getattr(_base, name)
+    raise AttributeError(f"module 'vmlab.widgets' has no attribute {name!r}")

@@ -12,7 +12,8 @@ import html
 
 import ipywidgets as W
 
-__all__ = ["Explorer", "error_html", "ok_html", "ERROR_COLOUR", "OK_COLOUR"]
+__all__ = ["Explorer", "error_html", "ok_html", "ERROR_COLOUR", "OK_COLOUR", "legend_outside", "plain_ticks",
+           "scaled_ticks"]
 
 ERROR_COLOUR = "#b00"
 OK_COLOUR = "#070"
@@ -27,6 +28,40 @@ def error_html(error: Exception | str, what: str = "") -> str:
 def ok_html(what: str) -> str:
     """`what: ok` in green."""
     return f"<span style='color:{OK_COLOUR}'>{html.escape(what)}: ok</span>"
+
+
+def legend_outside(fig, where: str = "right", *, font: str = "8pt"):
+    """Move `fig`'s legend beside the plot area (never over the data); a click on an entry hides it."""
+    leg = fig.legend[0]
+    fig.center = [r for r in fig.center if r is not leg]
+    fig.add_layout(leg, where)
+    leg.click_policy = "hide"
+    leg.label_text_font_size = font
+    leg.location = "top_left" if where in ("right", "left") else "center"
+    if where in ("above", "below"):
+        leg.orientation = "horizontal"
+    return leg
+
+
+def plain_ticks(axis, fmt: str = "0,0"):
+    """Tick labels as plain numbers with thousands separators (never 1.000e+3).
+
+    A whole-number format also keeps ticks on whole numbers, so a count of 3 does not read
+    "0, 1, 1, 2, 2, 3" (ticks at 0.5 rounded).
+    """
+    from bokeh.models import NumeralTickFormatter
+    for a in (axis if isinstance(axis, list) else [axis]):
+        a.formatter = NumeralTickFormatter(format=fmt)
+        if "." not in fmt and hasattr(a.ticker, "min_interval"):
+            a.ticker.min_interval = 1
+
+
+def scaled_ticks(axis, scale: float):
+    """Tick labels divided by `scale` (1e6 for M cycles), as plain numbers: the axis label names the unit."""
+    from bokeh.models import CustomJSTickFormatter
+    code = f"return (tick / {scale!r}).toLocaleString('en-US', {{maximumFractionDigits: 3}});"
+    for a in (axis if isinstance(axis, list) else [axis]):
+        a.formatter = CustomJSTickFormatter(code=code)
 
 
 class Explorer:

@@ -4,11 +4,15 @@ A batch-size slider drives four plots, all from ONE core call
 (`vmlab.execution.explore.batching_explore`): cycles per PTE update against
 batch size (the amortization curve, the measured points on the workload, and the
 per-write cost of HVM shadow paging and of a BT callout for comparison);
-hypervisor entries against batch size; the timeline of entries at the chosen
-size; and Linux's batch_histo and flush reasons.
+hypervisor entries against batch size; what batching can remove (the entries at
+each batch size, split into batched mmu_update/multicall hypercalls and the rest);
+and Linux's batch_histo and flush reasons. The summary names the workload's size:
+forkwait runs the same 200 units as `workload("forkwait")` in the labs' cells.
 """
 
 from __future__ import annotations
+
+import html
 
 import ipywidgets as W
 from bokeh.layouts import gridplot
@@ -17,11 +21,13 @@ from bokeh.plotting import figure
 
 from vmlab.costs import PRESETS
 from vmlab.errors import VmlabError
-from vmlab.execution.explore import batching_explore
-from vmlab.widgets._base import Explorer, error_html
+from vmlab.execution.explore import analysed_workload, batching_explore
+from vmlab.widgets._base import Explorer, error_html, legend_outside, plain_ticks
 
 WORKLOADS = ("forkwait", "kernel_compile", "ptemod")
-SIZES = {"forkwait": 100, "kernel_compile": 2, "ptemod": 20_000}
+# None: the workload's default size, the stream `workload(name)` gives a lab's cells (so the
+# explorer and the cells count the same hypervisor entries).
+SIZES = {"forkwait": None, "kernel_compile": 2, "ptemod": 20_000}
 
 
 class BatchingExplorer(Explorer):
@@ -35,6 +41,7 @@ class BatchingExplorer(Explorer):
         self.summary = W.HTML()
         d = self.columns()
         self.sources = {k: ColumnDataSource(v) for k, v in d.items() if k != "summary"}
+        self.sources["split"] = ColumnDataSource(self._split(d["sweep"]))
         self._build_figures()
         for w in (self.batch, self.workload, self.preset):
             w.observe(lambda _: self.update(), names="value")
@@ -46,6 +53,13 @@ class BatchingExplorer(Explorer):
         return batching_explore(name, self.preset.value, self.batch.value, size=SIZES[name], seed=self.seed)
 
     # --- callbacks -------------------------------------------------------------------------
+    @staticmethod
+    def _split(sweep: dict) -> dict:
+        """Entries per batch size: the batched PTE hypercalls and everything batching cannot remove."""
+        calls, entries = sweep["hypercalls"], sweep["hypervisor_entries"]
+        return {"batch": [str(b) for b in sweep["batch"]], "pte_calls": list(calls),
+                "other": [e - c for e, c in zip(entries, calls)]}
+
     def update(self) -> None:
         try:
             d = self.columns()
@@ -53,7 +67,8 @@ class BatchingExplorer(Explorer):
             self.summary.value = error_html(e)
             return
         for k, src in self.sources.items():
-            src.data = d[k]
+            src.data = d[k] if k != "split" else self._split(d["sweep"])
+        self.figures["split"].x_range.factors = list(self.sources["split"].data["batch"])
         self.marker.location = self.batch.value
         self.entries_marker.location = self.batch.value
         self._show_summary(d["summary"])
@@ -61,15 +76,18 @@ class BatchingExplorer(Explorer):
     def _show_summary(self, s: dict) -> None:
         be = s["break_even_vs_hvm_shadow"][0]
         bt = s["break_even_vs_bt_callout"][0]
+        name = self.workload.value
+        stream = analysed_workload(name, SIZES[name], self.seed)[0]
         self.summary.value = (
+            f"<b>{name}</b>, {len(stream):,} operations ({html.escape(stream.description or name)}); "
             f"batch {s['batch'][0]}: {s['pte_updates'][0]:,} PTE updates in {s['pte_hypercalls'][0]:,} hypercalls; "
             f"{s['hypervisor_entries'][0]:,} hypervisor entries in all; {s['total_cycles'][0]:,.0f} cycles. "
             f"Break-even batch vs an HVM shadow PTE exit: {be}; vs a BT callout: {bt if bt else 'never'}.")
 
     # --- display ---------------------------------------------------------------------------
     def _build_figures(self) -> None:
-        c = figure(height=260, width=360, x_axis_type="log", title="cycles per PTE update",
-                   x_axis_label="batch size", toolbar_location=None)
+        c = figure(height=260, width=470, x_axis_type="log", title="cycles per PTE update",
+                   x_axis_label="batch size (entries per hypercall)", y_axis_label="cycles", toolbar_location=None)
         c.line("batch", "cycles_per_update", source=self.sources["curve"], legend_label="full batches (formula)")
         c.line("batch", "hvm_shadow", source=self.sources["curve"], color="#d62728", line_dash="dashed",
                legend_label="HVM shadow exit")
@@ -77,26 +95,39 @@ class BatchingExplorer(Explorer):
                legend_label="BT callout")
         c.scatter("batch", "cycles_per_update", source=self.sources["sweep"], size=7, color="#ff7f0e",
                   legend_label="on this workload")
-        c.legend.label_text_font_size = "7pt"
+        legend_outside(c, font="7pt")
+        plain_ticks(c.xaxis)
+        plain_ticks(c.yaxis)
         self.marker = Span(location=self.batch.value, dimension="height", line_color="#777", line_dash="dotdash")
         c.add_layout(self.marker)
-        e = figure(height=260, width=360, x_axis_type="log", title="hypervisor entries", x_axis_label="batch size",
-                   toolbar_location=None)
+        e = figure(height=260, width=360, x_axis_type="log", title="hypervisor entries",
+                   x_axis_label="batch size (entries per hypercall)", y_axis_label="entries", toolbar_location=None)
         e.line("batch", "hypervisor_entries", source=self.sources["sweep"])
         e.scatter("batch", "hypervisor_entries", source=self.sources["sweep"], size=6)
+        plain_ticks(e.xaxis)
+        plain_ticks(e.yaxis)
         self.entries_marker = Span(location=self.batch.value, dimension="height", line_color="#777",
                                    line_dash="dotdash")
         e.add_layout(self.entries_marker)
-        t = figure(height=220, width=360, title="timeline of hypervisor entries", x_axis_label="time (ms)",
-                   y_axis_label="op index", toolbar_location=None)
-        t.scatter("time_ms", "index", source=self.sources["timeline"], size=2, alpha=0.5)
-        h = figure(height=220, width=360, title="batch_histo (entries per hypercall)", toolbar_location=None)
+        split = self.sources["split"]
+        t = figure(height=260, width=470, x_range=list(split.data["batch"]), toolbar_location=None,
+                   title="what batching can remove", x_axis_label="batch size (entries per hypercall)",
+                   y_axis_label="hypervisor entries")
+        t.vbar_stack(["other", "pte_calls"], x="batch", width=0.8, source=split, color=["#bbbbbb", "#1f77b4"],
+                     legend_label=["other entries (faults, flushes, ...)", "mmu_update/multicall hypercalls"])
+        legend_outside(t, font="7pt")
+        plain_ticks(t.yaxis)
+        h = figure(height=260, width=360, title="batch_histo (entries per hypercall)", toolbar_location=None,
+                   x_axis_label="entries in the hypercall", y_axis_label="hypercalls")
         h.vbar(x="size", top="batches", width=0.8, source=self.sources["histogram"])
-        r = figure(height=180, width=360, y_range=list(self.sources["reasons"].data["reason"]),
-                   title="flush reasons", toolbar_location=None)
+        plain_ticks(h.yaxis)
+        r = figure(height=200, width=470, y_range=list(self.sources["reasons"].data["reason"]),
+                   title="flush reasons", x_axis_label="flushes", toolbar_location=None)
         r.hbar(y="reason", right="count", height=0.7, source=self.sources["reasons"])
-        self.figures = {"curve": c, "entries": e, "timeline": t, "histogram": h, "reasons": r}
-        self.layout = gridplot([[c, e], [t, h], [r, None]])
+        plain_ticks(r.xaxis)
+        r.xaxis.ticker.desired_num_ticks = 4      # "12,000" labels need room
+        self.figures = {"curve": c, "entries": e, "split": t, "histogram": h, "reasons": r}
+        self.layout = gridplot([[c, e], [t, h], [r, None]], toolbar_location=None)
 
     def _controls(self) -> list[W.Widget]:
         return [W.HBox([self.batch, self.workload, self.preset]), self.summary]

@@ -51,8 +51,10 @@ class DomainDashboard(Explorer):
         self.message = W.HTML()
         self.name = W.Text(value="vm1", description="name")
         self.memory = W.IntSlider(value=512, min=64, max=8192, step=64, description="MiB")
-        self.kind = W.ToggleButtons(options=["pv", "hvm"], value="pv", description="kind",
-                                    style={"button_width": "56px"})
+        # The label stands beside the buttons (a ToggleButtons' own description wraps above them).
+        self.kind = W.ToggleButtons(options=["pv", "hvm"], value="pv", style={"button_width": "56px"},
+                                    layout=W.Layout(width="auto"))
+        self.kind_label = W.Label("kind")
         self.target = W.Dropdown(description="domain")
         self.mem_target = W.IntSlider(value=256, min=16, max=8192, step=16, description="mem-set")
         self.buttons = {v: W.Button(description=v)
@@ -130,7 +132,7 @@ class DomainDashboard(Explorer):
     def _controls(self) -> list[W.Widget]:
         b = self.buttons
         return [
-            W.HBox([self.name, self.memory, self.kind, b["create"]]),
+            W.HBox([self.name, self.memory, self.kind_label, self.kind, b["create"]]),
             W.HBox([self.target, b["pause"], b["unpause"], b["destroy"], self.mem_target, b["mem-set"], b["refresh"]]),
             self.message, self.table,
         ]

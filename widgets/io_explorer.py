@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 
 from vmlab.errors import VmlabError
 from vmlab.io.explore import io_compare
-from vmlab.widgets._base import Explorer, error_html
+from vmlab.widgets._base import Explorer, error_html, plain_ticks
 
 COUNT_METRICS = ("notifications", "hypercalls", "VM exits", "grant maps+unmaps")
 
@@ -45,9 +45,11 @@ class IoExplorer(Explorer):
         self.request_kib = W.SelectionSlider(options=[4 * k for k in range(1, 12)], value=request_kib,
                                              description="request KiB")
         self.batch = W.IntSlider(value=batch, min=1, max=32, description="batch")
-        self.suppression = W.Checkbox(value=suppression, description="notification suppression")
+        self.suppression = W.Checkbox(value=suppression, description="notification suppression", indent=False,
+                                      layout=W.Layout(width="auto"))
         self.path = W.ToggleButtons(options=[("PV (blkfront/blkback)", "pv"), ("HVM (emulated IDE)", "hvm")],
-                                    value="pv", description="breakdown")
+                                    value="pv", description="breakdown",
+                                    style={"button_width": "auto"})
         self.summary = W.HTML()
         d = self.columns()
         self.counts = ColumnDataSource(_bars(d["metrics"]))
@@ -76,6 +78,7 @@ class IoExplorer(Explorer):
 
     def show_path(self) -> None:
         self.cycles.data = _cycles(self._last["cycles"], self.path.value)
+        self.figures["cycles"].title.text = f"cycles per request by component ({self.path.value.upper()})"
 
     def metric(self, name: str, path: str = "pv") -> float:
         m = self._last["metrics"]
@@ -92,16 +95,18 @@ class IoExplorer(Explorer):
             f"(~{g['MB/s per CPU (overhead only)'][1]:,.0f} MB/s).")
 
     def _build(self) -> None:
-        c = figure(x_range=FactorRange(*self.counts.data["x"]), width=460, height=300, title="events per request",
-                   toolbar_location=None)
+        c = figure(x_range=FactorRange(*self.counts.data["x"]), width=520, height=300, title="events per request",
+                   y_axis_label="events per request", toolbar_location=None)
         c.vbar(x="x", top="value", width=0.8, color="color", source=self.counts)
-        c.xaxis.major_label_orientation = 0.9
-        c.xaxis.group_label_orientation = 0.3
-        c.xaxis.major_label_text_font_size = "7pt"
-        c.xaxis.group_text_font_size = "7pt"
-        b = figure(y_range=list(self.cycles.data["component"]), width=320, height=300,
-                   title="cycles per request by component", toolbar_location=None)
+        c.xaxis.major_label_text_font_size = "8pt"
+        c.xaxis.group_text_font_size = "8pt"
+        c.xaxis.group_label_orientation = "horizontal"
+        c.x_range.group_padding = 0.6
+        b = figure(y_range=list(self.cycles.data["component"]), width=360, height=300,
+                   title="cycles per request by component (PV)", x_axis_label="cycles per request",
+                   toolbar_location=None)
         b.hbar(y="component", right="cycles", height=0.7, source=self.cycles)
+        plain_ticks(b.xaxis)
         self.figures = {"counts": c, "cycles": b}
         self.layout = row(c, b)
 

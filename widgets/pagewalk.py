@@ -26,10 +26,11 @@ class PageWalkExplorer(Explorer):
     """Toggles for large nested pages and walk caches; a slider that replays the references."""
 
     def __init__(self) -> None:
-        self.large = W.Checkbox(value=False, description="2 MiB nested pages")
-        self.nested_tlb = W.Checkbox(value=False, description="nested TLB")
-        self.pwc = W.Checkbox(value=False, description="page-walk cache")
-        self.warm = W.Checkbox(value=False, description="warm (neighbour walked first)")
+        box = dict(value=False, indent=False, layout=W.Layout(width="auto"))   # whole labels, never cut
+        self.large = W.Checkbox(description="2 MiB nested pages", **box)
+        self.nested_tlb = W.Checkbox(description="nested TLB", **box)
+        self.pwc = W.Checkbox(description="page-walk cache", **box)
+        self.warm = W.Checkbox(description="warm (neighbour walked first)", **box)
         self.step = W.IntSlider(value=24, min=0, max=24, description="step")
         self.summary = W.HTML()
         self.source = ColumnDataSource(self.columns())
@@ -74,6 +75,7 @@ class PageWalkExplorer(Explorer):
         f.text("col", "row", text="text", source=self.source, text_align="center", text_baseline="middle",
                text_font_size="12pt")
         f.xaxis.axis_label = "nested level (guest = the guest's own entry read)"
+        f.yaxis.axis_label = "guest step"
         self.figure = f
 
     def _controls(self) -> list[W.Widget]:

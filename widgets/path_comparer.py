@@ -11,6 +11,8 @@ so moving a cost slider only re-costs.
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as W
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.palettes import Category10_10
@@ -19,8 +21,8 @@ from bokeh.plotting import figure
 from vmlab.costs import PRESETS, preset
 from vmlab.errors import VmlabError
 from vmlab.execution import MECHANISMS, WORKLOADS
-from vmlab.execution.explore import costs_with, path_comparison
-from vmlab.widgets._base import Explorer, error_html
+from vmlab.execution.explore import analysed_workload, costs_with, path_comparison
+from vmlab.widgets._base import Explorer, error_html, legend_outside, scaled_ticks
 
 # The costs a student most often wants to move, with slider ranges (cycles).
 SLIDERS = {
@@ -43,23 +45,23 @@ class PathComparer(Explorer):
         self.preset = W.Dropdown(options=list(PRESETS), value=preset_name, description="preset")
         self.paging = W.ToggleButtons(options=["shadow", "nested"], value="shadow", description="HVM paging")
         self.batch = W.IntSlider(value=32, min=1, max=256, description="PV batch")
-        self.sliders = {f: W.IntSlider(value=0, min=lo, max=hi, description=f.removesuffix("_cycles"),
-                                       style={"description_width": "200px"}, layout=W.Layout(width="480px"),
+        self.sliders = {f: W.IntSlider(value=0, min=lo, max=hi, description=f.removesuffix("_cycles") + " (cycles)",
+                                       style={"description_width": "250px"}, layout=W.Layout(width="540px"),
                                        continuous_update=False)
                         for f, (lo, hi) in SLIDERS.items()}
-        self.reset = W.Button(description="reset costs to preset")
+        self.reset = W.Button(description="reset costs to preset", layout=W.Layout(width="220px"))
         self.summary = W.HTML()
         self._setting = False
         self._load_preset()
         self.source = ColumnDataSource(self.columns())
         fig = figure(x_range=list(self.source.data["path"]), height=340, width=720, toolbar_location=None,
-                     title="Cycles by mechanism", y_axis_label="cycles")
+                     title="Cycles by mechanism", y_axis_label="M cycles (millions)", x_axis_label="path")
         fig.vbar_stack(list(MECHANISMS), x="path", width=0.7, source=self.source,
                        color=list(Category10_10), legend_label=list(MECHANISMS))
         fig.add_tools(HoverTool(tooltips=[("path", "@path"), ("total", "@total_cycles{0,0}"),
                                           ("slowdown", "@slowdown{0.00}x"), ("entries", "@hypervisor_entries")]))
-        fig.legend.location = "top_left"
-        fig.legend.label_text_font_size = "8pt"
+        legend_outside(fig)      # beside the bars, never over them; click an entry to hide it
+        scaled_ticks(fig.yaxis, 1e6)
         fig.y_range.start = 0
         self.figure = fig
         for w in (self.workload, self.paging, self.batch, *self.sliders.values()):
@@ -104,11 +106,18 @@ class PathComparer(Explorer):
         if hasattr(self, "source"):
             self.figure.x_range.factors = list(cols["path"])
             self.source.data = cols
-        rows = "".join(f"<tr><td>{p}</td><td>{t:,.0f}</td><td>{x:.2f}x</td><td>{e:,}</td></tr>"
+        td = "<td style='padding:2px 14px; text-align:right'>"
+        th = "<th style='padding:2px 14px; text-align:right; border-bottom:1px solid #999'>"
+        rows = "".join(f"<tr><td style='padding:2px 14px'>{p}</td>{td}{t / 1e6:,.1f}</td>{td}{x:.2f}x</td>"
+                       f"{td}{e:,}</td></tr>"
                        for p, t, x, e in zip(cols["path"], cols["total_cycles"], cols["slowdown"],
                                              cols["hypervisor_entries"]))
-        self.summary.value = ("<table><tr><th>path</th><th>cycles</th><th>vs native</th>"
-                              f"<th>hypervisor entries</th></tr>{rows}</table>")
+        name = self.workload.value
+        stream = analysed_workload(name, DEFAULT_SIZES.get(name), self.seed)[0]
+        self.summary.value = (f"<b>{name}</b>: {len(stream):,} operations ({html.escape(stream.description or name)})"
+                              "<table style='border-collapse:collapse'><tr><th style='padding:2px 14px; "
+                              f"text-align:left; border-bottom:1px solid #999'>path</th>{th}M cycles</th>"
+                              f"{th}vs native</th>{th}hypervisor entries</th></tr>{rows}</table>")
 
     # --- display --------------------------------------------------------------------------
     def _controls(self) -> list[W.Widget]:

@@ -10,7 +10,7 @@ Data: ONE core call, `vmlab.guest.explore.compare_schemes`.
 from __future__ import annotations
 
 import ipywidgets as W
-from bokeh.layouts import row
+from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
@@ -19,7 +19,7 @@ from bokeh.transform import factor_cmap
 from vmlab.guest.kernel import CYCLE_CATEGORIES
 from vmlab.guest.explore import compare_schemes
 from vmlab.guest.traffic import COUNTERS, SCENARIOS
-from vmlab.widgets._base import Explorer
+from vmlab.widgets._base import Explorer, legend_outside, plain_ticks
 
 SCHEMES = ("pv", "shadow", "nested")
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -37,7 +37,7 @@ class TrafficExplorer(Explorer):
         self.summary = W.HTML()
         d = self.columns()
         self.totals = ColumnDataSource(self._totals(d["totals"]))
-        self.timeline = ColumnDataSource(d["timeline"])
+        self.timeline = ColumnDataSource(self._timeline(d["timeline"]))
         self._build_figures()
         for w in (self.scenario, self.batch, self.counter):
             w.observe(lambda _: self.update(), names="value")
@@ -55,10 +55,15 @@ class TrafficExplorer(Explorer):
             out[f"k_{c}"] = [v / 1000 for v in t[f"cycles_{c}"]]
         return out
 
+    @staticmethod
+    def _timeline(t: dict) -> dict:
+        """The timeline in µs (seconds read as 3.000e-4 on an axis)."""
+        return {**t, "time_us": [x * 1e6 for x in t["time_s"]]}
+
     def update(self) -> None:
         d = self.columns()
         self.totals.data = self._totals(d["totals"])
-        self.timeline.data = d["timeline"]
+        self.timeline.data = self._timeline(d["timeline"])
         self.count_fig.title.text = f"{self.counter.value} per scheme"
         self._summarize()
 
@@ -72,23 +77,25 @@ class TrafficExplorer(Explorer):
 
     def _build_figures(self) -> None:
         stack = [f"k_{c}" for c in CYCLE_CATEGORIES]
-        s = figure(x_range=list(SCHEMES), height=300, width=360, title="estimated kcycles, by where they go",
-                   toolbar_location=None)
+        s = figure(x_range=list(SCHEMES), height=300, width=400, title="estimated kcycles, by where they go",
+                   toolbar_location=None, x_axis_label="scheme", y_axis_label="kcycles (thousands of cycles)")
         s.vbar_stack(stack, x="scheme", width=0.7, source=self.totals, color=Category10[10][:len(stack)],
                      legend_label=list(CYCLE_CATEGORIES))
-        s.legend.label_text_font_size = "7pt"
-        s.legend.location = "top_left"
-        c = figure(x_range=list(SCHEMES), height=300, width=280, title=f"{self.counter.value} per scheme",
-                   toolbar_location=None)
+        legend_outside(s, font="7pt")     # beside the bars: it used to hide the short pv bar
+        plain_ticks(s.yaxis)
+        c = figure(x_range=list(SCHEMES), height=300, width=260, title=f"{self.counter.value} per scheme",
+                   toolbar_location=None, x_axis_label="scheme", y_axis_label="count")
         c.vbar(x="scheme", top="selected", width=0.7, source=self.totals,
                color=factor_cmap("scheme", Category10[3], list(SCHEMES)))
-        t = figure(height=300, width=420, title="cumulative estimated time per event", x_axis_label="event #",
-                   y_axis_label="seconds (3 GHz, ILLUSTRATIVE)", toolbar_location=None)
-        t.scatter("step", "time_s", source=self.timeline, size=6,
+        plain_ticks(c.yaxis)
+        t = figure(height=260, width=660, title="cumulative estimated time per event", x_axis_label="event #",
+                   y_axis_label="µs (3 GHz clock, ILLUSTRATIVE)", toolbar_location=None)
+        t.scatter("step", "time_us", source=self.timeline, size=6,
                   color=factor_cmap("scheme", Category10[3], list(SCHEMES)), legend_field="scheme")
-        t.legend.location = "top_left"
+        legend_outside(t)
+        plain_ticks(t.yaxis, "0,0.[0]")
         self.stack_fig, self.count_fig, self.time_fig = s, c, t
-        self.layout = row(s, c, t)
+        self.layout = column(row(s, c), t)   # three in a row do not fit a notebook's width
 
     def _controls(self) -> list[W.Widget]:
         return [W.HBox([self.scenario, self.batch, self.counter]), self.summary]

@@ -18,7 +18,7 @@ from bokeh.plotting import figure
 
 from vmlab.errors import VmlabError
 from vmlab.io.explore import ring_walkthrough
-from vmlab.widgets._base import Explorer, error_html
+from vmlab.widgets._base import Explorer, error_html, legend_outside
 
 STAGE_COLORS = {"free": "#eeeeee", "request (private)": "#c6dbef", "request": "#6baed6", "in flight": "#fd8d3c",
                 "response (private)": "#c7e9c0", "response": "#41ab5d"}
@@ -32,11 +32,13 @@ def _slot_geometry(slots: dict[str, list]) -> dict[str, list]:
     d["end"] = [math.pi / 2 - 2 * math.pi * i / n for i in range(n)]
     d["color"] = [STAGE_COLORS[s] for s in slots["stage"]]
     mid = [math.pi / 2 - 2 * math.pi * (i + 0.5) / n for i in range(n)]
-    d["lx"] = [1.45 * math.cos(a) for a in mid]
-    d["ly"] = [1.45 * math.sin(a) for a in mid]
+    d["lx"] = [1.6 * math.cos(a) for a in mid]
+    d["ly"] = [1.6 * math.sin(a) for a in mid]
     d["nx"] = [0.8 * math.cos(a) for a in mid]
     d["ny"] = [0.8 * math.sin(a) for a in mid]
     d["label"] = [str(i) for i in slots["slot"]]
+    # One pointer name per line, so a slot that holds all six stays inside the plot.
+    d["pointer_lines"] = [p.replace(", ", "\n") for p in slots["pointers"]]
     return d
 
 
@@ -46,7 +48,8 @@ class RingVisualizer(Explorer):
     def __init__(self, *, batch: int = 2, suppression: bool = True, n_requests: int = 24, seed: int = 0) -> None:
         self.n_requests = n_requests
         self.batch = W.IntSlider(value=batch, min=1, max=8, description="batch")
-        self.suppression = W.Checkbox(value=suppression, description="notification suppression")
+        self.suppression = W.Checkbox(value=suppression, description="notification suppression", indent=False,
+                                      layout=W.Layout(width="auto"))
         self.seed = W.IntSlider(value=seed, min=0, max=20, description="seed")
         self.step = W.IntSlider(value=1, min=1, max=1, description="step")
         self.summary = W.HTML()
@@ -104,27 +107,29 @@ class RingVisualizer(Explorer):
             f"{s['notifications'][0]} notifications in all.")
 
     def _build(self) -> None:
-        r = figure(width=330, height=330, x_range=(-1.8, 1.8), y_range=(-1.8, 1.8), title="ring slots",
-                   toolbar_location=None)
+        r = figure(width=380, height=430, x_range=(-2.4, 2.4), y_range=(-2.4, 2.4),
+                   title="ring slots (and the indices pointing at them)", toolbar_location=None)
         r.annular_wedge(x=0, y=0, inner_radius=0.55, outer_radius=1.15, start_angle="start", end_angle="end",
-                        color="color", line_color="white", source=self.slots, legend_field="stage")
+                        color="color", line_color="white", source=self.slots)
+        for stage, colour in STAGE_COLORS.items():     # every stage in the legend, present or not
+            # one point far outside the ranges: bokeh draws a legend swatch from a glyph's first point
+            r.scatter(x=[99], y=[99], marker="square", size=10, color=colour, line_color="#999",
+                      legend_label=stage)
         r.text(x="nx", y="ny", text="label", source=self.slots, text_align="center", text_baseline="middle",
                text_font_size="9pt")
-        r.text(x="lx", y="ly", text="pointers", source=self.slots, text_align="center", text_baseline="middle",
-               text_font_size="6pt")
+        r.text(x="lx", y="ly", text="pointer_lines", source=self.slots, text_align="center",
+               text_baseline="middle", text_font_size="7pt", text_line_height=1.0)
         r.axis.visible = False
         r.grid.visible = False
-        r.legend.label_text_font_size = "7pt"
-        r.legend.location = "center"
-        r.legend.background_fill_alpha = 0.0
-        t = figure(width=420, height=330, title="indices over time", x_axis_label="step", toolbar_location=None)
+        legend_outside(r, "below", font="7pt").nrows = 2
+        t = figure(width=500, height=380, title="indices over time", x_axis_label="step",
+                   y_axis_label="index (free-running count of slots)", toolbar_location=None)
         for name, color, dash in (("req_prod", "#08519c", "solid"), ("req_event", "#6baed6", "dashed"),
                                   ("req_cons", "#fd8d3c", "solid"), ("rsp_prod", "#006d2c", "solid"),
                                   ("rsp_event", "#74c476", "dashed"), ("rsp_cons", "#984ea3", "solid")):
             t.step("step", name, source=self.steps, color=color, line_dash=dash, legend_label=name, mode="after")
         t.scatter("step", "y", source=self.notes, color="color", size=7, legend_field="kind")
-        t.legend.label_text_font_size = "7pt"
-        t.legend.location = "top_left"
+        legend_outside(t, font="7pt")
         self.marker = Span(location=self.step.value, dimension="height", line_color="#777", line_dash="dotdash")
         t.add_layout(self.marker)
         self.figures = {"ring": r, "indices": t}

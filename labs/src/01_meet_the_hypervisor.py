@@ -185,6 +185,10 @@ print("after destroy:", frames_by_owner(dash).get("db"), "frames for db;", frame
 # Guests that have work are **r**unning; idle ones are **b**locked. Let `web` get busy and `vm1`
 # be half busy, advance simulated time by 60 s, and look at the Time(s) column. Xen's credit
 # scheduler gives every domain the same weight (256), so CPU is shared fairly *between domains*.
+#
+# Read the Time(s) column with the VCPUs column: Time(s) is CPU time summed over a domain's
+# vCPUs. `vm1` has **2 vCPUs**, each busy half the time (2 x 0.5 x 60 s = 60 s); `web` has one vCPU,
+# busy all the time (1 x 1.0 x 60 s = 60 s). Same CPU time, different shapes of load.
 
 # %%
 hv.set_load(web.domid, 1.0)
@@ -220,7 +224,7 @@ answer_balloon = ex.reveal("vm1 after mem-set 64")   # ← your prediction
 
 # %%
 xm.mem_set("vm1", 64)
-xm.mem_set("win2003", 256)      # HVM: ignored, no balloon driver
+xm.mem_set("win2003", 256)      # HVM without PV drivers: ignored, no balloon driver
 print(xm.list_text())
 ex.add("vm1 after mem-set 64", expected=xm.list("vm1")[0].memory_mib, unit="MiB", explain="104 + 512/8")
 ex.check("vm1 after mem-set 64", answer_balloon)
@@ -261,14 +265,51 @@ after = hv.memory.content[vm1.mfns()]
 print(xm.list_text())
 print("pages identical after restore:", bool(np.array_equal(before, after)), f"({before.size} pages)")
 
+# %% [markdown]
+# ## 10. Stopping an HVM guest: from outside, or cooperatively with PV drivers
+#
+# `xm shutdown` (xend's `XendDomainInfo.shutdown`) always writes `control/shutdown` into the guest's
+# xenstore directory. A PV guest's kernel watches that node and stops itself with
+# `SCHEDOP_shutdown`. An unmodified HVM guest watches nothing, so xend then asks Xen for
+# `HVM_PARAM_CALLBACK_IRQ`: 0 means no PV drivers, and dom0 shuts the domain down **from outside**
+# (`xc.domain_shutdown`, the `SCHEDOP_remote_shutdown` hypercall) — a hard power-off (and, for
+# `xm save`, a suspend the guest never notices).
+
 # %%
-xm.destroy("win2003")
+NAMES = {f"hvm_op({C.HVMOP_get_param})": "hvm_op HVMOP_get_param(HVM_PARAM_CALLBACK_IRQ)",
+         f"sched_op({C.SCHEDOP_remote_shutdown})": "sched_op SCHEDOP_remote_shutdown   (from outside)",
+         f"sched_op({C.SCHEDOP_shutdown})": "sched_op SCHEDOP_shutdown          (the guest itself)"}
+
+def stop_and_show(name):
+    n = len(hv.trace.events)
+    xm.shutdown(name)
+    for e in hv.trace.events[n:]:
+        if e.kind == "hypercall" and e.detail in NAMES:
+            print(f"  dom{e.domid:<3d} {NAMES[e.detail]}")
+
+print("win2003 (no PV drivers):")
+stop_and_show("win2003")
+
+# %% [markdown]
+# When an HVM guest loads Xen's **PV drivers** (`load_pv_drivers`: the platform-pci driver binds to
+# the Xen platform PCI device, sets `HVM_PARAM_CALLBACK_IRQ`, and blkfront/netfront replace the
+# emulated disk and NIC), xend leaves `control/shutdown` to the guest — and the balloon driver
+# comes with them, so `xm mem-set` now works too.
+
+# %%
+from vmlab.guest.pv_on_hvm import load_pv_drivers
+el5 = xm.create(virt_install(name="el5hvm", ram=512, hvm=True))
+load_pv_drivers(hv, el5.domid)
+print("callback via:", hex(el5.hvm_params[C.HVM_PARAM_CALLBACK_IRQ]))
+print("after mem-set 256:", xm.mem_set("el5hvm", 256), "MiB")
+print("el5hvm (PV drivers):")
+stop_and_show("el5hvm")
 print(xm.list_text())
 hv.check_invariants()   # every frame has exactly one owner; owned + free == total
 print("invariants hold")
 
 # %% [markdown]
-# ## 10. The same from the command line
+# ## 11. The same from the command line
 #
 # In a notebook, `%xm` runs xm verbs on this notebook's server. In a terminal, `vmlab xm ...` does
 # the same on a server kept in a state file between calls (try `vmlab xm list` in a terminal).

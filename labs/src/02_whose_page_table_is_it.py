@@ -107,9 +107,10 @@ k.unmap(pid, VA + 64 * 4096, 1)   # leave the address space as it was (safe to r
 # every change is an `mmu_update` hypercall that Xen validates.
 #
 # Let us be a malicious PV guest and try to map our own L1 page table *writable* into our address
-# space. Any PV guest may call `mmu_update`, so this is not a question of privilege: Xen checks the
-# request against its type rules, and a request that fails validation is an invalid argument.
-# **Predict:** which errno does Xen return? (`-1` EPERM, `-22` EINVAL, `-38` ENOSYS)
+# space. Any PV guest may call `mmu_update`: Xen checks the request against its type rules.
+# **Predict:** which errno does Xen return? (`-1` EPERM, `-22` EINVAL, `-38` ENOSYS) Think about
+# whether the guest lacks a *privilege*, calls something that does not *exist*, or asks for
+# something the rules forbid.
 
 # %%
 answer_pt_rw = ex.reveal("writable page table")   # ← a negative number
@@ -152,7 +153,8 @@ ex.check("done count", answer_done)
 # %% [markdown]
 # ## 3. Batching: paying for the hypervisor once per 32 updates
 #
-# Every `mmu_update` is a trip into Xen. Linux's PV code (`arch/x86/xen/multicalls.c`) queues
+# Every `mmu_update` is a trip into Xen. Linux's PV code (`arch/x86/xen/multicalls.c`, pvops Linux
+# from 2.6.23: today's guests, not the 2.6.18 XenLinux that Oracle VM 2.x guests ran) queues
 # updates in **lazy MMU mode** in a per-CPU buffer of `MC_BATCH = 32` entries, and sends the whole
 # buffer as one `multicall` when it is full, before a TLB flush or CR3 load, or before the guest
 # touches memory.
@@ -188,12 +190,11 @@ ex.check("hypercalls for 1000 pages", answer_batched)
 # With EPT/NPT the guest's tables hold **guest-physical** frame numbers, and the hypervisor keeps a
 # second, *nested* table from guest-physical to machine frames. The guest may write its tables
 # freely — no exits — but on a TLB miss the hardware must translate *every* guest-physical address it
-# touches: five guest-physical addresses — the four guest tables (the first is the one CR3 names) and
-# the data page — each translated by a 4-level nested walk, plus the 4 reads of the guest's own
-# entries.
+# touches (CR3 names the first guest table with a guest-physical address, too) through the nested
+# table, besides reading the guest's own entries.
 #
 # **Predict:** how many memory references does a cold nested walk make (4-level guest table, 4-level
-# nested table)?
+# nested table)? Count the guest-physical addresses the walk meets first.
 
 # %%
 answer_nested = ex.reveal("nested walk")   # ← a number
@@ -205,7 +206,8 @@ h.map(hp, VA, 8)
 w = walk_2d(h.nested, h.current.root, VA)
 print("references:", w.refs, "  formula (n+1)(m+1)-1 =", walk_refs(4, 4))
 print("guest entry reads:", sum(1 for s in w.steps if s[1] == 0), "  nested reads:", sum(1 for s in w.steps if s[1]))
-ex.add("nested walk", expected=w.refs, explain="4 guest tables x (4 nested + 1 guest read) + 4 nested for the data page")
+ex.add("nested walk", expected=w.refs,
+       explain="5 guest-physical addresses (4 guest tables, the data page) x 4 nested reads + 4 guest entry reads")
 ex.check("nested walk", answer_nested)
 
 # %% [markdown]
@@ -221,12 +223,13 @@ print(explorer.source.data["total"][0], "references with 2 MiB nested pages")
 explorer.large.value = False
 explorer.nested_tlb.value, explorer.pwc.value, explorer.warm.value = True, True, True
 print(explorer.source.data["total"][0], "references with a warm nested TLB and page-walk cache")
+explorer.nested_tlb.value, explorer.pwc.value, explorer.warm.value = False, False, False   # shown cold below
 ex.add("nested walk, 2 MiB nested pages", expected=walk_refs(4, 3), explain="(4+1)(3+1)-1")
 ex.check("nested walk, 2 MiB nested pages", answer_19)
 
 # %% [markdown]
 # The explorer draws the walk as a grid: rows are the guest's steps, columns the nested levels plus
-# the guest's own entry. Slide `step` to replay it; tick **2 MiB nested pages** (one fewer nested
+# the guest's own entry. It opens on the cold walk with 4 KiB nested pages: all 24 references. Slide `step` to replay it; tick **2 MiB nested pages** (one fewer nested
 # level) and the caches. A *nested TLB* remembers guest-physical → machine translations; a *page-walk
 # cache* remembers the guest's upper-level entries. With **warm** on, a neighbouring page was walked
 # first.

@@ -40,8 +40,9 @@ from vmlab import widgets
 from vmlab.costs import preset, missing_rows
 from vmlab.datasets import load_table
 from vmlab.exercises import Exercises
-from vmlab.execution import (EXIT_TABLE, Op, OpStream, compare_paths, run_hvm, run_loop, run_native,
-                             run_bt, run_pv, workload, NANOBENCHMARKS)
+from vmlab.execution import (EXIT_TABLE, KVM_EXIT_TABLE, Op, OpStream, compare_paths, run_hvm, run_loop,
+                             run_native, run_bt, run_pv, workload, NANOBENCHMARKS)
+from vmlab.execution.exits import ioreq_round_trip
 from vmlab.execution.native import walk_refs
 from vmlab.widgets.path_comparer import PathComparer
 widgets.setup_notebook()
@@ -79,18 +80,50 @@ print(len(missing_rows("p4_vtx_2006")), "operations are ILLUSTRATIVE fallbacks n
 # %% [markdown]
 # ## 3. HVM: the exit loop, as data
 #
-# Hardware virtualization fits in one line — kvmtool's `while running: exit = run(); handle[exit.reason]()`.
-# vmlab keeps the handlers in a table keyed by the VT-x exit reason number, mapped to KVM's
-# in-kernel handlers (`kvm_vmx_exit_handlers`):
+# Hardware virtualization fits in one line — `while running: exit = vmresume(); handle[exit.reason]()`.
+# vmlab keeps the handlers in a table keyed by the VT-x exit reason number, mapped to the handlers
+# of Xen 3.4's `vmx_vmexit_handler` (xen/arch/x86/hvm/vmx/vmx.c). Devices are not in Xen: they are
+# emulated by **qemu-dm**, a process in dom0. An `in`/`out` (IO_INSTRUCTION), or an access to a
+# device page — under EPT an **EPT violation** on a `p2m_mmio_dm` page, under shadow paging a #PF
+# on one — goes to `handle_mmio`, which sends qemu-dm an **ioreq**:
 
 # %%
 for reason, h in EXIT_TABLE.items():
-    print(f"{reason.value:3d} {reason.name:19s} {h.where:13s} {h.handler}")
+    print(f"{reason.value:3d} {reason.name:19s} {h.where:24s} {h.handler}")
+
+# %% [markdown]
+# One ioreq is a round trip through dom0, hop by hop (`vmlab.io.ioreq`): Xen writes the request
+# into the vCPU's slot of the shared ioreq page and kicks qemu-dm's event channel; qemu-dm emulates
+# the register, answers in the same slot and kicks back; Xen completes the access and resumes the
+# guest. Its cost, per hop, for `p4_vtx_2006` (the exit, Xen's decode and qemu-dm's notify are
+# preset fields with sources; the rest of the preset's `io_exit_to_device_model` figure is dom0
+# waking qemu-dm and the emulation itself):
 
 # %%
-# Run the literal loop on one forkwait iteration, under shadow paging:
+for mechanism, what, cycles in ioreq_round_trip("IO_INSTRUCTION", P4):
+    print(f"{what:45s} {cycles:7.0f}  ({mechanism})")
+print(f"{'one ioreq round trip':45s} {sum(c for *_, c in ioreq_round_trip('IO_INSTRUCTION', P4)):7.0f}")
+
+# %% [markdown]
+# KVM, for comparison, handles MMIO under EPT with a deliberately *misconfigured* EPT entry and
+# returns every device access to the user-space VMM (kvmtool, QEMU) — one loop, no dom0 in between:
+
+# %%
+for reason, h in KVM_EXIT_TABLE.items():
+    if reason.name in ("IO_INSTRUCTION", "EPT_MISCONFIG", "EPT_VIOLATION"):
+        print(f"{reason.value:3d} {reason.name:19s} {h.where:26s} {h.handler}")
+
+# %%
+# Run Xen's loop literally on one forkwait iteration, under shadow paging:
 loop = run_loop(one, P4, paging="shadow")
-print(f"{loop.total_cycles:,.0f} cycles; exits by reason: {loop.exits}")
+print(f"{loop.total_cycles:,.0f} cycles; exits by reason: {loop.exits}; ioreqs to qemu-dm: {loop.ioreqs}")
+
+# %%
+# forkwait touches no device. One emulated IDE command is 12 port accesses: 12 ioreqs, 60 hops.
+ide = OpStream.build("ide", [Op.PORT_IO] * 12, value=list(range(12)))
+loop = run_loop(ide, P4, paging="nested")
+print(f"{loop.total_cycles:,.0f} cycles; exits: {loop.exits}; ioreqs: {loop.ioreqs}; hops: {len(loop.ioreq_hops)}")
+print(" | ".join(loop.ioreq_hops[:5]))
 
 # %% [markdown]
 # ## 4. Nanobenchmarks
@@ -179,7 +212,10 @@ print("HVM exits by reason:", res["HVM"].exits)
 # %% [markdown]
 # ## 6. Explore
 #
-# Pick a workload, a preset and HVM's paging mode; move the costs. Bars are cycles by mechanism.
+# Pick a workload, a preset and HVM's paging mode; move the costs. Bars are cycles by mechanism
+# (click a legend entry to hide it). The comparer runs shorter workloads than the cells, to stay
+# quick (forkwait: 60 units instead of 200); its first line says how many operations it costs, so
+# its counts are 60/200 of the cells' above.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -17,13 +17,16 @@
 # # Lab 4 — Hypercall batching
 #
 # A paravirtualized guest cannot write its own page tables: they are mapped read-only, and every
-# change goes to Xen as an `mmu_update` that Xen validates. Entering Xen costs about as much as a
-# VM exit. So why did Xen's guests run process creation *faster* than a VT-x VMM in 2006?
+# change goes to Xen as an `mmu_update` that Xen validates. On the 2006 hardware of this lab's
+# preset, entering Xen is charged like a VT-x VM exit (a `vmcall` *is* an exit there; a 2003
+# XenoLinux guest's software interrupt was cheaper — section 5 comes back to this). So why did Xen's
+# guests run process creation *faster* than a VT-x VMM in 2006?
 #
 # Because a PV guest can **group** its requests. Barham et al. (SOSP 2003, §3.3.3): guests queue
 # page-table updates and apply a batch with one hypercall — "particularly beneficial when creating
 # new address spaces"; the queue is flushed before a TLB flush, or in the page-fault handler.
-# Linux's Xen code still does this (`arch/x86/xen/multicalls.c`): a per-CPU buffer of
+# Linux's Xen code still does this (`arch/x86/xen/multicalls.c` in pvops Linux, 2.6.23 on; the 2.6.18
+# XenLinux kernel of Oracle VM 2.x guests built its multicalls case by case instead): a per-CPU buffer of
 # **MC_BATCH = 32** entries, flushed when full ("slots"), before a TLB flush or CR3 load, or on
 # demand, with counters `batches`, `hypercalls`, `batch_histo` and `flush_reasons`. Its comment:
 # batching *amortizes the cost of trapping into the hypervisor over several calls*.
@@ -126,19 +129,18 @@ for b in (1, 32):
     print(f"batch {b:3d}: {r.hypervisor_entries:8,d} hypervisor entries, {r.total_cycles / 1e6:7.1f} M cycles, "
           f"flush reasons {reasons}")
 
-# %%
-hist = run_pv(fw, P4, batch=32, timeline=False).extra["batch_histogram"]
-print("batch_histo (entries per hypercall -> batches):",
-      {size: int(n) for size, n in enumerate(hist) if n})
-
 # %% [markdown]
 # **Exercise.** With batch 32, what fraction of forkwait's mmu_update/multicall hypercalls are
 # singletons — batches of exactly one entry? (a fraction between 0 and 1; two decimals are enough)
+# Reason from the flush reasons above; the histogram comes after your answer.
 
 # %%
 answer_single = ex.reveal("singleton fraction")   # ← e.g. 0.25
 
 # %%
+hist = run_pv(fw, P4, batch=32, timeline=False).extra["batch_histogram"]
+print("batch_histo (entries per hypercall -> batches):",
+      {size: int(n) for size, n in enumerate(hist) if n})
 plan = batch_plan(fw, 32)
 frac = float((plan.sizes == 1).mean())
 ex.add("singleton fraction", expected=round(frac, 2), tolerance=0.01,
@@ -149,7 +151,9 @@ ex.check("singleton fraction", answer_single)
 # ## 4. Explore
 #
 # Move the batch size; watch the hypervisor entries fall, the curve flatten towards the per-entry
-# cost, and the flush reasons shift from "slots" to page faults and TLB flushes.
+# cost, and the flush reasons shift from "slots" to page faults and TLB flushes. The explorer runs
+# the same forkwait as the cells above (200 units, said in its first line), so at batch 32 it
+# counts the same hypervisor entries. (Lab 3's comparer runs a shorter forkwait, 60 units, and says so.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -160,7 +164,7 @@ be
 # ## 5. Grouping is why PV can win
 #
 # The same forkwait on all four paths, with the 2006 preset. PV pays a hypercall where HVM pays an
-# exit — the same order of cost — but pays it once per batch:
+# exit — the same price on this preset — but pays it once per batch:
 
 # %%
 res = compare_paths(fw, P4, batch=32, timeline=False)
@@ -193,7 +197,8 @@ for bench, mix in (("Linux build time", "kernel_compile"), ("SPEC INT2000", "com
 # %% [markdown]
 # ## Summary
 #
-# * A hypercall costs about what a VM exit costs; batching divides it by the batch size.
+# * On the 2006 preset a hypercall costs what a VM exit costs (on 2003 XenoLinux, less); batching
+#   divides that cost by the batch size.
 # * For a run of *k* updates the guest makes exactly ceil(k / batch) hypercalls plus its explicit
 #   flushes — and ends in exactly the same page tables.
 # * Flush points (TLB flushes, CR3 loads, faults) cut real batches short; the measured cost per

@@ -96,7 +96,8 @@ print(run_xm(pool, "list", server="ovs2"))
 # Start with the simplest guest: an **idle** one that writes nothing. Xen 3's rule
 # (`xc_domain_save.c`) is: send every page in round 1; after each round, read-and-clear the dirty
 # bitmap; start the last round (guest paused) when this round sent fewer than **50** pages, or after
-# **29** rounds, or once more than **3 × memory** has been sent.
+# **29** rounds, or once more than **3 × memory** has been sent. (So "a cap of 30 rounds":
+# at most 29 live rounds — `DEF_MAX_ITERS` 29 — plus the final stop-and-copy round.)
 #
 # **Predict:** how many rounds (including the final stop-and-copy) does Xen 3 need for an idle
 # 512 MiB guest?
@@ -174,7 +175,7 @@ print(q_busy.rounds_text())
 print(q_busy.summary())
 print("stopped because:", q_busy.stop_reason)
 ex.add("threshold MiB", expected=round(q_busy.rounds[-1].threshold_bytes / 2**20, 2), tolerance=0.5, unit="MiB",
-       explain="1000 Mbit/s x 1448/1538 / 8 = 117.7e6 bytes/s, x 0.3 s = 35.3e6 bytes = 33.67 MiB")
+       explain="1000 Mbit/s x 1448/1538 / 8 = 117.7 million bytes/s, x 0.3 s = 35.3 million bytes = 33.67 MiB")
 ex.check("threshold MiB", answer_threshold)
 
 # %% [markdown]
@@ -307,6 +308,7 @@ p = figure(height=250, width=500, x_axis_type="log", title="distinct pages dirti
            x_axis_label="window (s)", y_axis_label="pages")
 p.line(curve["window_s"], curve["distinct_pages"], line_width=2)
 p.scatter(curve["window_s"], curve["distinct_pages"], size=6)
+widgets.plain_ticks(p.xaxis, "0.[00]"); widgets.plain_ticks(p.yaxis)   # 0.1 s, 40,000 pages
 show(p)
 
 # %% [markdown]
@@ -332,9 +334,10 @@ for name in ("gzip", "xz", "sort", "sqlite", "python"):
 # %%
 # NBVAL_IGNORE_OUTPUT
 p = figure(height=260, width=620, title="pages dirtied per 1 M instructions, real programs",
-           x_axis_label="time (ms at 1e9 instructions/s, ILLUSTRATIVE)", y_axis_label="distinct pages written")
+           x_axis_label="time (ms, at an ILLUSTRATIVE 1 instruction per ns)", y_axis_label="distinct pages written")
 for (name, wl), colour in zip(real.items(), ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e")):
     p.step(wl.window_start_instructions / 1e6, wl.dirty_counts, color=colour, legend_label=name)
+widgets.legend_outside(p)   # beside the plot, not over the lines; click a name to hide its line
 show(p)
 
 # %% [markdown]

@@ -132,8 +132,9 @@ except HaRefused as e:
 #
 # HA must be switched on for the pool **and** for each guest (Oracle VM 2.2). The servers write a
 # **disk heartbeat** every 2 s (OCFS2's `O2HB_REGION_TIMEOUT_MS`) and exchange network keepalives
-# every 2 s. A server whose disk heartbeat has not changed for (31 − 1) × 2 s is **dead**
-# (`O2HB_DEFAULT_DEAD_THRESHOLD` = 31, the `O2CB_HEARTBEAT_THRESHOLD` of `/etc/default/o2cb`). Only
+# every 2 s. A server is **dead** once its disk heartbeat has stayed unchanged for
+# `O2HB_DEFAULT_DEAD_THRESHOLD` − 1 heartbeats in a row (the threshold is 31, the
+# `O2CB_HEARTBEAT_THRESHOLD` of `/etc/default/o2cb`). Only
 # then does the master restart the dead server's HA guests, in name order, each on a surviving
 # server with the memory — its **preferred** servers first, then the one with the **most free
 # memory**.

@@ -44,3 +44,13 @@ def test_a_refused_update_is_a_kernel_bug_not_a_silent_error():
     buf.queue_mmu(np.array([pt_maddr(l1, 0)]), np.array([(l1 << 12) | 7], np.uint64))   # map a table writable
     with pytest.raises(GuestKernelBug, match="refused"):
         buf.flush()
+
+
+def test_mc_batch_is_labelled_with_the_kernel_it_comes_from():
+    """MC_BATCH = 32 and Linux's mc stats are pvops Linux's (arch/x86/xen/multicalls.c, 2.6.23+);
+    Oracle VM 2.x guests ran 2.6.18 XenLinux, which had no lazy-MMU multicall buffer."""
+    import vmlab.execution.analysis as analysis
+    import vmlab.guest.lazy_mmu as lazy_mmu
+    assert lazy_mmu.MC_BATCH == analysis.MC_BATCH == 32
+    assert "pvops" in lazy_mmu.MC_BATCH_KERNEL and "2.6.18" in lazy_mmu.MC_BATCH_KERNEL
+    assert "pvops" in (lazy_mmu.__doc__ or "") and "2.6.18 XenLinux" in (lazy_mmu.__doc__ or "")

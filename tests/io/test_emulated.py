@@ -23,3 +23,16 @@ def test_a_command_past_the_lba28_sector_count_or_the_image_end_is_an_ide_error(
     assert disk.submit(BLKIF_OP_READ, 0, too_many) == -1
     assert disk.submit(BLKIF_OP_READ, 60, io.alloc_pages(d, 1)) == -1
     assert disk.counts["errors"] == 2 and disk.disk.counts["reads"] == 0
+
+
+def test_every_ide_register_access_is_an_ioreq_round_trip_to_qemu_dm(machine):
+    """Xen 3.4 vmx_vmexit_handler: EXIT_REASON_IO_INSTRUCTION -> handle_mmio -> hvm_send_assist_req;
+    qemu-dm answers in the shared ioreq page and notifies back; hvm_io_assist completes it."""
+    from vmlab.io.ioreq import ROUND_TRIP, STATE_IOREQ_NONE
+    hv, d, io = machine
+    disk = HvmEmulatedDisk(io, d, VirtualDisk("/OVS/hvm.img", sectors=4096))
+    assert disk.submit(BLKIF_OP_WRITE, 0, io.alloc_pages(d, 1)) == 0
+    n = IDE_ISSUE_EXITS + IDE_COMPLETION_EXITS
+    assert disk.counts["ioreqs"] == n and disk.counts["notify_sent"] == 2 * n
+    assert disk.hops == [h.hop for h in ROUND_TRIP] * n
+    assert disk.iopage.state == STATE_IOREQ_NONE and not disk.iopage.crashed

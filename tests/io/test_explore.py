@@ -66,3 +66,21 @@ def test_ring_walkthrough_arguments_follow_io_ring_h():
     for bad in ({"size": 6}, {"batch": 9}, {"n_requests": 0}):
         with pytest.raises(ConfigError):
             ring_walkthrough(**bad)
+
+
+def test_pv_on_hvm_uses_the_split_driver_but_its_hypercalls_are_vmcall_exits():
+    """An HVM guest with PV drivers: blkfront's notify is a VMCALL (vmx_vmexit_handler -> hvm_do_hypercall);
+    dom0's blkback is PV. The emulated path pays an ioreq round trip per IDE register access."""
+    from vmlab.io.explore import io_compare
+    from vmlab.io.pricing import DEFAULT_IO_COSTS, ioreq_round_trip
+    c = io_compare(request_kib=4, batch=1, n_requests=16)
+    m = {k: dict(pv=p, hvm=h, pvhvm=x) for k, p, h, x in zip(c["metrics"]["metric"], c["metrics"]["pv"],
+                                                             c["metrics"]["hvm"], c["metrics"]["pvhvm"])}
+    assert m["grant maps+unmaps"]["pvhvm"] == m["grant maps+unmaps"]["pv"] > 0
+    assert m["hypercalls"]["pvhvm"] == m["hypercalls"]["pv"]
+    assert m["VM exits"]["pv"] == 0 < m["VM exits"]["pvhvm"] < m["VM exits"]["hvm"] == 12
+    assert m["cycles"]["pv"] < m["cycles"]["pvhvm"] < m["cycles"]["hvm"] / 4
+    trip = ioreq_round_trip(DEFAULT_IO_COSTS)
+    assert trip["hop"] == ["guest -> Xen", "Xen -> qemu-dm", "qemu-dm", "qemu-dm -> Xen", "Xen -> guest"]
+    assert sum(trip["cycles"]) == DEFAULT_IO_COSTS.exit_to_device_model_cycles
+    assert c["ioreq"] == trip

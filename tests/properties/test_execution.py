@@ -72,9 +72,10 @@ def test_batched_updates_through_xen_direct_paging_end_in_the_native_tables(entr
 def test_vectorized_hvm_matches_the_exit_loop_and_the_loop_keeps_meaning(stream):
     from vmlab.execution import run_loop
     ref = architectural_state(stream)
-    for paging in ("shadow", "nested"):
-        loop = run_loop(stream, P4, paging=paging)
-        r = run_hvm(stream, P4, paging=paging, timeline=False)
+    for paging, hv in (("shadow", "xen"), ("nested", "xen"), ("shadow", "kvm"), ("nested", "kvm")):
+        loop = run_loop(stream, P4, paging=paging, hypervisor=hv)
+        r = run_hvm(stream, P4, paging=paging, timeline=False, hypervisor=hv)
         assert abs(r.total_cycles - loop.total_cycles) < 1e-6 * max(1.0, loop.total_cycles)
         assert r.exits == loop.exits
+        assert r.counts.get("ioreqs", 0) == loop.ioreqs            # one ioreq per emulated access (Xen)
         assert loop.state == ref and loop.shadow_consistent

@@ -29,7 +29,9 @@ from vmlab.execution.ops import FLUSH_POINTS, Op, OpStream
 
 __all__ = ["StreamAnalysis", "BatchPlan", "batch_plan", "first_occurrences", "MC_BATCH"]
 
-MC_BATCH = 32  # Linux arch/x86/xen/multicalls.h: entries per per-CPU multicall buffer
+# Entries per per-CPU multicall buffer in pvops Linux (arch/x86/xen/multicalls.c, 2.6.23+); the 2.6.18
+# XenLinux kernel Oracle VM 2.x guests ran had no such buffer (see vmlab.guest.lazy_mmu).
+MC_BATCH = 32
 _BIG = np.iinfo(np.int64).max
 
 

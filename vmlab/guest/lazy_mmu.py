@@ -1,4 +1,11 @@
-"""Linux's lazy MMU mode for a Xen PV guest: the per-CPU multicall buffer.
+"""Linux's lazy MMU mode for a Xen PV guest: the per-CPU multicall buffer (pvops Linux).
+
+Which kernel: pvops Linux (arch/x86/xen/multicalls.c, Jeremy Fitzhardinge 2007, in
+mainline from 2.6.23), the kernel of today's PV guests. Oracle VM 2.x guests ran the
+2.6.18 XenLinux kernel, which had no lazy-MMU multicall buffer: it wrote page tables
+not yet pinned with plain stores, pinned a whole address space at once on first use,
+and sent other updates as single mmu_update / update_va_mapping hypercalls or
+multicalls built where it needed them. MC_BATCH and the counters below are pvops'.
 
 Follows arch/x86/xen/multicalls.c: page-table updates go into a buffer of
 `batch_size` entries (MC_BATCH = 32), flushed when full ("slots"), before a TLB
@@ -21,9 +28,10 @@ import numpy as np
 from vmlab.errors import VmlabError
 from vmlab.paging import direct
 
-__all__ = ["LazyMMU", "GuestKernelBug", "MC_BATCH"]
+__all__ = ["LazyMMU", "GuestKernelBug", "MC_BATCH", "MC_BATCH_KERNEL"]
 
-MC_BATCH = 32   # arch/x86/xen/multicalls.c
+MC_BATCH = 32   # pvops Linux arch/x86/xen/multicalls.c (not the 2.6.18 XenLinux of Oracle VM 2.x guests)
+MC_BATCH_KERNEL = "pvops Linux >= 2.6.23 (arch/x86/xen/multicalls.c); not 2.6.18 XenLinux (Oracle VM 2.x guests)"
 
 
 class GuestKernelBug(VmlabError, RuntimeError):

@@ -53,7 +53,7 @@ def minimum_target(max_pfn: int, current_pages: int) -> int:
 def boot_messages(name: str, kind: str, memory_kib: int, vcpus: int, xen_version: tuple[int, int]) -> list[str]:
     if kind == "hvm":
         return [
-            "SeaBIOS (version rel-1.x, QEMU device model in dom0)",
+            "HVM Loader (hvmloader: the Bochs ROMBIOS, qemu-dm in dom0 emulates the devices)",
             f"Booting from Hard Disk... ({memory_kib // 1024} MiB, {vcpus} vCPU(s), unmodified guest)",
             f"{name} ready",
         ]
@@ -80,11 +80,13 @@ def balloon(hv: "Hypervisor", domid: int, target_pages: int) -> int:
 
     A PV guest frees or repopulates pages with memory_op on itself, but never
     goes below `minimum_target` and never above max_pages or what the host has
-    free. An HVM guest without PV drivers has no balloon driver and ignores it.
+    free. An HVM guest without PV drivers has no balloon driver and ignores it; one that
+    loaded them (`guest.pv_on_hvm.load_pv_drivers`) balloons like a PV guest.
     """
+    from vmlab.hypervisor.hvm_op import has_pv_drivers
     dom = hv.domains[domid]
     dom.target_pages = int(target_pages)
-    if dom.kind is DomainKind.HVM or not dom.is_live:
+    if (dom.kind is DomainKind.HVM and not has_pv_drivers(dom)) or not dom.is_live:
         return dom.tot_pages
     cur = dom.tot_pages
     if target_pages < cur:

@@ -63,6 +63,9 @@ class HostSpec:
     # images) on shared storage so guests can migrate inside the pool.
     disks: tuple[Disk, ...] = (Disk(name="sda", storage=StorageKind.LOCAL, size_gib=250, mount="/"),
                                Disk(name="nfs0", storage=StorageKind.NFS, size_gib=2048, mount="/OVS"))
+    # VT-x/AMD-V present and enabled in the BIOS: Xen then lists hvm-3.0-* in xen_caps and can run HVM guests.
+    hvm: bool = True
+    cpu_mhz: int = 2400   # ILLUSTRATIVE: the 2.4 GHz core the I/O costs assume (io/pricing.py)
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "-_." for c in self.name):
@@ -86,13 +89,14 @@ class Host:
     def save(self) -> dict:
         """The spec as JSON-able data (the memory saves itself: `MachineMemory.save`)."""
         s = self.spec
-        return {"name": s.name, "pcpus": s.pcpus, "memory_mib": s.memory_mib,
+        return {"name": s.name, "pcpus": s.pcpus, "memory_mib": s.memory_mib, "hvm": s.hvm, "cpu_mhz": s.cpu_mhz,
                 "nics": [asdict(n) for n in s.nics],
                 "disks": [dict(asdict(d), storage=d.storage.value) for d in s.disks]}
 
     @classmethod
     def restore(cls, meta: dict, memory: MachineMemory) -> "Host":
         spec = HostSpec(name=meta["name"], pcpus=meta["pcpus"], memory_mib=meta["memory_mib"],
+                        hvm=bool(meta.get("hvm", True)), cpu_mhz=int(meta.get("cpu_mhz", 2400)),
                         nics=tuple(Nic(**n) for n in meta["nics"]),
                         disks=tuple(Disk(**dict(d, storage=StorageKind(d["storage"]))) for d in meta["disks"]))
         return cls(spec, memory=memory)

@@ -63,6 +63,17 @@ SHUTDOWN_suspend = 2
 SHUTDOWN_crash = 3
 SHUTDOWN_watchdog = 4
 
+# xen/include/public/hvm/hvm_op.h and hvm/params.h (Xen 3.4)
+HVMOP_set_param = 0
+HVMOP_get_param = 1
+HVM_PARAM_CALLBACK_IRQ = 0     # how event-channel upcalls reach an HVM guest; 0 = no PV drivers
+HVM_PARAM_STORE_PFN = 1
+HVM_PARAM_STORE_EVTCHN = 2
+HVM_PARAM_IOREQ_PFN = 5        # the shared ioreq page qemu-dm and Xen talk through
+HVM_PARAM_BUFIOREQ_PFN = 6
+HVM_PARAM_ACPI_S_STATE = 14
+HVM_NR_PARAMS = 17             # Xen 3.4 params.h (HVM_PARAM_VPT_ALIGN 16 is the last)
+
 # xen/include/public/vcpu.h
 VCPUOP_up = 1
 VCPUOP_down = 2

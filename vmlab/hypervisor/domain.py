@@ -141,6 +141,11 @@ class DomainConfig:
     on_poweroff: str = "destroy"
     on_reboot: str = "restart"
     on_crash: str = "restart"
+    # HVM only. xen_platform_pci: qemu-dm offers the Xen platform PCI device (the hook PV
+    # drivers bind to; Xen 3.x qemu-dm always offered it, later xm's create.py made it the
+    # key `xen_platform_pci`, default 1). device_model: the qemu-dm binary xend starts.
+    xen_platform_pci: int = 1
+    device_model: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 40 or not all(c.isalnum() or c in "-_." for c in self.name):
@@ -196,6 +201,8 @@ class Domain:
     console: list[str] = field(default_factory=list)
     devices: list[VirtualDevice] = field(default_factory=list)
     created_ns: int = 0
+    # HVMOP_set_param values (index -> value), hvm/params.h; an HVM guest only.
+    hvm_params: dict[int, int] = field(default_factory=dict)
     # The p2m (pfn -> mfn, INVALID_MFN for a hole): an array, or runs from a saved
     # state (`restore`) expanded on first read, so a read-only CLI call never builds it.
     _p2m: np.ndarray | None = field(default=None, init=False, repr=False)
@@ -253,7 +260,8 @@ class Domain:
                 "state": self.state.value, "max_pages": self.max_pages, "target_pages": self.target_pages,
                 "vcpus_online": self.vcpus_online, "cpu_time_s": self.cpu_time_s, "load": self.load,
                 "shutdown_reason": self.shutdown_reason, "console": self.console[-console_tail:],
-                "devices": [vars(v) for v in self.devices], "created_ns": self.created_ns}
+                "devices": [vars(v) for v in self.devices], "created_ns": self.created_ns,
+                "hvm_params": {str(k): v for k, v in self.hvm_params.items()}}
         if self._p2m is None and self._p2m_runs is not None:
             start, first, size = self._p2m_runs
         else:
@@ -267,7 +275,8 @@ class Domain:
                    state=DomainState(d["state"]), max_pages=d["max_pages"], target_pages=d["target_pages"],
                    vcpus_online=d["vcpus_online"], cpu_time_s=d["cpu_time_s"], load=d["load"],
                    shutdown_reason=d["shutdown_reason"], console=list(d["console"]),
-                   devices=[VirtualDevice(**v) for v in d["devices"]], created_ns=d["created_ns"])
+                   devices=[VirtualDevice(**v) for v in d["devices"]], created_ns=d["created_ns"],
+                   hvm_params={int(k): int(v) for k, v in d.get("hvm_params", {}).items()})
         dom._p2m_runs = (np.asarray(arrays["start"], np.int64), np.asarray(arrays["first"], np.int64),
                          int(arrays["size"][0]))
         return dom
@@ -307,7 +316,8 @@ def config_to_dict(cfg: DomainConfig) -> dict:
     return {"name": cfg.name, "kind": cfg.kind.value, "memory_mib": cfg.memory_mib, "maxmem_mib": cfg.maxmem_mib,
             "vcpus": cfg.vcpus, "kernel": cfg.kernel, "ramdisk": cfg.ramdisk, "bootloader": cfg.bootloader,
             "extra": cfg.extra, "disks": [str(d) for d in cfg.disks], "vifs": [str(v) for v in cfg.vifs],
-            "on_poweroff": cfg.on_poweroff, "on_reboot": cfg.on_reboot, "on_crash": cfg.on_crash}
+            "on_poweroff": cfg.on_poweroff, "on_reboot": cfg.on_reboot, "on_crash": cfg.on_crash,
+            "xen_platform_pci": cfg.xen_platform_pci, "device_model": cfg.device_model}
 
 
 def config_from_dict(d: dict) -> DomainConfig:

@@ -31,6 +31,7 @@ from vmlab.hardware.memory import FREE, frames_from_mib, mib_from_frames
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import Domain, DomainConfig, DomainState
 from vmlab.hypervisor.hypercalls import BASE_TABLE, HypercallEntry
+from vmlab.hypervisor.hvm_op import HVM_OP_ENTRY
 from vmlab.hypervisor.release import reap, release_all, zombie_domids
 from vmlab.trace import Trace
 
@@ -91,7 +92,7 @@ class Hypervisor:
         self.now_ns = 0
         self.trace = Trace(trace_capacity)
         self.xen_console: list[str] = []
-        self.hypercalls: dict[str, HypercallEntry] = dict(BASE_TABLE)
+        self.hypercalls: dict[str, HypercallEntry] = {**BASE_TABLE, "hvm_op": HVM_OP_ENTRY}
         self.hardware: list[HardwareDevice] = []
         self.bridges: dict[str, str] = {}
         self._next_domid = 1

@@ -1,7 +1,7 @@
 """What widgets and labs call in io/: each function runs a small machine and returns plain column dicts.
 
-    io_explore(path=...)    disk writes through one path (PV split driver or HVM emulation), per request
-    io_compare(...)         the same writes through both paths, side by side
+    io_explore(path=...)    disk writes through one path (PV split driver, HVM emulation, or PV-on-HVM), per request
+    io_compare(...)         the same writes through all three paths, side by side, and the ioreq round trip
     ring_walkthrough(...)   a small ring step by step (the ring visualizer, Lab 6's predictions)
 """
 
@@ -13,13 +13,13 @@ from vmlab.errors import ConfigError
 from vmlab.hypervisor.domain import DiskSpec
 from vmlab.io.blkif import BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_WRITE, SECTORS_PER_PAGE
 from vmlab.io.hotplug import attach_block, attach_emulated_disk
-from vmlab.io.pricing import DEFAULT_IO_COSTS, IoCosts, cycles_breakdown
+from vmlab.io.pricing import DEFAULT_IO_COSTS, IoCosts, cycles_breakdown, ioreq_round_trip
 from vmlab.io.ring import BackRing, FrontRing, SharedRing, ring_columns
 from vmlab.io.system import io_system, new_io_machine
 
 __all__ = ["io_explore", "io_compare", "ring_walkthrough", "EXPLORE_PATHS", "ACTIONS"]
 
-EXPLORE_PATHS = ("pv", "hvm")
+EXPLORE_PATHS = ("pv", "hvm", "pvhvm")
 
 
 def _check_explore(path: str, request_kib: int, batch: int, n_requests: int) -> None:
@@ -39,8 +39,9 @@ def _run_hvm(io, domid: int, spec: DiskSpec, buf: list[int], pages: int, n_reque
     for i in range(n_requests):
         dev.model.submit(BLKIF_OP_WRITE, i * pages * SECTORS_PER_PAGE, buf[:pages])
     c = dev.model.counts
-    # The exit round trip through the device model already includes its two ioreq
-    # notifications, so they are counted but not priced again.
+    # Each exit is one ioreq round trip to qemu-dm; its price (exit_to_device_model_cycles)
+    # already includes the ioreq's two event-channel notifications, so they are counted but
+    # not priced again (pricing.ioreq_round_trip shows the hops).
     counts = {"exits": c["exits"], "notify_sent": 0, "dma_copy_bytes": c["dma_copy_bytes"],
               "hypercalls": 0, "requests": c["requests"]}
     return counts, c["notify_sent"], 0
@@ -65,9 +66,11 @@ def _run_pv(io, domid: int, spec: DiskSpec, buf: list[int], pages: int, n_reques
         io.deliver_events(domid)
     f = {k: front.counts[k] - base.get(k, 0) for k in front.counts}
     b = {k: back.counts[k] - bbase.get(k, 0) for k in back.counts}
-    counts = {"hypercalls": f["hypercalls"] + b["hypercalls"], "notify_sent": f["notify_sent"] + b["notify_sent"],
+    front_calls = "hvm_hypercalls" if io.hv.domains[domid].kind.value == "hvm" else "hypercalls"
+    counts = {"hypercalls": b["hypercalls"], "notify_sent": f["notify_sent"] + b["notify_sent"],
               "grant_maps": b["grant_maps"], "grant_unmaps": b["grant_unmaps"], "ring_requests": f["requests"],
               "requests": f["requests"]}
+    counts[front_calls] = counts.get(front_calls, 0) + f["hypercalls"]   # an HVM guest's hypercall is a VMCALL exit
     return counts, counts["notify_sent"], f["notify_suppressed"] + b["notify_suppressed"]
 
 
@@ -80,11 +83,13 @@ def _explore_columns(counts: dict, notifications: int, suppressed: int, pages: i
     bytes_per_req = pages * 4096
     mb_s = bytes_per_req / (cyc_per_req / costs.cpu_hz) / 1e6 if cyc_per_req else float("inf")
     maps = counts.get("grant_maps", 0) + counts.get("grant_unmaps", 0)
+    hcalls = counts.get("hypercalls", 0) + counts.get("hvm_hypercalls", 0)
+    exits = counts.get("exits", 0) + counts.get("hvm_hypercalls", 0)   # ioreq round trips + VMCALLs
     metrics = [
         ("notifications", notifications / n, notifications),
         ("notifications suppressed", suppressed / n, suppressed),
-        ("hypercalls", counts.get("hypercalls", 0) / n, counts.get("hypercalls", 0)),
-        ("VM exits", counts.get("exits", 0) / n, counts.get("exits", 0)),
+        ("hypercalls", hcalls / n, hcalls),
+        ("VM exits", exits / n, exits),
         ("grant maps+unmaps", maps / n, maps),
         ("cycles", cyc_per_req, total_cycles),
         ("MB/s per CPU (overhead only)", mb_s, mb_s),
@@ -103,15 +108,18 @@ def io_explore(*, path: str = "pv", request_kib: int = 4, batch: int = 1, suppre
     path 'pv': blkfront -> ring -> blkback; requests are pushed `batch` at a time and
     the backend thread, on another CPU, gets a random budget each time it runs
     (seeded), so it is sometimes still busy when the frontend pushes again.
-    path 'hvm': the emulated IDE disk; `batch` and `suppression` change nothing.
+    path 'hvm': the emulated IDE disk; every register access an ioreq round trip to qemu-dm;
+    `batch` and `suppression` change nothing.
+    path 'pvhvm': an HVM guest that loaded PV drivers: blkfront as on 'pv', but the frontend's
+    hypercalls are VMCALL exits (`IoCosts.hvm_hypercall_cycles`).
     Columns: one row per metric (metric, per_request, total) plus the cycle breakdown.
     """
     _check_explore(path, request_kib, batch, n_requests)
     pages = max(1, int(request_kib) // 4)
     rng = np.random.default_rng(seed)
-    hv, domid = new_io_machine(kind="hvm" if path == "hvm" else "pv")
+    hv, domid = new_io_machine(kind="pv" if path == "pv" else "hvm")
     io = io_system(hv)
-    spec = DiskSpec(backend="file", path="/OVS/running_pool/lab6/System.img", vdev="hda" if path == "hvm" else "xvda")
+    spec = DiskSpec(backend="file", path="/OVS/running_pool/lab6/System.img", vdev="xvda" if path == "pv" else "hda")
     buf = io.alloc_pages(domid, pages * 32)
     hv.guest_write(domid, buf)
     if path == "hvm":
@@ -124,16 +132,16 @@ def io_explore(*, path: str = "pv", request_kib: int = 4, batch: int = 1, suppre
 
 def io_compare(*, request_kib: int = 4, batch: int = 1, suppression: bool = True, n_requests: int = 128,
                seed: int = 0, costs: IoCosts = DEFAULT_IO_COSTS) -> dict[str, dict[str, list]]:
-    """The same writes through the PV split driver and the emulated disk, side by side.
+    """The same writes through the PV split driver, the emulated disk and PV-on-HVM, side by side.
 
-    Returns {'metrics': metric, pv, hvm} and {'cycles': component, pv, hvm} (cycles per request).
+    Returns {'metrics': metric, pv, hvm, pvhvm}, {'cycles': component, pv, hvm, pvhvm} (cycles per
+    request) and {'ioreq': hop, where, what, cycles} (one emulated access's round trip to qemu-dm).
     """
-    pv = io_explore(path="pv", request_kib=request_kib, batch=batch, suppression=suppression,
-                    n_requests=n_requests, seed=seed, costs=costs)
-    hvm = io_explore(path="hvm", request_kib=request_kib, batch=batch, suppression=suppression,
-                     n_requests=n_requests, seed=seed, costs=costs)
-    return {"metrics": {"metric": pv["metric"], "pv": pv["per_request"], "hvm": hvm["per_request"]},
-            "cycles": {"component": pv["component"], "pv": pv["cycles_per_request"], "hvm": hvm["cycles_per_request"]}}
+    r = {p: io_explore(path=p, request_kib=request_kib, batch=batch, suppression=suppression,
+                       n_requests=n_requests, seed=seed, costs=costs) for p in EXPLORE_PATHS}
+    return {"metrics": {"metric": r["pv"]["metric"], **{p: r[p]["per_request"] for p in EXPLORE_PATHS}},
+            "cycles": {"component": r["pv"]["component"], **{p: r[p]["cycles_per_request"] for p in EXPLORE_PATHS}},
+            "ioreq": ioreq_round_trip(costs)}
 
 
 # --- the ring, step by step ------------------------------------------------------------------

@@ -185,8 +185,10 @@ class QemuPolicy(Policy):
         return Decision.CONTINUE
 
     def stop_reason(self, s: SyncStats) -> str:
-        return (f"pending {s.pending_pages * PAGE_SIZE / 2**20:.2f} MiB < threshold "
-                f"{s.threshold_bytes / 2**20:.2f} MiB (bandwidth x {self.downtime_limit_ms:g} ms)")
+        # In pages, exactly: at two decimals of a MiB the two sides can print the same.
+        return (f"pending {s.pending_pages:,} pages ({s.pending_pages * PAGE_SIZE / 2**20:.3f} MiB) < threshold "
+                f"{s.threshold_bytes / PAGE_SIZE:,.1f} pages ({s.threshold_bytes / 2**20:.3f} MiB = bandwidth x "
+                f"{self.downtime_limit_ms:g} ms)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

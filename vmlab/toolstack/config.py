@@ -14,15 +14,17 @@ import shlex
 from vmlab.errors import ConfigError
 from vmlab.hardware.host import parse_size_mib
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, DomainKind, VifSpec
+from vmlab.toolstack.virt_install import DEVICE_MODEL, virt_install, virt_install_plan
 
-__all__ = ["parse_xm_config", "format_xm_config", "virt_install", "virt_install_argv", "XM_KEYS"]
+__all__ = ["parse_xm_config", "format_xm_config", "virt_install", "virt_install_argv", "virt_install_plan",
+           "XM_KEYS"]
 
 # Keys Xen 3's xm understood that vmlab models (the rest of xm's keys are listed
 # in IGNORED_KEYS: accepted so real files load, but they change nothing here).
 XM_KEYS = ("name", "memory", "maxmem", "vcpus", "kernel", "ramdisk", "extra", "root", "bootloader",
-           "builder", "disk", "vif", "on_poweroff", "on_reboot", "on_crash")
+           "builder", "disk", "vif", "on_poweroff", "on_reboot", "on_crash", "device_model", "xen_platform_pci")
 IGNORED_KEYS = ("uuid", "vnc", "vncunused", "vnclisten", "vncconsole", "sdl", "serial", "boot", "acpi",
-                "apic", "pae", "device_model", "cpus", "localtime", "keymap", "vfb", "bootargs",
+                "apic", "pae", "cpus", "localtime", "keymap", "vfb", "bootargs",
                 "usbdevice", "timer_mode", "cpu_weight", "cpu_cap")
 
 
@@ -93,7 +95,7 @@ def _config_from_values(values: dict, source: str) -> DomainConfig:
     if kind is DomainKind.PV and not (values.get("kernel") or values.get("bootloader")):
         raise ConfigError(f"{source}: a PV guest needs kernel = '/path/vmlinuz' or bootloader = '/usr/bin/pygrub'; "
                           "or set builder = 'hvm'")
-    for key in ("kernel", "ramdisk", "extra", "root", "bootloader"):
+    for key in ("kernel", "ramdisk", "extra", "root", "bootloader", "device_model"):
         if key in values and not isinstance(values[key], str):
             raise ConfigError(f"{source}: {key} = {values[key]!r} must be a string")
     return DomainConfig(
@@ -109,7 +111,22 @@ def _config_from_values(values: dict, source: str) -> DomainConfig:
         on_poweroff=str(values.get("on_poweroff", "destroy")),
         on_reboot=str(values.get("on_reboot", "restart")),
         on_crash=str(values.get("on_crash", "restart")),
+        **_hvm_keys(values, kind, source),
     )
+
+
+def _hvm_keys(values: dict, kind: DomainKind, source: str) -> dict:
+    """device_model and xen_platform_pci: HVM-only keys (xm create.py; qemu-dm is /usr/lib/xen/bin/qemu-dm)."""
+    pci = _int(values, "xen_platform_pci", source)
+    if pci not in (None, 0, 1):
+        raise ConfigError(f"{source}: xen_platform_pci = {pci} must be 0 or 1; 1 offers PV drivers the platform device")
+    if kind is DomainKind.PV:
+        bad = [k for k in ("device_model", "xen_platform_pci") if k in values]
+        if bad:
+            raise ConfigError(f"{source}: {bad[0]} applies to HVM guests only; drop it or set builder = 'hvm'")
+        return {}
+    return {"xen_platform_pci": 1 if pci is None else pci,
+            "device_model": str(values.get("device_model", DEVICE_MODEL))}
 
 
 def format_xm_config(cfg: DomainConfig) -> str:
@@ -120,6 +137,8 @@ def format_xm_config(cfg: DomainConfig) -> str:
     lines.append(f"vcpus = {cfg.vcpus}")
     if cfg.kind is DomainKind.HVM:
         lines.append("builder = 'hvm'")
+        lines.append(f"device_model = {cfg.device_model!r}")
+        lines.append(f"xen_platform_pci = {cfg.xen_platform_pci}")
     for key in ("kernel", "ramdisk", "bootloader", "extra"):
         if getattr(cfg, key):
             lines.append(f"{key} = {getattr(cfg, key)!r}")
@@ -128,32 +147,6 @@ def format_xm_config(cfg: DomainConfig) -> str:
     for key in ("on_poweroff", "on_reboot", "on_crash"):
         lines.append(f"{key} = {getattr(cfg, key)!r}")
     return "\n".join(lines) + "\n"
-
-
-def virt_install(*, name: str, ram: int, vcpus: int = 1, paravirt: bool = True, hvm: bool = False,
-                 file: str | None = None, file_size: float | None = None, location: str = "",
-                 network: str = "bridge:xenbr0", nographics: bool = True, vnc: bool = False) -> DomainConfig:
-    """A guest the way Oracle VM's `virt-install` describes one (-n -r --vcpus -p/-v -f -s -l -w).
-
-    The disk image goes to /OVS/running_pool/<name>/System.img unless `file` says otherwise.
-    """
-    if hvm:
-        paravirt = False
-    if not isinstance(ram, int) or isinstance(ram, bool):
-        raise ConfigError(f"--ram {ram!r} must be a whole number of MiB; e.g. --ram 512")
-    path = file or f"/OVS/running_pool/{name}/System.img"
-    if file_size is not None and file_size <= 0:
-        raise ConfigError(f"--file-size {file_size} must be a positive number of GiB; e.g. -s 8")
-    kind_, _, bridge = network.partition(":")
-    if kind_ != "bridge" or not bridge:
-        raise ConfigError(f"--network {network!r} must be 'bridge:<name>'; e.g. -w bridge:xenbr0")
-    return DomainConfig(
-        name=name, kind=DomainKind.PV if paravirt else DomainKind.HVM, memory_mib=ram, vcpus=vcpus,
-        bootloader="/usr/bin/pygrub" if paravirt else "",
-        extra=f"method={location}" if location else "",
-        disks=(DiskSpec(backend="file", path=path, vdev="xvda" if paravirt else "hda", mode="w"),),
-        vifs=(VifSpec(bridge=bridge),),
-    )
 
 
 def virt_install_argv(argv: list[str] | str) -> DomainConfig:
@@ -174,18 +167,23 @@ def virt_install_argv(argv: list[str] | str) -> DomainConfig:
     p.add_argument("-f", "--file")
     p.add_argument("-s", "--file-size", type=float)
     p.add_argument("-l", "--location", default="")
+    p.add_argument("-c", "--cdrom", default="")
+    p.add_argument("-x", "--extra-args", default="")
+    p.add_argument("--os-type", default="")
+    p.add_argument("--os-variant", default="")
     p.add_argument("-w", "--network", default="bridge:xenbr0")
     p.add_argument("--nographics", action="store_true")
     p.add_argument("--vnc", action="store_true")
     a = p.parse_args(argv)
     return virt_install(name=a.name, ram=a.ram, vcpus=a.vcpus, paravirt=not a.hvm, hvm=a.hvm, file=a.file,
-                        file_size=a.file_size, location=a.location, network=a.network,
+                        file_size=a.file_size, location=a.location, cdrom=a.cdrom, extra_args=a.extra_args,
+                        os_type=a.os_type, os_variant=a.os_variant, network=a.network,
                         nographics=a.nographics, vnc=a.vnc)
 
 
 class _VirtInstallParser(__import__("argparse").ArgumentParser):
     def error(self, message: str):  # argparse would print and exit; the core raises instead
-        raise ConfigError(f"virt-install: {message}; see virt-install -n NAME -r MiB [-p|-v] [-f FILE]")
+        raise ConfigError(f"virt-install: {message}; see virt-install -n NAME -r MiB [-p|-v] [-f FILE] [-l TREE|-c ISO]")
 
 
 def read_config_file(path: str) -> str:

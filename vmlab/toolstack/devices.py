@@ -15,6 +15,8 @@ from __future__ import annotations
 from vmlab.errors import ConfigError, DomainStateError
 from vmlab.hypervisor.domain import DiskSpec, Domain, DomainKind, VifSpec, VirtualDevice
 from vmlab.io.blkif import vbd_devid
+from vmlab.guest.pv_on_hvm import swap_to_pv_devices
+from vmlab.hypervisor.hvm_op import has_pv_drivers
 from vmlab.io.hotplug import attach_block, attach_emulated_disk, attach_vif, default_mac
 from vmlab.io.system import io_system
 
@@ -76,6 +78,8 @@ def connect(hv, dom: Domain, *, macs: list[str] | None = None) -> None:
             else:
                 attach_block(io, dom.domid, disk)
             _record_disk(hv, dom, disk)
+        if has_pv_drivers(dom):   # restored or reloaded PV-on-HVM guest: its PV drivers reconnect
+            swap_to_pv_devices(hv, dom)
     except Exception:
         io.release_domain(dom.domid)
         dom.devices.clear()

@@ -145,6 +145,7 @@ def _activate(src: Hypervisor, dst: Hypervisor, dom: Domain, new: Domain, report
     new.max_pages = dom.max_pages
     new.cpu_time_s = dom.cpu_time_s
     new.load = dom.load
+    new.hvm_params = dict(dom.hvm_params)   # in the HVM context xc_domain_save sends (PV drivers: CALLBACK_IRQ)
     new.console = list(dom.console) + [f"(migrated from {src.host.name} to {dst.host.name})"]
     # The guest keeps its MACs (same L2 segment); its disks are on shared storage.
     # dom0 on the source tears the backends down, dom0 on the target builds them.

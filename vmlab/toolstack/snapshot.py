@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class SaveImage:
     target_pages: int
     paused: bool
     macs: tuple[str, ...] = ()
+    hvm_params: dict = field(default_factory=dict)   # HVMOP params (CALLBACK_IRQ: PV drivers loaded)
 
 
 def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
@@ -52,7 +53,8 @@ def write_save_file(path: str, hv, dom, *, resume_paused: bool = False) -> None:
     header = {"config": config_to_dict(dom.config), "console": dom.console[-200:], "load": dom.load,
               "vcpus_online": dom.vcpus_online, "target_pages": dom.target_pages, "paused": resume_paused,
               "p2m_size": int(dom.p2m.size), "pages": int(pfns.size), "source_host": hv.host.name,
-              "xen_version": list(C.XEN_VERSION), "macs": _vif_macs(dom)}
+              "xen_version": list(C.XEN_VERSION), "macs": _vif_macs(dom),
+              "hvm_params": {str(k): v for k, v in dom.hvm_params.items()}}
     hdr = json.dumps(header, sort_keys=True).encode()
     body = MAGIC + struct.pack("<IQ", FORMAT_VERSION, len(hdr)) + hdr + pfns.tobytes() + content.tobytes()
     data = body + hashlib.sha256(body).digest()
@@ -108,7 +110,10 @@ def read_save_file(path: str) -> SaveImage:
     if n and (pfns.min() < 0 or pfns.max() >= frames_max(config)):
         raise SnapshotError(f"{where} holds pages beyond the guest's maxmem; save the guest again")
     fields = _checked_fields(where, header, config, n)
-    return SaveImage(config=config, pfns=pfns, content=content, **fields)
+    params = _field(where, header, "hvm_params", lambda v: isinstance(v, dict) and len(v) <= 64 and all(
+        0 <= int(k) < 1 << 32 and type(x) is int and 0 <= x < 1 << 64 for k, x in v.items()), {})
+    return SaveImage(config=config, pfns=pfns, content=content, **fields,
+                     hvm_params={int(k): int(v) for k, v in params.items()})
 
 
 def _field(where: str, header: dict, key: str, ok, default):

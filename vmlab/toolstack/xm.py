@@ -115,6 +115,8 @@ class Toolstack:
         return parse_xm_config(text, source=path)
 
     def _check_create(self, config: DomainConfig) -> None:
+        from vmlab.toolstack.xminfo import check_hvm_capable
+        check_hvm_capable(self.hv, config)
         if any(d.name == config.name for d in self.hv.domains.values()):
             raise ConfigError(f"name={config.name!r} is already used by a domain on {self.hv.host.name}; "
                               "choose another name or `xm destroy` the old one")
@@ -159,16 +161,27 @@ class Toolstack:
         if not dom.is_live:
             hint = "`xm unpause` it first" if dom.state is DomainState.PAUSED else "use `xm destroy`"
             raise DomainStateError(f"xm shutdown {ref}: {dom.name} is {dom.state.value} and cannot act on the request; {hint}")
-        # xend writes the request into the guest's xenstore directory; the guest's
-        # xenbus watch fires and the guest kernel shuts itself down with
-        # SCHEDOP_shutdown. An HVM guest without PV drivers gets the ACPI power
-        # button instead and ends the same way.
         word = {C.SHUTDOWN_poweroff: "poweroff", C.SHUTDOWN_reboot: "reboot"}.get(reason, "halt")
+        self._xend_shutdown(dom, word, reason)
+        self.reap()
+
+    def _xend_shutdown(self, dom: Domain, word: str, reason: int) -> None:
+        """XendDomainInfo.shutdown (Xen 3.4): write control/shutdown, then, for an HVM guest, read
+        HVM_PARAM_CALLBACK_IRQ: 0 means no PV drivers watch xenstore, so dom0 shuts the domain down
+        from outside (xc.domain_shutdown = sched_op SCHEDOP_remote_shutdown: a hard stop, a hard
+        reset, or a suspend for save). Otherwise the guest's xenbus watch fires and its kernel
+        stops itself with SCHEDOP_shutdown."""
         self._write_control(dom, word)
+        if dom.kind is DomainKind.HVM:
+            param = {"domid": dom.domid, "index": C.HVM_PARAM_CALLBACK_IRQ}
+            self._call("hvm_op", C.HVMOP_get_param, param)
+            if not param["value"]:
+                self._call("sched_op", C.SCHEDOP_remote_shutdown, {"domid": dom.domid, "reason": reason},
+                           why=f"dom0 could not {word} {dom.name}")
+                return
         rc = self.hv.hypercall(dom.domid, "sched_op", C.SCHEDOP_shutdown, reason)
         if rc < 0:
-            raise HypercallError("sched_op", rc, f"{dom.name} could not shut down")
-        self.reap()
+            raise HypercallError("sched_op", rc, f"{dom.name} could not {word}")
 
     def _write_control(self, dom: Domain, word: str) -> None:
         from vmlab.io.system import io_system
@@ -278,38 +291,30 @@ class Toolstack:
         return "\n".join(self.lookup(ref).console)
 
     def info(self) -> str:
-        """`xm info`: the host and Xen's view of its memory."""
-        hv = self.hv
-        lines = [("host", hv.host.name), ("nr_cpus", hv.host.pcpus),
-                 ("total_memory", hv.host.spec.memory_mib), ("free_memory", mib_from_frames(hv.memory.free_frames)),
-                 ("xen_major", C.XEN_VERSION[0]), ("xen_minor", C.XEN_VERSION[1]), ("xen_extra", ".0")]
-        return "\n".join(f"{k:22s} : {v}" for k, v in lines)
+        """`xm info`: Xen 3.4's fields in its order and format (toolstack/xminfo.py)."""
+        from vmlab.toolstack.xminfo import format_info
+        return format_info(self.hv)
 
     # --- save / restore ----------------------------------------------------------------
     def save(self, ref: str | int, path: str) -> None:
         """xm save: suspend the guest, write its memory and state to `path`, destroy it.
 
-        A running PV guest is asked to suspend (xenstore control/shutdown =
-        "suspend"); it stops itself with SHUTDOWN_suspend and xc_domain_save reads
-        it. An HVM guest (no PV drivers) or a paused guest is simply paused. If the
-        file cannot be written the guest is resumed (XEN_DOMCTL_resumedomain).
+        A running guest is suspended the way XendCheckpoint.save does it, through
+        XendDomainInfo.shutdown('suspend'): a PV guest (or an HVM guest with PV drivers)
+        suspends itself on control/shutdown = "suspend"; an HVM guest without PV drivers
+        is suspended from dom0 (SCHEDOP_remote_shutdown, SHUTDOWN_suspend). A paused guest
+        is saved as it is. If the file cannot be written the guest is resumed
+        (XEN_DOMCTL_resumedomain).
         """
         from vmlab.toolstack.snapshot import write_save_file
         dom = self._domU(ref, "save")
         if not (dom.is_live or dom.state is DomainState.PAUSED):
             raise DomainStateError(f"xm save {ref}: {dom.name} is {dom.state.value}; only a running or paused guest can be saved")
         was_paused = dom.state is DomainState.PAUSED
-        if was_paused:
-            undo = lambda: None
-        elif dom.kind is DomainKind.PV:
-            self._write_control(dom, "suspend")
-            rc = self.hv.hypercall(dom.domid, "sched_op", C.SCHEDOP_shutdown, C.SHUTDOWN_suspend)
-            if rc < 0:
-                raise HypercallError("sched_op", rc, f"{dom.name} did not suspend")
+        undo = lambda: None
+        if not was_paused:
+            self._xend_shutdown(dom, "suspend", C.SHUTDOWN_suspend)
             undo = lambda: self._call("domctl", C.XEN_DOMCTL["resumedomain"], dom.domid)
-        else:
-            self._call("domctl", C.XEN_DOMCTL["pausedomain"], dom.domid)
-            undo = lambda: self._call("domctl", C.XEN_DOMCTL["unpausedomain"], dom.domid)
         try:
             write_save_file(path, self.hv, dom, resume_paused=was_paused)
         except Exception:
@@ -335,6 +340,7 @@ class Toolstack:
             dom.load = image.load
             dom.vcpus_online = image.vcpus_online
             dom.target_pages = image.target_pages
+            dom.hvm_params = dict(image.hvm_params)   # in Xen's HVM context record
             _devices().connect(self.hv, dom, macs=list(image.macs) or None)  # a restored guest keeps its MACs
         except Exception:
             self._undo_create(domid)
