@@ -202,6 +202,11 @@ class AdversarialGuest(RuleBasedStateMachine):
     def domctl(self, cmd, whom):
         self.call("domctl", cmd, self.v if whom == "victim" else 0, GUEST_MIB * 2048, {}, privileged=True)
 
+    @rule(cmd=st.sampled_from([C.HVMOP_set_param, C.HVMOP_get_param]), index=st.integers(0, C.HVM_NR_PARAMS - 1))
+    def hvm_op_on_the_victim(self, cmd, index):
+        """do_hvm_op: rcu_lock_target_domain_by_id refuses a foreign domid to an unprivileged caller."""
+        self.call("hvm_op", cmd, {"domid": self.v, "index": index, "value": 1}, privileged=True)
+
     @rule()
     def console_io(self):
         self.call("console_io", 0, "pwned", privileged=True)
