@@ -54,3 +54,20 @@ def test_a_count_that_disagrees_with_the_references_is_named():
     root = int(k.p2m[k.procs[pid].root])
     mem.tot_count[root] += 1
     assert any(f"frame {root:#x}: tot_count" in p for p in violations(k.hv))
+
+
+@pytest.mark.parametrize("scheme, large", [("nested", False), ("nested", True), ("shadow", False)])
+def test_decrease_reservation_removes_the_ept_and_shadow_entries_of_the_frames(scheme, large):
+    """guest_remove_page -> guest_physmap_remove_page (EPT entry cleared; a 2 MiB entry split) and
+    shadow_drop_references (sh_remove_all_mappings): the HVM guest cannot reach a freed frame."""
+    from vmlab.hypervisor import constants as C
+    opts = {"nested_large_pages": True} if large else {}
+    k = boot_kernel(scheme, memory_mib=32, host_memory_mib=256, dom0_mem_mib=32, **opts)
+    pid = k.spawn()
+    pfns = np.asarray(k.map(pid, VA, 8), np.int64)
+    k.flush()
+    k.access([VA + i * 4096 for i in range(8)])   # shadows and EPT entries now map these pages
+    hv, dom = k.hv, k.hv.domains[k.domid]
+    gone = np.unique(np.concatenate([np.flatnonzero(dom.p2m != C.INVALID_MFN)[-4:], pfns[:2]]))
+    assert hv.hypercall(k.domid, "memory_op", C.XENMEM_decrease_reservation, C.DOMID_SELF, gone.size, gone) == gone.size
+    assert violations(hv) == []

@@ -101,7 +101,7 @@ class Hypervisor:
         # subsystems that keep per-domain state in Xen's own frames (shadow and
         # nested tables, ...) release it here, as Xen's domain_kill does.
         self.destroy_hooks: list = []
-        # Called with (domain, mfns) before frames leave its physmap (release.py), and the
+        # Called with (domain, pfns, mfns) before frames leave its physmap (release.py), and the
         # frames off every physmap that something still references: mfn -> owner.
         self.release_hooks: list = []
         self.held: dict[int, int] = {}

@@ -13,8 +13,9 @@ references its own page tables hold; what other domains still hold keeps its fra
 Here the frames off every p2m but still referenced are `hv.held` (mfn -> owner);
 `reap(hv)` frees those whose tot_count reached 0 and runs after every hypercall,
 so a frame is free exactly when nothing refers to it any more. Subsystems that hold
-references (pins: paging) drop them in `hv.release_hooks`, called with
-(domain, mfns) before the frames leave the physmap.
+references (pins: paging) or map the frames (shadow and EPT entries: Xen's
+guest_physmap_remove_page and shadow_drop_references) drop them in
+`hv.release_hooks`, called with (domain, pfns, mfns) before the frames leave the physmap.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def remove_pages(hv, dom, pfns: np.ndarray) -> None:
         return
     mfns = dom.p2m[pfns].copy()
     for hook in list(hv.release_hooks):
-        hook(dom, mfns)
+        hook(dom, pfns, mfns)
     dom.p2m[pfns] = C.INVALID_MFN
     _free_or_hold(hv, dom.domid, mfns)
 

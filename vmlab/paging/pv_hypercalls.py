@@ -51,7 +51,7 @@ def install(hv) -> None:
     """Register mmu_update, mmuext_op, update_va_mapping and multicall on `hv`."""
     hv.subsystem("pv_paging", PVPagingState)
     from vmlab.paging import teardown  # the release / destroy / isolation hooks (teardown.py)
-    hv.release_hooks.append(lambda dom, mfns: teardown.on_release(hv, dom, mfns))
+    hv.release_hooks.append(lambda dom, pfns, mfns: teardown.on_release(hv, dom, mfns))
     hv.destroy_hooks.append(lambda dom: teardown.on_destroy(hv, dom))
     hv.mapping_sources["pv_paging"] = teardown.references
     for name, fn in (("mmu_update", do_mmu_update), ("mmuext_op", do_mmuext_op),
