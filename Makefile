@@ -8,7 +8,7 @@ PORT   ?= 8888
 # Jupyter refuses to run as root unless told; containers and lab VMs often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test unit nbval bench venv labs-build clean
+.PHONY: lab test unit nbval bench venv labs-build clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval labs --nbval-current-env -p no:cacheprovider
+
+# The adversarial domU's long budget (tests/properties/test_adversary.py): FUZZ_EXAMPLES sequences
+# of up to FUZZ_STEPS hypercalls each (about 15 minutes); it prints the sequences and calls it ran.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_STEPS    ?= 50
+fuzz: $(STAMP)
+	VMLAB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) VMLAB_FUZZ_STEPS=$(FUZZ_STEPS) $(BIN)/python -m pytest tests/properties/test_adversary.py -q -s -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
