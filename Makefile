@@ -11,7 +11,7 @@ IP     ?= 127.0.0.1
 # Jupyter refuses to run as root unless told; containers and lab VMs often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test unit nbval wheel-test bench venv labs-build clean
+.PHONY: lab test unit nbval wheel-test bench venv labs-build clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ nbval: $(STAMP)
 # Only the installed-wheel test (builds the wheel, fresh venv outside the repo, Lab 1 under nbval).
 wheel-test: $(STAMP)
 	$(BIN)/python -m pytest tests/test_packaging.py -k wheel
+
+# The adversarial domU's long budget (tests/properties/test_adversary.py): FUZZ_EXAMPLES sequences
+# of up to FUZZ_STEPS hypercalls each (about 15 minutes); it prints the sequences and calls it ran.
+FUZZ_EXAMPLES ?= 2000
+FUZZ_STEPS    ?= 50
+fuzz: $(STAMP)
+	VMLAB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) VMLAB_FUZZ_STEPS=$(FUZZ_STEPS) $(BIN)/python -m pytest tests/properties/test_adversary.py -q -s -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

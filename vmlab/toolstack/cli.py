@@ -46,10 +46,7 @@ def _pool_cmd(pool: ServerPool, a) -> str:
                          f"/OVS on {repo.storage.value if repo else '-'}")
         return "\n".join(lines)
     if a.pool_cmd == "init":
-        pool.servers.clear()
-        pool.link = Link()
-        for i in range(a.servers):
-            pool.add_server(_host_spec(f"ovs{i + 1}", a.memory, a.cpus, a.storage))
+        pool.reinit(a.servers, lambda i: _host_spec(f"ovs{i + 1}", a.memory, a.cpus, a.storage))
         return f"pool {pool.name} reset with {a.servers} server(s)"
     if a.pool_cmd == "add-server":
         pool.add_server(_host_spec(a.name, a.memory, a.cpus, a.storage))
@@ -198,7 +195,7 @@ def run(argv: list[str], commands: Mapping[str, Command] | None = None,
         return run_xm(None, ["help", *rest[1:]])  # needs no state: help never touches the pool
     if not raw_cmd and a.cmd in (commands or {}):
         return commands[a.cmd](a)
-    rw = not (raw_cmd == "xm" and is_readonly(rest))
+    rw = not ((raw_cmd == "xm" and is_readonly(rest)) or (raw_cmd is None and a.cmd == "pool" and a.pool_cmd == "show"))
     with StateFile(a.state).transaction(write=rw, devices=rw) as pool:
         if raw_cmd == "xm":
             return run_xm(pool, rest, server=host, progress=_print_round)

@@ -58,11 +58,8 @@ def _create(pool, server, a) -> str:
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; give the path of an xm config") from None
+    from vmlab.toolstack.config import read_config_file
+    return read_config_file(path)
 
 
 def _list(pool, server, a) -> str:

@@ -184,3 +184,17 @@ def virt_install_argv(argv: list[str] | str) -> DomainConfig:
 class _VirtInstallParser(__import__("argparse").ArgumentParser):
     def error(self, message: str):  # argparse would print and exit; the core raises instead
         raise UsageError(f"virt-install: {message}; see virt-install -n NAME -r MiB [-p|-v] [-f FILE] [-l TREE|-c ISO]")
+
+
+def read_config_file(path: str) -> str:
+    """The text of an xm config file: UTF-8 (xm configs are Python source), else one ConfigError."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; give the path of an xm config") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path!r} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                          "save it as UTF-8, e.g. with iconv -t UTF-8") from None
