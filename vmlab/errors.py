@@ -15,6 +15,7 @@ import errno as _errno
 __all__ = [
     "VmlabError",
     "ConfigError",
+    "UsageError",
     "CapacityError",
     "DomainNotFound",
     "DomainStateError",
@@ -34,6 +35,10 @@ class VmlabError(Exception):
 
 class ConfigError(VmlabError, ValueError):
     """A domain, host or model description is invalid (unknown key, bad value)."""
+
+
+class UsageError(ConfigError):
+    """A command line is malformed (unknown verb, missing argument): the CLI exits 2 for it."""
 
 
 class CapacityError(VmlabError, ValueError):

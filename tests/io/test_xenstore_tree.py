@@ -44,5 +44,5 @@ def test_a_domain_cannot_own_more_than_the_quota_of_nodes(xs):
     have = xs.owned[1]
     for i in range(QUOTA_NB_ENTRY_PER_DOMAIN - have):
         xs.write(1, f"data/n{i}", "")
-    with pytest.raises(XenstoreError, match="EQUOTA"):
+    with pytest.raises(XenstoreError, match="ENOSPC"):
         xs.write(1, "data/one-too-many", "")

@@ -3,11 +3,11 @@
 import subprocess
 import sys
 
-from vmlab.toolstack.cli import main
+from vmlab.cli import main
 
 
 def vmlab(state, *args, ok=True):
-    proc = subprocess.run([sys.executable, "-m", "vmlab.toolstack.cli", "--state", str(state), *args],
+    proc = subprocess.run([sys.executable, "-m", "vmlab", "--state", str(state), *args],
                           capture_output=True, text=True, timeout=300)
     assert (proc.returncode == 0) == ok, proc.stderr
     return proc.stdout + proc.stderr

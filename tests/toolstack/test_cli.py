@@ -141,3 +141,94 @@ def test_xm_migrate_moves_a_guest_and_reports_progress_on_stderr(tmp_path, capsy
     assert err.startswith("migrate: round 1 precopy: 65536 pages sent")
     assert main(s + ["xm", "--host", "ovs2", "list", "vm1"]) == 0
     assert main(s + ["xm", "list", "vm1"]) == 1  # gone from ovs1
+
+
+# --------------------------------------------------------------------------- conventions (issue 16)
+
+from vmlab import cli as vmlab_cli  # noqa: E402
+from vmlab.errors import ConfigError, DomainNotFound, UsageError, VmlabError  # noqa: E402
+from vmlab.toolstack import cli as toolstack_cli  # noqa: E402
+
+
+def test_version_is_the_distribution_version(capsys):
+    from importlib.metadata import version
+    assert vmlab_cli.main(["--version"]) == 0
+    assert capsys.readouterr().out == f"vmlab {version('vmlab')}\n"
+
+
+def test_python_m_vmlab_is_the_vmlab_command(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "vmlab", "--state", str(tmp_path / "s.sqlite"), "xm", "list"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith("Domain-0")
+
+
+@pytest.mark.parametrize("args, usage", [
+    (["--help"], "usage: vmlab "),
+    (["pool", "--help"], "usage: vmlab pool "),
+    (["xm", "--help"], "usage: xm "),
+    (["xm", "create", "--help"], "usage: xm create "),
+])
+def test_help_is_printed_once(tmp_path, capsys, args, usage):
+    assert vmlab_cli.main(["--state", str(tmp_path / "s.sqlite"), *args]) == 0
+    out = capsys.readouterr().out
+    assert out.count("usage:") == 1 and out.startswith(usage)
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "vmlab: error: the following arguments are required: COMMAND"),
+    (["pool", "frob"], "vmlab: error: pool: argument ACTION: invalid choice: 'frob'"),
+    (["xm", "frobnicate"], "vmlab: error: xm: argument VERB: invalid choice: 'frobnicate'"),
+])
+def test_the_error_prefix_is_printed_once(tmp_path, capsys, args, message):
+    assert vmlab_cli.main(["--state", str(tmp_path / "s.sqlite"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("error:") == 1 and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("exc, code", [
+    (UsageError("anything at all"), 2),
+    (ConfigError("xm: looks like a usage message; see `xm --help`"), 1),  # the class decides, not the text
+    (DomainNotFound("domain 'vm9' does not exist"), 1),
+    (VmlabError("refused"), 1),
+    (KeyboardInterrupt(), 130),
+])
+def test_exit_codes_come_from_the_error_class(monkeypatch, capsys, exc, code):
+    def fail(*args, **kwargs):
+        raise exc
+    monkeypatch.setattr(toolstack_cli, "run", fail)
+    assert toolstack_cli.main(["xm", "list"]) == code
+    assert toolstack_cli.exit_code(exc) == code
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_bare_xm_prints_xms_usage_and_exits_2(tmp_path, capsys):
+    assert vmlab_cli.main(["--state", str(tmp_path / "s.sqlite"), "xm"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: xm [-h] VERB ...\n")
+    assert err.splitlines()[-1] == "vmlab: error: xm: a VERB is required; `vmlab xm help` lists them"
+    assert not (tmp_path / "s.sqlite").exists()  # usage errors never touch the state
+
+
+def test_xm_help_lists_every_verb_and_xm_help_verb_shows_one(tmp_path, capsys):
+    from vmlab.toolstack.commands import VERBS
+    s = ["--state", str(tmp_path / "s.sqlite")]
+    assert vmlab_cli.main(s + ["xm", "help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"    {verb}" in out for verb in VERBS)
+    assert vmlab_cli.main(s + ["xm", "help", "list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: xm list [-h] [-l] [domain]") and "-l, --long" in out
+    assert vmlab_cli.main(s + ["xm", "help", "frob"]) == 2
+
+
+def test_labs_copy_through_the_vmlab_command(tmp_path, capsys):
+    assert vmlab_cli.main(["labs", "copy", str(tmp_path / "labs")]) == 0
+    from vmlab.labs import lab_names
+    assert f"{len(lab_names())} lab(s) copied, 0 skipped" in capsys.readouterr().out
+    assert toolstack_cli.main(["labs", "copy", str(tmp_path / "x")]) == 2  # only vmlab.cli knows labs
+
+
+def test_a_malformed_virt_install_line_is_a_usage_error(tmp_path, capsys):
+    assert vmlab_cli.main(["--state", str(tmp_path / "s.sqlite"), "virt-install", "-n", "vm1"]) == 2
+    assert capsys.readouterr().err.startswith("vmlab: error: virt-install: the following arguments are required: -r/--ram")

@@ -138,6 +138,8 @@ def parse_size_mib(text: str | int, *, default_unit: str = "m", what: str = "siz
     except ValueError:
         raise ConfigError(f"{what}={text!r} is not a size; write a number with an optional t/g/m/k/b suffix, e.g. '512m'") from None
     mib = value * _UNITS[unit]
-    if mib < 0 or mib != int(mib):
+    if not 0 <= mib < float("inf"):  # nan, inf and '1e400' (a float overflow) are not sizes
+        raise ConfigError(f"{what}={text!r} is not a finite, non-negative size; write a number of MiB, e.g. '512m'")
+    if mib != int(mib):
         raise ConfigError(f"{what}={text!r} is not a whole, non-negative number of MiB; e.g. '512m' or '2g'")
     return int(mib)

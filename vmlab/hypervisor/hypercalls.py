@@ -28,6 +28,7 @@ import numpy as np
 from vmlab.hardware.memory import all_distinct
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import Domain, DomainConfig, DomainKind, DomainState
+from vmlab.hypervisor.release import held_count, remove_pages
 
 # hypervisor.py imports this table, so this module names the Hypervisor only in prose:
 # `Hypervisor` below is any object with the public surface listed in the docstring.
@@ -109,8 +110,7 @@ def _domctl_destroy(hv, caller, dom, arg, out) -> int:
 
 
 def _domctl_pause(hv, caller, dom, arg, out) -> int:
-    # Xen 3.1 domctl.c: -EINVAL only for d == current->domain; domain_pause_by_systemcontroller
-    # is idempotent, so a paused domain stays paused and the call returns 0
+    # Xen 3.1 domctl.c: -EINVAL only for d == current->domain; pausing a paused domain returns 0
     if dom is caller:
         return C.EINVAL
     if dom.state is DomainState.PAUSED:
@@ -214,12 +214,17 @@ def _pfn_list(dom: Domain, nr_extents, extents) -> np.ndarray | None:
     return pfns if all_distinct(pfns, dom.p2m.size) else None
 
 
+def _tot_pages(hv, dom: Domain) -> int:
+    """Xen's d->tot_pages: the physmap plus frames given back but still referenced (release.py)."""
+    return dom.tot_pages + held_count(hv, dom.domid)
+
+
 def _mem_increase(hv, dom, nr_extents, extents, out) -> int:
     # memory.h: extent_start is OUT here, the mfns Xen allocated (PV guests of old
     # mapped them themselves); the guest does not say where they go in its physmap.
     if not _number(nr_extents) or nr_extents < 0:
         return C.EINVAL
-    room = min(dom.max_pages - dom.tot_pages, hv.memory.free_frames)
+    room = min(dom.max_pages - _tot_pages(hv, dom), hv.memory.free_frames)
     done = int(max(0, min(room, nr_extents)))
     holes = np.flatnonzero(dom.p2m == C.INVALID_MFN)[:done]
     done = holes.size
@@ -235,15 +240,13 @@ def _mem_populate(hv, dom, nr_extents, extents, out) -> int:
     want = _pfn_list(dom, nr_extents, extents)
     if want is None or np.any(dom.p2m[want] != C.INVALID_MFN):
         return C.EINVAL  # malformed, or populating a pfn twice
-    room = min(dom.max_pages - dom.tot_pages, hv.memory.free_frames)
+    room = min(dom.max_pages - _tot_pages(hv, dom), hv.memory.free_frames)
     done = int(max(0, min(room, want.size)))
     if done:
         mfns = hv.memory.allocate(dom.domid, done, what=f"domain {dom.name}")
-        # dom.p2m is the guest's own p2m (guest data on the domain record; a PV guest owns it)
-        dom.p2m[want[:done]] = mfns
-        if out is not None and dom.kind is DomainKind.PV:
-            # Xen 3.1 populate_physmap, PV: "Inform the domain of the new page's machine address"
-            out["extent_start"] = mfns.tolist()
+        dom.p2m[want[:done]] = mfns   # the guest's own p2m (guest data on the domain record)
+        if out is not None and dom.kind is DomainKind.PV:   # Xen 3.1: "Inform the domain of the new
+            out["extent_start"] = mfns.tolist()             # page's machine address"
     return done
 
 
@@ -253,14 +256,13 @@ def _mem_decrease(hv, dom, nr_extents, extents, out) -> int:
         return C.EINVAL
     populated = dom.p2m[give] != C.INVALID_MFN
     done = int(np.argmin(populated)) if not populated.all() else give.size  # stop at the first hole
-    if done:
-        hv.memory.release(dom.p2m[give[:done]], owner=dom.domid)
-        dom.p2m[give[:done]] = C.INVALID_MFN
+    if done:  # guest_remove_page: drop pins and the allocation; referenced frames stay held
+        remove_pages(hv, dom, give[:done])
     return done
 
 
 MEMORY_OPS: dict[int, Handler] = {
-    C.XENMEM_current_reservation: lambda hv, dom, n, e, out: dom.tot_pages,
+    C.XENMEM_current_reservation: lambda hv, dom, n, e, out: _tot_pages(hv, dom),
     C.XENMEM_maximum_reservation: lambda hv, dom, n, e, out: dom.max_pages,
     C.XENMEM_increase_reservation: _mem_increase,
     C.XENMEM_populate_physmap: _mem_populate,

@@ -32,6 +32,7 @@ from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import Domain, DomainConfig, DomainState
 from vmlab.hypervisor.hypercalls import BASE_TABLE, HypercallEntry
 from vmlab.hypervisor.hvm_op import HVM_OP_ENTRY
+from vmlab.hypervisor.release import reap, release_all, zombie_domids
 from vmlab.trace import Trace
 
 __all__ = ["Hypervisor", "HardwareDevice", "DomainInfo", "dom0_kernel_banner"]
@@ -100,6 +101,13 @@ class Hypervisor:
         # subsystems that keep per-domain state in Xen's own frames (shadow and
         # nested tables, ...) release it here, as Xen's domain_kill does.
         self.destroy_hooks: list = []
+        # Called with (domain, pfns, mfns) before frames leave its physmap (release.py), and the
+        # frames off every physmap that something still references: mfn -> owner.
+        self.release_hooks: list = []
+        self.held: dict[int, int] = {}
+        # Each subsystem that records mappings of frames (pins, CR3, grant maps, shadows)
+        # registers a function here for the isolation checker (isolation.py).
+        self.mapping_sources: dict = {}
         # Per-hypervisor state of subsystems (paging, I/O, ...), by subsystem name.
         self.subsystems: dict[str, object] = {}
         if saved is not None:
@@ -119,7 +127,8 @@ class Hypervisor:
         return {"now_ns": self.now_ns, "next_domid": self._next_domid, "write_seq": self._write_seq,
                 "xen_console": self.xen_console, "bridges": self.bridges,
                 "hardware": [asdict(h) for h in self.hardware],
-                "trace": self.trace.save()[-trace_tail:], "trace_capacity": self.trace.capacity}
+                "trace": self.trace.save()[-trace_tail:], "trace_capacity": self.trace.capacity,
+                "held": sorted(self.held.items())}
 
     def _take_up(self, saved: dict) -> None:
         self.now_ns, self._next_domid, self._write_seq = saved["now_ns"], saved["next_domid"], saved["write_seq"]
@@ -127,6 +136,7 @@ class Hypervisor:
         self.hardware = [HardwareDevice(**x) for x in saved["hardware"]]
         self.trace = Trace.restore(saved["trace"], saved["trace_capacity"])
         self.domains = {d.domid: d for d in saved.get("domains", ())}
+        self.held = {int(m): int(d) for m, d in saved.get("held", ())}
 
     # --- boot -----------------------------------------------------------------
     def _boot(self, dom0_mem_mib: int, dom0_vcpus: int) -> None:
@@ -180,6 +190,8 @@ class Hypervisor:
         if dom is None or dom.state is DomainState.DYING:
             return C.ESRCH
         name, rc = self.dispatch(dom, name, *args, **kwargs)
+        if self.held:
+            reap(self)  # frames whose last reference this call dropped go back to the heap
         kind = "refused" if rc == C.EPERM else "hypercall"
         sub = f"({args[0]})" if args and isinstance(args[0], int) else ""
         self.trace.record(time_ns=self.now_ns, domid=caller, kind=kind, detail=f"{name}{sub}", value=int(rc))
@@ -227,21 +239,25 @@ class Hypervisor:
         return domid
 
     def _allocate_domid(self) -> int | None:
-        # Xen hands out domids in increasing order and wraps below DOMID_FIRST_RESERVED.
+        # Xen hands out domids in increasing order and wraps below DOMID_FIRST_RESERVED;
+        # a zombie (destroyed, frames still referenced) keeps its domid.
+        zombies = zombie_domids(self)
         for _ in range(C.DOMID_FIRST_RESERVED):
             d = self._next_domid
             self._next_domid = d + 1 if d + 1 < C.DOMID_FIRST_RESERVED else 1
-            if d not in self.domains:
+            if d not in self.domains and d not in zombies:
                 return d
         return None
 
     def destroy_domain(self, dom: Domain) -> int:
-        """Xen's domain_kill: hooks release per-domain state, the frames go back to the heap."""
+        """Xen's domain_kill: hooks release per-domain state (CR3, pins, its tables' references,
+        grants, channels), then every frame nothing else references goes back to the heap
+        (release.py: frames other domains still reference stay owned until they let go)."""
         self.set_state(dom, DomainState.DYING)
         for hook in list(self.destroy_hooks):
             hook(dom)
-        self.memory.release(dom.mfns(), owner=dom.domid)
-        dom.p2m[:] = C.INVALID_MFN
+        release_all(self, dom)
+        reap(self)
         del self.domains[dom.domid]
         self.trace.record(time_ns=self.now_ns, domid=dom.domid, kind="destroy", detail=dom.name)
         return 0
@@ -323,8 +339,8 @@ class Hypervisor:
 
     def advance(self, seconds: float) -> None:
         """Let `seconds` of simulated time pass, charging CPU time to running domains."""
-        if seconds < 0:
-            raise ConfigError(f"seconds={seconds} is negative; time only moves forward")
+        if not 0 <= seconds < float("inf"):  # also nan
+            raise ConfigError(f"seconds={seconds} is not a finite, non-negative time; time only moves forward")
         for domid, share in self.cpu_shares().items():
             self.domains[domid].cpu_time_s += share * seconds
         self.now_ns += int(round(seconds * 1e9))
@@ -376,18 +392,6 @@ class Hypervisor:
                 "owner": own.tolist(), "label": [labels[int(o)] for o in own]}
 
     def check_invariants(self) -> None:
-        """Raise AssertionError if the frame accounting is inconsistent anywhere."""
-        mem = self.memory
-        mem.check()
-        counts = mem.counts_by_owner()
-        assert sum(counts.values()) == mem.total_frames
-        seen = np.zeros(mem.total_frames, dtype=bool)
-        for dom in self.domains.values():
-            mfns = dom.mfns()
-            assert counts.get(dom.domid, 0) == mfns.size, f"dom{dom.domid} owns {counts.get(dom.domid, 0)} frames, p2m maps {mfns.size}"
-            assert np.all(mem.owner[mfns] == dom.domid), f"dom{dom.domid}'s p2m maps a frame it does not own"
-            assert not np.any(seen[mfns]), "a frame appears in two p2m tables"
-            seen[mfns] = True
-            assert dom.tot_pages <= dom.max_pages or dom.privileged
-        known = set(self.domains) | {C.DOMID_XEN, FREE}
-        assert set(counts) <= known, f"frames owned by unknown owners {set(counts) - known}"
+        """Raise AssertionError if the frame accounting or isolation is broken anywhere (isolation.py)."""
+        from vmlab.hypervisor.isolation import check
+        check(self)

@@ -21,7 +21,7 @@ from vmlab.io.context import Worker
 from vmlab.io.event_channel import ECS_INTERDOMAIN, VIRQ_TIMER, EventChannels, event_channel_op_handler
 from vmlab.io.grant_map import GrantTables
 from vmlab.io.grant_ops import grant_table_op_handler
-from vmlab.io.grant_table import GTF_reading, GTF_writing
+from vmlab.io.grant_table import GTF_permit_access, GTF_reading, GTF_readonly, GTF_type_mask, GTF_writing
 from vmlab.io.hotplug import detach_all
 from vmlab.io.xenstore import Xenstore
 
@@ -58,6 +58,7 @@ class IoSystem:
         self.events.of(0)
         self.grants.table(0)
         hv.destroy_hooks.append(self._on_destroy)
+        hv.mapping_sources["grants"] = lambda hv: grant_references(self.grants)
 
     def _on_destroy(self, dom) -> None:
         """Any destroy (not only xm's) removes the domain's devices, grants, channels and nodes
@@ -211,6 +212,19 @@ def io_system(hv: "Hypervisor") -> IoSystem:
 def frame_access(hv: "Hypervisor", domid: int, mfn: int, *, write: bool = False) -> int:
     """0 if domain `domid` may touch machine frame `mfn`, else -EPERM (see GrantTables.frame_access)."""
     return io_system(hv).grants.frame_access(domid, mfn, write=write)
+
+
+def grant_references(g: GrantTables) -> tuple[list[tuple], set[tuple]]:
+    """For the isolation checker: every grant mapping (maptrack) and every offer (grant entry)."""
+    refs = [(holder, mfn, not ro, not ro, True, f"grant map {granter}:{ref}")
+            for holder, mt in g.maptrack.items() for granter, ref, mfn, ro in mt.handles.values()]
+    offers = set()
+    for granter, t in g.tables.items():
+        for ref in range(len(t.flags)):
+            f = t.flags[ref]
+            if f & GTF_type_mask == GTF_permit_access:
+                offers.add((t.domid_of[ref], t.frame[ref], not f & GTF_readonly, granter))
+    return refs, offers
 
 
 def new_io_machine(*, kind: str = "pv", host_mib: int = 1024, dom0_mib: int = 256, guest_mib: int = 128,

@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from vmlab.io.xenstore_tree import (PERM_BITS, QUOTA_NB_ENTRY_PER_DOMAIN, XENSTORE_ABS_PATH_MAX,
+from vmlab.io.xenstore_tree import (PERM_BITS, QUOTA_MAX_ENTRY_SIZE, QUOTA_MAX_TRANSACTION, QUOTA_NB_ENTRY_PER_DOMAIN,
+                                    QUOTA_NB_WATCH_PER_DOMAIN, XENSTORE_ABS_PATH_MAX, XENSTORE_PAYLOAD_MAX,
                                     XENSTORE_REL_PATH_MAX, Node, XenstoreError, XenstoreTree, domain_path)
 
 if TYPE_CHECKING:
@@ -65,6 +66,10 @@ class Xenstore(XenstoreTree):
 
     # --- transactions -----------------------------------------------------------------
     def transaction_start(self, domid: int) -> int:
+        open_now = sum(1 for t in self.transactions.values() if t.domid == domid)
+        if domid != 0 and open_now > QUOTA_MAX_TRANSACTION:  # do_transaction_start, literally '>'
+            raise XenstoreError("ENOSPC", f"domain {domid} has {open_now} transactions open (quota "
+                                          f"{QUOTA_MAX_TRANSACTION}); end one first")
         tid = self._next_tx
         self._next_tx += 1
         self.transactions[tid] = Transaction(domid)
@@ -93,14 +98,27 @@ class Xenstore(XenstoreTree):
             n = self.nodes.get(path)
             if (n.gen if n is not None else _MISSING) != gen:
                 raise XenstoreError("EAGAIN", f"{path} changed during transaction {tx}; start again")
-        for path, v in t.writes.items():
-            if v is None:
-                if path in self.nodes:
-                    self.rm(domid, path)
-            elif isinstance(v, tuple):
-                self.set_perms(domid, path, v[1])
-            else:
-                self.write(domid, path, v)
+        saved = self._save_tree()
+        try:  # all or nothing: a refusal mid-commit (a quota) puts every node back
+            for path, v in t.writes.items():
+                if v is None:
+                    if path in self.nodes:
+                        self.rm(domid, path)
+                elif isinstance(v, tuple):
+                    self.set_perms(domid, path, v[1])
+                else:
+                    self.write(domid, path, v)
+        except XenstoreError:
+            self._restore_tree(saved)
+            raise
+
+    def _save_tree(self) -> tuple:
+        return ({p: Node(n.value, list(n.perms), set(n.children), n.gen) for p, n in self.nodes.items()},
+                dict(self.owned), self._gen, len(self.queue))
+
+    def _restore_tree(self, saved: tuple) -> None:
+        self.nodes, self.owned, self._gen, queued = saved
+        del self.queue[queued:]  # the watch events of writes that did not happen
 
     # --- requests ----------------------------------------------------------------------
     def read(self, domid: int, path: str, tx: int = 0) -> str:
@@ -132,6 +150,12 @@ class Xenstore(XenstoreTree):
         if path.startswith("@"):
             raise XenstoreError("EINVAL", f"{path} is a special watch path; it cannot be written")
         value = str(value)
+        if len(path) + 1 + len(value.encode()) > XENSTORE_PAYLOAD_MAX:  # xs_wire.h XENSTORE_PAYLOAD_MAX
+            raise XenstoreError("E2BIG", f"writing {len(value)} bytes to {path} exceeds the "
+                                         f"{XENSTORE_PAYLOAD_MAX}-byte message payload; store less")
+        if domid != 0 and len(value.encode()) >= QUOTA_MAX_ENTRY_SIZE:  # write_node's node-size quota
+            raise XenstoreError("ENOSPC", f"a {len(value)}-byte value in {path} reaches the "
+                                          f"{QUOTA_MAX_ENTRY_SIZE}-byte node quota of a domU; store less")
         t = self._tx(domid, tx)
         n = self.nodes.get(path)
         if n is not None:
@@ -152,7 +176,16 @@ class Xenstore(XenstoreTree):
 
     def mkdir(self, domid: int, path: str, tx: int = 0) -> None:
         apath = self._abs(domid, path)
-        if apath in self.nodes:
+        n = self.nodes.get(apath)
+        if n is not None:
+            # xenstored do_mkdir: get_node(..., XS_PERM_WRITE) first, so an existing node the
+            # caller may not write is EACCES, as creating it would be. Under a parent the caller
+            # may not write either, the refusal is word for word the one an absent node gets
+            # there: the answer does not reveal that the node exists.
+            if self._perm_for(n.perms, domid) & 2 != 2 and apath != "/":
+                ppath = self._parent(apath)
+                self._check(domid, ppath, self.nodes[ppath], 2)
+            self._check(domid, apath, n, 2)
             return
         self.write(domid, path, "", tx)
 
@@ -228,6 +261,9 @@ class Xenstore(XenstoreTree):
         lst = self.watches.setdefault(domid, [])
         if any(p == path and tok == token for p, tok, _ in lst):
             raise XenstoreError("EEXIST", f"domain {domid} already watches {path} with token {token!r}")
+        if domid != 0 and len(lst) > QUOTA_NB_WATCH_PER_DOMAIN:  # do_watch, literally '>'
+            raise XenstoreError("E2BIG", f"domain {domid} has {len(lst)} watches (quota "
+                                         f"{QUOTA_NB_WATCH_PER_DOMAIN}); remove one first")
         lst.append((path, token, callback))
         self.queue.append((domid, path, token, callback))
 

@@ -12,12 +12,18 @@ from dataclasses import dataclass, field
 from vmlab.errors import VmlabError
 
 __all__ = ["XenstoreTree", "XenstoreError", "Node", "domain_path", "XENSTORE_ABS_PATH_MAX",
-           "XENSTORE_REL_PATH_MAX", "QUOTA_NB_ENTRY_PER_DOMAIN"]
+           "XENSTORE_REL_PATH_MAX", "QUOTA_NB_ENTRY_PER_DOMAIN", "QUOTA_NB_WATCH_PER_DOMAIN",
+           "QUOTA_MAX_TRANSACTION", "QUOTA_MAX_ENTRY_SIZE", "XENSTORE_PAYLOAD_MAX"]
 
 XENSTORE_ABS_PATH_MAX = 3072   # xen/include/public/io/xs_wire.h
 XENSTORE_REL_PATH_MAX = 2048
 # xenstored's default per-domain node quota (tools/xenstore/xenstored_domain.c: quota_nb_entry_per_domain).
 QUOTA_NB_ENTRY_PER_DOMAIN = 1000
+# The other defaults beside it in tools/xenstore/xenstored_core.c, and what each refusal answers:
+QUOTA_NB_WATCH_PER_DOMAIN = 128   # do_watch: domain_watch(conn) > quota -> E2BIG
+QUOTA_MAX_TRANSACTION = 10        # do_transaction_start: transaction_started > quota -> ENOSPC
+QUOTA_MAX_ENTRY_SIZE = 2048       # write_node: an unprivileged node's record >= 2 KiB -> ENOSPC
+XENSTORE_PAYLOAD_MAX = 4096       # xen/include/public/io/xs_wire.h: a longer message is E2BIG
 _VALID = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-/_@")
 PERM_BITS = {"n": 0, "r": 1, "w": 2, "b": 3}
 
@@ -139,7 +145,8 @@ class XenstoreTree:
 
     def _quota(self, domid: int, new_nodes: int) -> None:
         if domid != 0 and self.owned.get(domid, 0) + new_nodes > QUOTA_NB_ENTRY_PER_DOMAIN:
-            raise XenstoreError("EQUOTA", f"domain {domid} would own more than {QUOTA_NB_ENTRY_PER_DOMAIN} nodes; "
+            # construct_node: domain_entry(conn) >= quota_nb_entry_per_domain -> ENOSPC
+            raise XenstoreError("ENOSPC", f"domain {domid} would own more than {QUOTA_NB_ENTRY_PER_DOMAIN} nodes; "
                                           "remove some first")
 
     def _closest(self, path: str) -> tuple[str, Node]:

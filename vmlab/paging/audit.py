@@ -12,7 +12,7 @@ __all__ = ["audit"]
 
 
 def audit(hv, domid: int) -> list[str]:
-    """Recount every reference from the domain's live tables, pins and CR3; list what disagrees.
+    """Recount every reference from the domain's live tables, pins, CR3 and others' grant mappings.
 
     An empty list means Xen's invariants hold: each live table's entries map only frames the
     domain may map, RW leaf entries point at writable frames, and every frame's type_count and
@@ -57,6 +57,13 @@ def audit(hv, domid: int) -> list[str]:
         if m is not None:
             want_type[m] = want_type.get(m, 0) + 1
             want_tot[m] = want_tot.get(m, 0) + 1
+    for name, source in list(hv.mapping_sources.items()):  # grant mappings hold references too
+        if name == "pv_paging":
+            continue  # pins and CR3, counted above
+        for _holder, m, _w, typed, counted, _via in source(hv)[0]:
+            if counted and 0 <= m < mem.total_frames and int(mem.owner[m]) == domid:
+                want_type[m] = want_type.get(m, 0) + int(typed)
+                want_tot[m] = want_tot.get(m, 0) + 1
     for m in np.flatnonzero((mem.owner == domid) & ((mem.type_count != 0) | (mem.tot_count != 0))).tolist():
         want_type.setdefault(m, 0)
         want_tot.setdefault(m, 0)

@@ -59,6 +59,8 @@ class NestedTable:
         self.frames: list[int] = []
         self.large_blocks: set[int] = set()   # gfn >> 9 of every 2 MiB nested mapping
         self.root = self._alloc()
+        hv.mapping_sources[f"nested.{domid}.{id(self)}"] = self.mappings  # isolation.py reads the leaves
+        hv.release_hooks.append(self._on_release)
         p2m = hv.domains[domid].p2m
         gfns = np.flatnonzero(p2m != C.INVALID_MFN)
         self.map(gfns, p2m[gfns])
@@ -143,8 +145,44 @@ class NestedTable:
             t = pte_frame(e)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def mappings(self, hv) -> tuple[list[tuple], tuple]:
+        """Every leaf of the EPT (4 KiB and 2 MiB) as a reference of the guest, uncounted."""
+        refs, todo = [], [(self.root, 4)]
+        while todo:
+            t, level = todo.pop()
+            w = self.memory.table(t)
+            e = w[(w & np.uint64(EPT_R)) != 0]
+            frames = (e >> np.uint64(12)).astype(np.int64) & ((1 << 40) - 1)
+            leaf = np.ones(e.size, bool) if level == 1 else (e & np.uint64(EPT_LARGE)) != 0 if level == 2 else np.zeros(e.size, bool)
+            todo += [(int(f), level - 1) for f in frames[~leaf].tolist()]
+            big = frames[leaf] if level == 1 else (frames[leaf][:, None] + np.arange(512)).reshape(-1)
+            rw = np.repeat((e[leaf] & np.uint64(EPT_W)) != 0, 1 if level == 1 else 512)
+            refs += [(self.domid, big[rw], True, False, False, f"EPT L{level} {t:#x}"),
+                     (self.domid, big[~rw], False, False, False, f"EPT L{level} {t:#x}")]
+        return refs, ()
+
+    def _on_release(self, dom, pfns, mfns) -> None:
+        """guest_remove_page -> guest_physmap_remove_page: the EPT entry of each gfn goes (a
+        2 MiB entry is split, its other 511 gfns mapped again with 4 KiB entries)."""
+        if dom.domid != self.domid:
+            return
+        gone = {int(g) for g in np.asarray(pfns).tolist()}
+        for b in sorted({g >> 9 for g in gone} & self.large_blocks):
+            l2 = self._table_for(b << 9, 2)
+            base = pte_frame(int(l2[b & 511])) & ~511
+            l2[b & 511] = 0
+            self.large_blocks.discard(b)
+            keep = np.array([g for g in range(b << 9, (b + 1) << 9) if g not in gone], np.int64)
+            self.map(keep, base + (keep - (b << 9)))
+        for g in sorted(gone):
+            if g >> 9 not in self.large_blocks:
+                self._table_for(g, 1)[g & 511] = 0
+
     def release(self) -> None:
         """Give the nested table's frames back to the heap (domain destruction)."""
+        self.hv.mapping_sources.pop(f"nested.{self.domid}.{id(self)}", None)
+        if self._on_release in self.hv.release_hooks:
+            self.hv.release_hooks.remove(self._on_release)
         for m in self.frames:
             self.memory.page_type[m] = 0
         self.memory.release(np.array(self.frames, np.int64), owner=C.DOMID_XEN)

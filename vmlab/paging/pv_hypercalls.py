@@ -50,6 +50,10 @@ def do_multicall(hv, caller, entries, count=None, out=None) -> int:
 def install(hv) -> None:
     """Register mmu_update, mmuext_op, update_va_mapping and multicall on `hv`."""
     hv.subsystem("pv_paging", PVPagingState)
+    from vmlab.paging import teardown  # the release / destroy / isolation hooks (teardown.py)
+    hv.release_hooks.append(lambda dom, pfns, mfns: teardown.on_release(hv, dom, mfns))
+    hv.destroy_hooks.append(lambda dom: teardown.on_destroy(hv, dom))
+    hv.mapping_sources["pv_paging"] = teardown.references
     for name, fn in (("mmu_update", do_mmu_update), ("mmuext_op", do_mmuext_op),
                      ("update_va_mapping", do_update_va_mapping), ("multicall", do_multicall)):
         hv.register(HypercallEntry(name, C.HYPERCALL_NUMBERS[name], fn))

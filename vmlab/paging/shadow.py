@@ -59,6 +59,8 @@ class ShadowPaging:
         self.current: _Tree | None = None
         self.out_of_sync: set[int] = set()
         self.free_frames: list[int] = []
+        hv.mapping_sources[f"shadow.{domid}.{id(self)}"] = self.mappings  # isolation.py reads the leaves
+        hv.release_hooks.append(self._on_release)
         self.counters = {"traps": 0, "builds": 0, "resyncs": 0, "shadow_faults": 0, "injected_faults": 0,
                          "propagations": 0, "drops": 0, "guest_reads": 0, "shadow_writes": 0}
 
@@ -71,7 +73,36 @@ class ShadowPaging:
         self.memory.table(m)[:] = 0
         return m
 
+    def mappings(self, hv) -> tuple[list[tuple], tuple]:
+        """The shadow L1 entries as references of the guest (Xen's tables count no references)."""
+        refs = []
+        for tree in self.trees.values():
+            for level, smfn in tree.shadow_of.values():
+                if level == 1:
+                    w = self.memory.table(smfn)
+                    e = w[(w & np.uint64(PTE_P)) != 0]
+                    frames, rw = ((e & np.uint64(PTE_FRAME_MASK)) >> np.uint64(12)).astype(np.int64), (e & np.uint64(PTE_RW)) != 0
+                    refs += [(self.domid, frames[rw], True, False, False, f"shadow L1 {smfn:#x}"),
+                             (self.domid, frames[~rw], False, False, False, f"shadow L1 {smfn:#x}")]
+        return refs, ()
+
+    def _on_release(self, dom, pfns, mfns) -> None:
+        """guest_remove_page -> shadow_drop_references (sh_remove_all_mappings): no shadow L1
+        entry may keep mapping a frame that leaves the guest's physmap."""
+        if dom.domid != self.domid:
+            return
+        gone = np.asarray(mfns, np.int64)
+        for tree in self.trees.values():
+            for level, smfn in tree.shadow_of.values():
+                if level == 1:
+                    w = self.memory.table(smfn)
+                    frames = ((w & np.uint64(PTE_FRAME_MASK)) >> np.uint64(12)).astype(np.int64)
+                    w[((w & np.uint64(PTE_P)) != 0) & np.isin(frames, gone)] = 0
+
     def release(self) -> None:
+        self.hv.mapping_sources.pop(f"shadow.{self.domid}.{id(self)}", None)
+        if self._on_release in self.hv.release_hooks:
+            self.hv.release_hooks.remove(self._on_release)
         frames = [m for t in self.trees.values() for _, m in t.shadow_of.values()] + self.free_frames
         self.trees.clear()
         self.free_frames = []

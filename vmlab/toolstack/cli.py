@@ -5,21 +5,24 @@ one command inside a transaction, and saves it back.
     vmlab virt-install -n vm2 -r 512 -p
     vmlab pool show | init | add-server NAME | link
     vmlab sim advance SECONDS | load DOMAIN LOAD | crash DOMAIN
+    vmlab labs copy DIR                (handled by vmlab.cli, the installed `vmlab` command)
 
-Errors print one line, `vmlab: error: ...`, and exit 1 (2 for usage), never a traceback.
+Errors print one line, `vmlab: error: ...`, never a traceback. The exit code comes from the
+error's class (EXIT_CODES): 2 for a malformed command line (UsageError), 1 for any other
+refusal, 130 when interrupted; --help and --version exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
-from vmlab.errors import VmlabError
-from vmlab.grading import cli as grading_cli  # issue 12: vmlab grade / vmlab labs (no state file)
+from vmlab.errors import UsageError, VmlabError
 from vmlab.hardware.host import Disk, HostSpec, StorageKind, parse_size_mib
 from vmlab.hardware.memory import mib_from_frames
 from vmlab.hypervisor import constants as C
-from vmlab.ovm import cli as ovm_cli
 from vmlab.toolstack.commands import VERBS, Parser, _HelpShown, is_readonly, run_xm, xm_parser
 from vmlab.toolstack.config import virt_install_argv
 from vmlab.toolstack.pool import Link, ServerPool
@@ -43,10 +46,7 @@ def _pool_cmd(pool: ServerPool, a) -> str:
                          f"/OVS on {repo.storage.value if repo else '-'}")
         return "\n".join(lines)
     if a.pool_cmd == "init":
-        pool.servers.clear()
-        pool.link = Link()
-        for i in range(a.servers):
-            pool.add_server(_host_spec(f"ovs{i + 1}", a.memory, a.cpus, a.storage))
+        pool.reinit(a.servers, lambda i: _host_spec(f"ovs{i + 1}", a.memory, a.cpus, a.storage))
         return f"pool {pool.name} reset with {a.servers} server(s)"
     if a.pool_cmd == "add-server":
         pool.add_server(_host_spec(a.name, a.memory, a.cpus, a.storage))
@@ -73,10 +73,59 @@ def _sim_cmd(pool: ServerPool, a) -> str:
     raise AssertionError(a.sim_cmd)
 
 
-def build_parser() -> Parser:
-    p = Parser(prog="vmlab", description="vmlab: a Xen-style hypervisor simulator for teaching virtualization.")
+# Most specific class first wins (the error's MRO is walked); VmlabError catches the rest.
+EXIT_CODES: Mapping[type[BaseException], int] = {UsageError: 2, VmlabError: 1, KeyboardInterrupt: 130}
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error, chosen by its class (never by its message)."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    raise exc
+
+
+class CliParser(Parser):
+    """vmlab's own parsers: errors name the subcommand only (`pool: ...`), as the edge adds `vmlab: error:`."""
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("vmlab").strip()
+        raise UsageError(f"{where + ': ' if where else ''}{message}; see `{self.prog} --help`")
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="print vmlab's version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise _HelpShown(f"vmlab {version()}\n")
+
+
+def version() -> str:
+    """The installed distribution's version (vmlab.__version__ in a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+    try:
+        return dist_version("vmlab")
+    except PackageNotFoundError:
+        from vmlab import __version__
+        return __version__
+
+
+class Extension(Protocol):
+    """Commands above the toolstack (the Oracle VM layer), plugged in by vmlab.cli: they add their
+    parsers and run inside the state transaction. The toolstack never imports them (one-way layers)."""
+
+    def add_parsers(self, sub, sim_sub) -> None: ...
+    def handles(self, pool: ServerPool, a: argparse.Namespace) -> bool: ...
+    def run(self, pool: ServerPool, a: argparse.Namespace) -> str: ...
+
+
+def build_parser(extensions: Sequence[Extension] = ()) -> Parser:
+    p = CliParser(prog="vmlab", description="vmlab: a Xen-style hypervisor simulator for teaching virtualization.")
+    p.add_argument("--version", action=_Version)
     p.add_argument("--state", help="state file (default $VMLAB_STATE or ~/.local/state/vmlab/state.sqlite)")
-    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=CliParser)
     sub.required = True
     # xm and virt-install take their arguments raw (see _split); listed here for --help.
     sub.add_parser("xm", help="xm verbs: vmlab xm [--host SERVER] VERB ... (create, list, pause, ...)", add_help=False)
@@ -105,8 +154,8 @@ def build_parser() -> Parser:
     ld.add_argument("domain"), ld.add_argument("load", type=float), ld.add_argument("--host")
     cr = ss.add_parser("crash", help="make a guest kernel crash")
     cr.add_argument("domain"), cr.add_argument("--host")
-    ovm_cli.add_parsers(sub, ss)
-    grading_cli.register(sub)
+    for ext in extensions:
+        ext.add_parsers(sub, ss)
     return p
 
 
@@ -126,17 +175,27 @@ def _split(argv: list[str]) -> tuple[list[str], str | None, list[str]]:
     return argv, None, []
 
 
-def run(argv: list[str]) -> str:
+Command = Callable[[argparse.Namespace], str]
+
+
+def run(argv: list[str], commands: Mapping[str, Command] | None = None,
+        extensions: Sequence[Extension] = ()) -> str:
+    """One command line's output. vmlab.cli adds what sits above the toolstack: `commands` run
+    without opening the state file (`labs`), `extensions` inside its transaction (`ovm`)."""
     head, raw_cmd, rest = _split(argv)
-    a = build_parser().parse_args(head + ([raw_cmd] if raw_cmd else []))
-    if a.cmd in ("grade", "labs"):
-        return grading_cli.run(a)
+    a = build_parser(extensions).parse_args(head + ([raw_cmd] if raw_cmd else []))
     host = None
     if raw_cmd and rest[:1] == ["--host"] and len(rest) > 1:
         host, rest = rest[1], rest[2:]
-    if raw_cmd == "xm" and (not rest or rest[0] in ("-h", "--help")):
-        return xm_parser().format_help()
-    rw = not (raw_cmd == "xm" and is_readonly(rest))
+    if raw_cmd == "xm" and not rest:  # bare `xm`: its usage, as a usage error (exit 2)
+        err = UsageError("xm: a VERB is required; `vmlab xm help` lists them")
+        err.usage = xm_parser().format_usage()
+        raise err
+    if raw_cmd == "xm" and rest[0] in ("-h", "--help", "help"):
+        return run_xm(None, ["help", *rest[1:]])  # needs no state: help never touches the pool
+    if not raw_cmd and a.cmd in (commands or {}):
+        return commands[a.cmd](a)
+    rw = not ((raw_cmd == "xm" and is_readonly(rest)) or (raw_cmd is None and a.cmd == "pool" and a.pool_cmd == "show"))
     with StateFile(a.state).transaction(write=rw, devices=rw) as pool:
         if raw_cmd == "xm":
             return run_xm(pool, rest, server=host, progress=_print_round)
@@ -144,8 +203,9 @@ def run(argv: list[str]) -> str:
             cfg = virt_install_argv(rest)
             dom = pool.xm(host).create(cfg)
             return f"Starting install...\nCreating domain...\nGuest {dom.name} started (id={dom.domid})"
-        if ovm_cli.handles(pool, a):
-            return ovm_cli.run(pool, a)
+        for ext in extensions:
+            if ext.handles(pool, a):
+                return ext.run(pool, a)
         if a.cmd == "pool":
             return _pool_cmd(pool, a)
         if a.cmd == "sim":
@@ -153,19 +213,21 @@ def run(argv: list[str]) -> str:
     raise AssertionError(a.cmd)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, commands: Mapping[str, Command] | None = None,
+         extensions: Sequence[Extension] = ()) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        out = run(argv)
+        out = run(argv, commands, extensions)
     except _HelpShown as h:
-        print(str(h) or build_parser().format_help(), end="")
+        print(str(h), end="")
         return 0
-    except VmlabError as e:
-        print(f"vmlab: error: {e}", file=sys.stderr)
-        return 2 if str(e).startswith(("vmlab:", "xm:", "virt-install:")) or " see `" in str(e) else 1
-    except KeyboardInterrupt:
-        print("vmlab: interrupted; the state file is unchanged", file=sys.stderr)
-        return 130
+    except (VmlabError, KeyboardInterrupt) as e:
+        if isinstance(e, KeyboardInterrupt):
+            print("vmlab: interrupted; the state file is unchanged", file=sys.stderr)
+        else:
+            print(getattr(e, "usage", ""), end="", file=sys.stderr)
+            print(f"vmlab: error: {e}", file=sys.stderr)
+        return exit_code(e)
     if out:
         print(out)
     return 0

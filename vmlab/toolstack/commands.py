@@ -11,7 +11,7 @@ import ast
 import shlex
 from typing import Callable
 
-from vmlab.errors import ConfigError
+from vmlab.errors import ConfigError, UsageError
 from vmlab.toolstack.config import parse_xm_config
 from vmlab.toolstack.migrate import migrate
 from vmlab.toolstack.pool import ServerPool
@@ -19,17 +19,21 @@ from vmlab.toolstack.xm import Toolstack
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError instead of printing and exiting."""
+    """argparse that raises instead of printing and exiting: UsageError for a bad command line,
+    _HelpShown(text) for --help, so the edge prints the help exactly once."""
 
     def error(self, message: str):
-        raise ConfigError(f"{self.prog}: {message}; see `{self.prog} --help`")
+        raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+    def print_help(self, file=None):
+        raise _HelpShown(self.format_help())
 
     def exit(self, status: int = 0, message: str | None = None):
         raise _HelpShown(message or "")
 
 
 class _HelpShown(Exception):
-    pass
+    """--help was asked for; the exception's text is the help to print."""
 
 
 def _xm(pool: ServerPool, server: str | None) -> Toolstack:
@@ -54,15 +58,26 @@ def _create(pool, server, a) -> str:
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; give the path of an xm config") from None
+    from vmlab.toolstack.config import read_config_file
+    return read_config_file(path)
 
 
 def _list(pool, server, a) -> str:
+    if a.long:  # xm list -l: each domain's SXP record (vmlab/toolstack/sxp.py)
+        from vmlab.toolstack.sxp import list_long
+        return list_long(_xm(pool, server), a.domain)
     return _xm(pool, server).list_text(a.domain)
+
+
+def _help(pool, server, a) -> str:
+    """xm help [COMMAND]: xm's usage, or one command's (Xen 3 main.py's `help` verb)."""
+    if a.command is None:
+        return xm_parser().format_help()
+    try:
+        xm_parser().parse_args([a.command, "--help"])
+    except _HelpShown as h:
+        return str(h)
+    raise AssertionError(a.command)  # pragma: no cover - --help always raises
 
 
 def _simple(method: str) -> Callable:
@@ -132,7 +147,9 @@ VERBS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None]]
     "create": (_create, "Create a domain from an xm config file",
                lambda p: (p.add_argument("config"), p.add_argument("vars", nargs="*", help="key=value overrides"),
                           p.add_argument("-p", "--paused", action="store_true", help="leave the domain paused"))),
-    "list": (_list, "List domains (Xen 3 format)", lambda p: p.add_argument("domain", nargs="?")),
+    "list": (_list, "List domains (Xen 3 format; -l: their SXP records)",
+             lambda p: (p.add_argument("domain", nargs="?"),
+                        p.add_argument("-l", "--long", action="store_true", help="the domains' SXP records"))),
     "destroy": (_simple("destroy"), "Terminate a domain immediately", lambda p: p.add_argument("domain")),
     "shutdown": (_simple("shutdown"), "Ask a domain to shut down", lambda p: p.add_argument("domain")),
     "reboot": (_simple("reboot"), "Ask a domain to reboot", lambda p: p.add_argument("domain")),
@@ -161,12 +178,14 @@ VERBS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None]]
                            p.add_argument("--policy", default=None,
                                           help="xen3 (default with -l), xen, qemu, qemu+auto-converge, "
                                                "qemu+postcopy, postcopy, stop-and-copy (default without -l)"))),
+    "help": (_help, "Display help for xm or one of its commands",
+             lambda p: p.add_argument("command", nargs="?", choices=list(VERBS), metavar="COMMAND")),
 }
 
 
 # Verbs that only read: the CLI opens the state file without rewriting it and
 # without rebuilding devices (see StateFile.transaction(write=False)).
-READONLY: frozenset[str] = frozenset({"list", "console", "info", "dmesg"})
+READONLY: frozenset[str] = frozenset({"list", "console", "info", "dmesg", "help"})
 
 
 def is_readonly(argv: list[str]) -> bool:

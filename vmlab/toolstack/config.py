@@ -11,7 +11,7 @@ import ast
 import difflib
 import shlex
 
-from vmlab.errors import ConfigError
+from vmlab.errors import ConfigError, UsageError
 from vmlab.hardware.host import parse_size_mib
 from vmlab.hypervisor.domain import DiskSpec, DomainConfig, DomainKind, VifSpec
 from vmlab.toolstack.virt_install import DEVICE_MODEL, virt_install, virt_install_plan
@@ -183,4 +183,18 @@ def virt_install_argv(argv: list[str] | str) -> DomainConfig:
 
 class _VirtInstallParser(__import__("argparse").ArgumentParser):
     def error(self, message: str):  # argparse would print and exit; the core raises instead
-        raise ConfigError(f"virt-install: {message}; see virt-install -n NAME -r MiB [-p|-v] [-f FILE] [-l TREE|-c ISO]")
+        raise UsageError(f"virt-install: {message}; see virt-install -n NAME -r MiB [-p|-v] [-f FILE] [-l TREE|-c ISO]")
+
+
+def read_config_file(path: str) -> str:
+    """The text of an xm config file: UTF-8 (xm configs are Python source), else one ConfigError."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; give the path of an xm config") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path!r} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+                          "save it as UTF-8, e.g. with iconv -t UTF-8") from None

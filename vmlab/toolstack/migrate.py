@@ -132,8 +132,15 @@ def _release(src: Hypervisor, dst: Hypervisor, dom: Domain, new_domid: int, repo
         src.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
 
 
-def _activate(src: Hypervisor, dst: Hypervisor, dom: Domain, new: Domain, live_s: float) -> None:
-    """Stages 4-5: commit (destroy the source) and activate the copy with the guest's devices."""
+def _activate(src: Hypervisor, dst: Hypervisor, dom: Domain, new: Domain, report: MigrationReport) -> None:
+    """Stages 4-5: commit (destroy the source) and activate the copy with the guest's devices.
+
+    After commitment the guest exists only on the target. If its devices cannot be set up
+    there, xend's restore (XendCheckpoint.restore: `except: dominfo.destroy()`) would destroy
+    it and the guest would be lost; vmlab keeps it paused on the target, without devices, so
+    `xm list` shows it and the user can attach devices and unpause it, or destroy it.
+    """
+    live_s = report.total_time_ms / 1000
     new.target_pages = dom.target_pages
     new.max_pages = dom.max_pages
     new.cpu_time_s = dom.cpu_time_s
@@ -145,7 +152,14 @@ def _activate(src: Hypervisor, dst: Hypervisor, dom: Domain, new: Domain, live_s
     macs = devices.vif_macs(dom)
     devices.disconnect(src, dom)
     src.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
-    devices.connect(dst, new, macs=macs)
+    try:
+        devices.connect(dst, new, macs=macs)
+    except Exception as e:  # noqa: BLE001 - any failure here strands a committed guest
+        new.console.append(f"(device setup failed on {dst.host.name} after migration: {e})")
+        dst.trace.record(time_ns=dst.now_ns, domid=new.domid, kind="migrate-in-failed", detail=type(e).__name__)
+        raise MigrationFailed(f"migration of {dom.name} to {dst.host.name} failed after commitment: device setup "
+                              f"({type(e).__name__}: {e}); {dom.name} is paused on {dst.host.name} (id {new.domid}): "
+                              f"attach its devices and `xm unpause {dom.name}`, or `xm destroy {dom.name}`", report) from None
     dst.hypercall(0, "domctl", C.XEN_DOMCTL["unpausedomain"], new.domid)
     dst.trace.record(time_ns=dst.now_ns, domid=new.domid, kind="migrate-in", detail=f"from {src.host.name}",
                      value=int(live_s * 1000))
@@ -201,5 +215,5 @@ def migrate_domain(src: Hypervisor, dst: Hypervisor, dom: Domain, *, link, live:
         _release(src, dst, dom, new_domid, report)
         raise MigrationFailed(f"migration of {dom.name} to {dst.host.name} {report.status}: {report.error}", report)
     target.load_pagetables(source.pagetables)   # uncanonicalised with the new mfns (xc_domain_restore)
-    _activate(src, dst, dom, dst.domains[new_domid], report.total_time_ms / 1000)
+    _activate(src, dst, dom, dst.domains[new_domid], report)
     return report

@@ -32,6 +32,16 @@ class ServerPool:
         # lines); attached once by the edge, never saved with the pool.
         self.round_observer: Callable[[RoundRecord], None] | None = None
 
+    def reinit(self, servers: int, spec_of: Callable[[int], HostSpec]) -> None:
+        """`pool init`: replace every server by `servers` new ones (spec_of(i) for i = 0..n-1)."""
+        if isinstance(servers, bool) or not isinstance(servers, int) or servers < 1:
+            raise ConfigError(f"--servers {servers}: a pool needs at least one server; e.g. --servers 2")
+        specs = [spec_of(i) for i in range(servers)]   # every spec checked before anything changes
+        self.servers.clear()
+        self.link = Link()
+        for spec in specs:
+            self.add_server(spec)
+
     def add_server(self, spec: HostSpec | None = None, *, dom0_mem_mib: int | None = None, **spec_kwargs) -> Hypervisor:
         spec = spec or HostSpec(**spec_kwargs)
         if spec.name in self.servers:

@@ -110,11 +110,45 @@ def read_save_file(path: str) -> SaveImage:
         raise SnapshotError(f"{where} holds an invalid config ({e}); save the guest again") from None
     if n and (pfns.min() < 0 or pfns.max() >= frames_max(config)):
         raise SnapshotError(f"{where} holds pages beyond the guest's maxmem; save the guest again")
-    return SaveImage(config=config, pfns=pfns, content=content, console=tuple(header.get("console", ())),
-                     load=float(header.get("load", 0.0)), vcpus_online=int(header.get("vcpus_online", config.vcpus)),
-                     target_pages=int(header.get("target_pages", n)), paused=bool(header.get("paused", False)),
-                     macs=tuple(header.get("macs", ())),
-                     hvm_params={int(k): int(v) for k, v in header.get("hvm_params", {}).items()})
+    fields = _checked_fields(where, header, config, n)
+    params = _field(where, header, "hvm_params", lambda v: isinstance(v, dict) and len(v) <= 64 and all(
+        0 <= int(k) < 1 << 32 and type(x) is int and 0 <= x < 1 << 64 for k, x in v.items()), {})
+    return SaveImage(config=config, pfns=pfns, content=content, **fields,
+                     hvm_params={int(k): int(v) for k, v in params.items()})
+
+
+def _field(where: str, header: dict, key: str, ok, default):
+    """One header field, or SnapshotError naming it: the sha256 proves integrity, not origin."""
+    v = header.get(key, default)
+    try:
+        good = ok(v)
+    except (TypeError, ValueError, OverflowError):
+        good = False
+    if not good:
+        raise SnapshotError(f"{where}: header field {key}={str(v)[:40]!r} is out of range; restore only files `xm save` wrote")
+    return v
+
+
+def _checked_fields(where: str, header: dict, config: DomainConfig, n: int) -> dict:
+    """Bound-check every header field before anything is allocated or restored."""
+    size = frames_max(config)
+    _field(where, header, "p2m_size", lambda v: type(v) is int and v == size, size)
+    whole = lambda lo, hi: lambda v: type(v) is int and lo <= v <= hi  # noqa: E731
+    strings = lambda limit: lambda v: isinstance(v, list) and len(v) <= limit and all(isinstance(x, str) and len(x) <= 4096 for x in v)  # noqa: E731
+    return {"vcpus_online": _field(where, header, "vcpus_online", whole(1, min(config.vcpus, C.MAX_VIRT_CPUS)), config.vcpus),
+            "target_pages": _field(where, header, "target_pages", whole(0, size), n),
+            "load": float(_field(where, header, "load", lambda v: type(v) in (int, float) and 0.0 <= v <= 1.0, 0.0)),
+            "paused": _field(where, header, "paused", lambda v: type(v) is bool, False),
+            "console": tuple(_field(where, header, "console", strings(10_000), [])),
+            "macs": tuple(_field(where, header, "macs", strings(len(config.vifs) or 64), []))}
+
+
+def check_fits(path: str, image: SaveImage, total_frames: int) -> None:
+    """The guest the file describes must fit this host before a single frame is reserved."""
+    need = frames_max(image.config)
+    if need > total_frames or image.pfns.size > total_frames:
+        raise SnapshotError(f"save file {path!r} claims a {image.config.max_mib} MiB guest but this host has "
+                            f"{total_frames * 4 // 1024} MiB in all; restore it on a bigger server")
 
 
 def _vif_macs(dom) -> list[str]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -23,11 +25,14 @@ import numpy as np
 
 from vmlab.errors import StateFileError
 from vmlab.hardware.host import HostSpec
-from vmlab.hypervisor.persist import load_hypervisor, save_hypervisor
+from vmlab.hypervisor.persist import consistency_problems, load_hypervisor, save_hypervisor
 from vmlab.toolstack.pool import Link, ServerPool
 
 FORMAT = "vmlab-state"
 FORMAT_VERSION = 1
+# How long a command waits for another one's lock (seconds; VMLAB_LOCK_WAIT overrides). Each
+# command holds it for well under a second, so this queues hundreds of concurrent calls.
+LOCK_WAIT_S = 600.0
 
 # More blobs saved beside the pool, in the same transaction, by layers above this one
 # (vmlab.ovm.persist registers 'ovm'): name -> (load(pool, data | None), dump(pool) -> bytes | None).
@@ -71,12 +76,23 @@ def load_pool(blob: bytes, *, devices: bool = True) -> ServerPool:
     for i, m in enumerate(meta["servers"]):
         prefix = f"s{i}."
         hv = load_hypervisor(m, {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+        problems = consistency_problems(hv)
+        if problems:
+            raise _Inconsistent(f"server {hv.host.name}: {problems[0]}")
         pool.servers[hv.host.name] = hv
     if devices:
         from vmlab.toolstack import devices as dev
         for hv in pool.servers.values():  # the I/O system (xenstore, rings, grants) lives in memory: rebuild it
             dev.reconnect(hv)
     return pool
+
+
+class _Inconsistent(Exception):
+    """A state that decodes but cannot be (a domU marked privileged, shared frames, ...)."""
+
+
+def _locked(e: sqlite3.Error) -> bool:
+    return isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e))
 
 
 class StateFile:
@@ -86,9 +102,37 @@ class StateFile:
         self.path = Path(path) if path is not None else default_path()
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        return con
+        where = f"--state {str(self.path)!r}"
+        if self.path.is_dir():
+            raise StateFileError(f"{where} is a directory; name a file, e.g. {str(self.path / 'state.sqlite')!r}")
+        for p in self.path.parents:
+            if p.exists() and not p.is_dir():
+                raise StateFileError(f"{where}: {str(p)!r} is a file, not a folder; pick a path under a folder")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise StateFileError(f"{where} cannot be opened ({e}); pick a writable path") from None
+
+    def _begin(self, con: sqlite3.Connection, write: bool) -> set[str]:
+        """Take the lock (waiting with backoff while other commands hold it); the tables present."""
+        wait = float(os.environ.get("VMLAB_LOCK_WAIT", LOCK_WAIT_S))
+        start, pause = time.monotonic(), 0.01
+        while True:
+            try:
+                con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            except sqlite3.DatabaseError as e:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                if not _locked(e):
+                    raise self._bad(f"is not a vmlab state database ({e})") from None
+            waited = time.monotonic() - start
+            if waited >= wait:
+                raise StateFileError(f"state file {str(self.path)!r} is still locked by another vmlab command after "
+                                     f"{waited:.0f} s; let it finish and try again (the file is fine)")
+            time.sleep(min(pause * (1 + random.random()), max(0.0, wait - waited)))
+            pause = min(pause * 2, 1.0)
 
     def _bad(self, why: str) -> StateFileError:
         return StateFileError(f"state file {str(self.path)!r} {why}; move it aside or pass another --state path "
@@ -100,11 +144,7 @@ class StateFile:
         the I/O system (a read-only verb such as `xm list` never touches a ring)."""
         con = self._connect()
         try:
-            try:
-                con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            except sqlite3.DatabaseError as e:
-                raise self._bad(f"is not a vmlab state database ({e})") from None
+            tables = self._begin(con, write)
             if not tables:
                 con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 con.execute("CREATE TABLE blobs (name TEXT PRIMARY KEY, data BLOB NOT NULL)")
@@ -124,6 +164,8 @@ class StateFile:
                 else:
                     try:
                         pool = load_pool(row[0], devices=devices)
+                    except _Inconsistent as e:
+                        raise self._bad(f"is inconsistent ({e})") from None
                     except Exception as e:  # any decoding failure means a damaged file
                         raise self._bad(f"is damaged ({type(e).__name__})") from None
             for name, (load, _) in BLOB_HOOKS.items():

@@ -110,11 +110,8 @@ class Toolstack:
             self.hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], domid)
 
     def load_config(self, path: str) -> DomainConfig:
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {path!r}: {e.strerror}; give the path of an xm config") from None
+        from vmlab.toolstack.config import read_config_file
+        text = read_config_file(path)
         return parse_xm_config(text, source=path)
 
     def _check_create(self, config: DomainConfig) -> None:
@@ -327,8 +324,9 @@ class Toolstack:
         self._call("domctl", C.XEN_DOMCTL["destroydomain"], dom.domid)
 
     def restore(self, path: str) -> Domain:
-        from vmlab.toolstack.snapshot import read_save_file
+        from vmlab.toolstack.snapshot import check_fits, read_save_file
         image = read_save_file(path)
+        check_fits(path, image, self.hv.memory.total_frames)
         config = image.config
         self._check_create(config.with_(memory_mib=max(16, mib_from_frames(image.pfns.size))))
         out: dict = {}
