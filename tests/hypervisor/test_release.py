@@ -144,8 +144,9 @@ def test_a_frame_dom0_still_maps_outlives_its_destroyed_owner_as_a_zombie():
     g = build(hv, "vm1")
     x = int(hv.domains[g].p2m[30])
     d0t = int(hv.dom0.p2m[100])
-    assert hv.hypercall(0, "mmu_update", [(pt_maddr(d0t, 0), (x << 12) | PTE_P | PTE_RW)]) == 0
-    assert hv.hypercall(0, "mmuext_op", [(MMUEXT["PIN_L1_TABLE"], d0t)]) == 0  # foreign mapping, as xc_map_foreign
+    assert hv.hypercall(0, "mmuext_op", [(MMUEXT["PIN_L1_TABLE"], d0t)]) == 0
+    # a foreign mapping, as xc_map_foreign: dom0's own L1, the guest named in foreigndom (do_mmu_update)
+    assert hv.hypercall(0, "mmu_update", [(pt_maddr(d0t, 0), (x << 12) | PTE_P | PTE_RW)], 1, {}, g) == 0
     assert hv.hypercall(0, "domctl", C.XEN_DOMCTL["destroydomain"], g) == 0
     assert hv.held == {x: g} and int(hv.memory.owner[x]) == g
     hv.check_invariants()

@@ -121,7 +121,9 @@ class AdversarialGuest(RuleBasedStateMachine):
 
     @rule(ptr=st.integers(0, 1 << 40), val=st.integers(0, 1 << 40))
     def foreign_mmu_update(self, ptr, val):
-        self.call("mmu_update", [(ptr, val)], None, None, self.v, privileged=True)
+        # Xen 3.1 set_foreigndom: an unprivileged caller may name only DOMID_IO -> -ESRCH (not -EPERM)
+        rc = self.call("mmu_update", [(ptr, val)], None, None, self.v)
+        assert rc == C.ESRCH, f"mmu_update naming domain {self.v} in foreigndom from a domU returned {rc}, not -ESRCH"
 
     @rule(bad_at=st.integers(0, 2), pfn=PFN)
     def multicall_with_a_bad_entry(self, bad_at, pfn):

@@ -26,28 +26,7 @@ def audit(hv, domid: int) -> list[str]:
                                            & np.isin(mem.page_type, [1, 2, 3, 4]))]
     want_type: dict[int, int] = {}
     want_tot: dict[int, int] = {}
-    for m in live:
-        level = int(mem.page_type[m])
-        words = mem.table(m)
-        for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
-            e = int(words[i])
-            f = pte_frame(e)
-            if level > 1 and f == m:
-                continue   # a read-only self-map (linear page table) holds no reference
-            if not 0 <= f < mem.total_frames or (int(mem.owner[f]) != domid and not dom.privileged):
-                problems.append(f"L{level} {m:#x}[{i}] maps frame {f:#x} owned by {int(mem.owner[f]) if 0 <= f < mem.total_frames else '?'}")
-                continue
-            want_tot[f] = want_tot.get(f, 0) + 1
-            if level == 1:
-                if e & PTE_RW:
-                    if int(mem.page_type[f]) != PageType.WRITABLE:
-                        problems.append(f"L1 {m:#x}[{i}] maps {PageType(int(mem.page_type[f])).name} frame {f:#x} writable")
-                    want_type[f] = want_type.get(f, 0) + 1
-            else:
-                linear = int(mem.page_type[f]) == level and not e & PTE_RW   # get_lN_linear_pagetable
-                if int(mem.page_type[f]) != level - 1 and not linear:
-                    problems.append(f"L{level} {m:#x}[{i}] points at a {PageType(int(mem.page_type[f])).name} frame {f:#x}")
-                want_type[f] = want_type.get(f, 0) + 1
+    _count_table_entries(mem, dom, live, want_type, want_tot, problems)
     for m in st.pinned:
         if int(mem.owner[m]) == domid:
             want_type[m] = want_type.get(m, 0) + 1
@@ -74,3 +53,30 @@ def audit(hv, domid: int) -> list[str]:
         if int(mem.owner[m]) == domid and int(mem.tot_count[m]) != n:
             problems.append(f"frame {m:#x}: tot_count {int(mem.tot_count[m])} but {n} references exist")
     return problems
+
+
+def _count_table_entries(mem, dom, live, want_type: dict, want_tot: dict, problems: list) -> None:
+    """The references each present entry of the live tables holds (a read-only self-map: none)."""
+    domid = dom.domid
+    for m in live:
+        level = int(mem.page_type[m])
+        words = mem.table(m)
+        for i in np.flatnonzero(words & np.uint64(PTE_P)).tolist():
+            e = int(words[i])
+            f = pte_frame(e)
+            if level > 1 and f == m:
+                continue   # a read-only self-map (linear page table) holds no reference
+            if not 0 <= f < mem.total_frames or (int(mem.owner[f]) != domid and not dom.privileged):
+                problems.append(f"L{level} {m:#x}[{i}] maps frame {f:#x} owned by {int(mem.owner[f]) if 0 <= f < mem.total_frames else '?'}")
+                continue
+            want_tot[f] = want_tot.get(f, 0) + 1
+            if level == 1:
+                if e & PTE_RW:
+                    if int(mem.page_type[f]) != PageType.WRITABLE:
+                        problems.append(f"L1 {m:#x}[{i}] maps {PageType(int(mem.page_type[f])).name} frame {f:#x} writable")
+                    want_type[f] = want_type.get(f, 0) + 1
+            else:
+                linear = int(mem.page_type[f]) == level and not e & PTE_RW   # get_lN_linear_pagetable
+                if int(mem.page_type[f]) != level - 1 and not linear:
+                    problems.append(f"L{level} {m:#x}[{i}] points at a {PageType(int(mem.page_type[f])).name} frame {f:#x}")
+                want_type[f] = want_type.get(f, 0) + 1
