@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from vmlab.datasets import _checked, _root
+from vmlab.datasets.tables import parse_cell
 from vmlab.errors import DatasetError
 
 __all__ = [
@@ -160,21 +161,6 @@ class QemuTrace:
         return self.columns[name]
 
 
-def _parse_cell(value: str, typ: type, nullable: bool, where: str) -> Any:
-    if value == "":
-        if nullable:
-            return None
-        raise DatasetError(f"{where} is empty; this column needs a value; regenerate with {_REGEN}")
-    try:
-        if typ is bool:
-            if value not in ("true", "false"):
-                raise ValueError(value)
-            return value == "true"
-        return typ(value)
-    except ValueError:
-        raise DatasetError(f"{where}={value!r} is not a {typ.__name__}; regenerate with {_REGEN}") from None
-
-
 def _check_run(run: QemuRun, where: str) -> None:
     for name, value, allowed in (("outcome", run.outcome, OUTCOMES), ("verification", run.verification, VERDICTS),
                                  ("pattern", run.pattern, PATTERNS)):
@@ -197,7 +183,7 @@ def load_qemu_runs(*, root: Path | str | None = None) -> list[QemuRun]:
         if len(raw) != len(header):
             raise DatasetError(f"datasets/{rel} row {n} has {len(raw)} fields, expected {len(header)}; "
                                f"regenerate with {_REGEN}")
-        values = {c: _parse_cell(v, *_TYPES[c], where=f"datasets/{rel} row {n} column {c}")
+        values = {c: parse_cell(v, *_TYPES[c], where=f"datasets/{rel} row {n} column {c}", fix=f"regenerate with {_REGEN}")
                   for c, v in zip(header, raw)}
         run = QemuRun(**values)
         _check_run(run, f"datasets/{rel} row {n}")

@@ -63,11 +63,12 @@ class CostEntry:
 
 
 
-def _parse(value: str, typ: type, nullable: bool, where: str) -> Any:
+def parse_cell(value: str, typ: type, nullable: bool, where: str, *, fix: str = "fix the CSV") -> Any:
+    """One CSV cell as `typ` (bool is "true"/"false"; "" is None where `nullable`), else a DatasetError saying `fix`."""
     if value == "":
         if nullable:
             return None
-        raise DatasetError(f"{where} is empty; this column needs a value; fix the CSV")
+        raise DatasetError(f"{where} is empty; this column needs a value; {fix}")
     try:
         if typ is bool:
             if value not in ("true", "false"):
@@ -75,7 +76,7 @@ def _parse(value: str, typ: type, nullable: bool, where: str) -> Any:
             return value == "true"
         return typ(value)
     except ValueError:
-        raise DatasetError(f"{where}={value!r} is not a {typ.__name__}; fix the CSV") from None
+        raise DatasetError(f"{where}={value!r} is not a {typ.__name__}; {fix}") from None
 
 
 def _read_csv(path: Traversable, rel: str, schema: Mapping[str, tuple[type, bool]]) -> list[dict[str, Any]]:
@@ -89,7 +90,7 @@ def _read_csv(path: Traversable, rel: str, schema: Mapping[str, tuple[type, bool
         if len(raw) != len(header):
             raise DatasetError(f"datasets/{rel} row {n} has {len(raw)} fields, expected {len(header)}; "
                                f"quote values that contain commas")
-        row = {c: _parse(v, *schema[c], where=f"datasets/{rel} row {n} column {c}") for c, v in zip(header, raw)}
+        row = {c: parse_cell(v, *schema[c], where=f"datasets/{rel} row {n} column {c}") for c, v in zip(header, raw)}
         if row.get("confidence") not in CONFIDENCE_LEVELS:
             raise DatasetError(f"datasets/{rel} row {n} confidence={row.get('confidence')!r}; "
                                f"must be one of {CONFIDENCE_LEVELS}")
