@@ -460,7 +460,8 @@ for held, label, colour in ((False, "training runs", "#1b9e77"), (True, "held-ou
     pd.scatter([max(1.0, r.real_downtime_ms) for r in done], [max(1.0, r.model_downtime_ms) for r in done],
                size=7, color=colour, legend_label=label)
 for fig in (pt, pd):
-    fig.legend.location = "top_left"
+    widgets.plain_ticks([fig.xaxis[0], fig.yaxis[0]], "0,0.[0]")   # 0.5, 10, 1,000 — never 10⁰
+    widgets.legend_outside(fig, "below")
 show(brow(pt, pd))
 
 # %% [markdown]
