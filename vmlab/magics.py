@@ -11,9 +11,9 @@ It is the only module of vmlab that imports IPython, and only when called.
 
 from __future__ import annotations
 
-from vmlab.errors import VmlabError
+from vmlab.errors import UsageError, VmlabError
 from vmlab.hypervisor.hypervisor import Hypervisor
-from vmlab.toolstack.commands import run_xm
+from vmlab.toolstack.commands import _HelpShown, run_xm
 from vmlab.toolstack.pool import ServerPool
 from vmlab.toolstack.xm import Toolstack
 
@@ -33,6 +33,12 @@ def xm_magic_function(target: ServerPool | Toolstack | Hypervisor):
     def xm(line: str) -> None:
         try:
             out = run_xm(pool, line)
+        except _HelpShown as shown:
+            print(str(shown).rstrip())
+            return
+        except UsageError as e:   # already names the command ("xm mem-set: ..."): one prefix, not two
+            print(e)
+            return
         except VmlabError as e:
             print(f"xm: error: {e}")
             return
