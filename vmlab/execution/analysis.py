@@ -27,7 +27,7 @@ import numpy as np
 from vmlab.errors import ConfigError
 from vmlab.execution.ops import FLUSH_POINTS, Op, OpStream
 
-__all__ = ["StreamAnalysis", "BatchPlan", "batch_plan", "first_occurrences", "MC_BATCH"]
+__all__ = ["StreamAnalysis", "BatchPlan", "batch_plan", "first_occurrences", "hidden_fault_positions", "MC_BATCH"]
 
 # Entries per per-CPU multicall buffer in pvops Linux (arch/x86/xen/multicalls.c, 2.6.23+); the 2.6.18
 # XenLinux kernel Oracle VM 2.x guests ran had no such buffer (see vmlab.guest.lazy_mmu).
@@ -164,40 +164,7 @@ class StreamAnalysis:
     @cached_property
     def hidden_faults(self) -> np.ndarray:
         """Positions of TLB misses on an entry whose latest event was a guest PTE write."""
-        s = self.stream
-        w = np.flatnonzero(s.op == Op.PTE_WRITE)
-        m = np.flatnonzero(s.op == Op.TLB_MISS)
-        if w.size == 0 or m.size == 0:
-            return np.zeros(0, np.int64)
-        ws, ms = s.arg[w], s.arg[m]
-        both = np.intersect1d(np.unique(ws), np.unique(ms), assume_unique=True) if (w.size + m.size) < 200_000 \
-            else None
-        if both is None:  # bitmap filter: only slots both written and missed matter
-            hi = int(max(ws.max(), ms.max())) + 1
-            wr = np.zeros(hi, bool)
-            wr[ws] = True
-            mi = np.zeros(hi, bool)
-            mi[ms] = True
-            keep = wr & mi
-            w, m = w[keep[ws]], m[keep[ms]]
-        else:
-            w, m = w[np.isin(ws, both)], m[np.isin(ms, both)]
-        mark = np.zeros(s.op.size, np.int8)            # merge the two sorted position lists
-        mark[w] = 2                                    # 2: a guest PTE write, 1: a TLB miss
-        mark[m] = 1
-        ev = np.flatnonzero(mark)                      # events in program order
-        is_write = mark[ev] == 2
-        slots = s.arg[ev]
-        # sort by (slot, program order) with one SIMD int64 sort: key = slot << bits | rank
-        bits = max(1, int(ev.size).bit_length())
-        key = np.sort((slots << bits) | np.arange(ev.size, dtype=np.int64))
-        idx = key & ((1 << bits) - 1)
-        sl_o = key >> bits
-        w_o = is_write[idx]
-        hidden = ~w_o[1:] & w_o[:-1] & (sl_o[1:] == sl_o[:-1])
-        out = np.zeros(ev.size, np.bool_)   # back to program order without a second sort
-        out[idx[1:][hidden]] = True
-        return ev[out]
+        return hidden_fault_positions(self.stream)
 
     @cached_property
     def new_roots(self) -> np.ndarray:
@@ -245,3 +212,45 @@ class StreamAnalysis:
         else:
             key = s.block[w].astype(np.int64)
         return w[first_k_occurrences(key, threshold)]
+
+
+def hidden_fault_positions(stream: OpStream) -> np.ndarray:
+    """Positions of TLB misses on an entry whose latest event was a guest PTE write.
+
+    Only slots both written and missed matter. They are renumbered densely (0..K-1), and
+    the events are put in (slot, program order) by one stable argsort of those small ids
+    (no 64-bit key sort); a miss is hidden when the event before it on its slot is a write.
+    """
+    s = stream
+    w = np.flatnonzero(s.op == Op.PTE_WRITE)
+    m = np.flatnonzero(s.op == Op.TLB_MISS)
+    if w.size == 0 or m.size == 0:
+        return np.zeros(0, np.int64)
+    ws, ms = s.arg[w], s.arg[m]
+    if (w.size + m.size) < 200_000:
+        both = np.intersect1d(np.unique(ws), np.unique(ms), assume_unique=True)
+        w, m = w[np.isin(ws, both)], m[np.isin(ms, both)]
+        dense = None
+    else:  # bitmap filter, and the bitmap's running count gives the dense ids
+        hi = int(max(ws.max(), ms.max())) + 1
+        keep = np.zeros(hi, bool)
+        keep[ws] = True
+        mi = np.zeros(hi, bool)
+        mi[ms] = True
+        keep &= mi
+        w, m = w[keep[ws]], m[keep[ms]]
+        dense = np.cumsum(keep, dtype=np.int64 if hi >= 1 << 31 else np.int32)
+    mark = np.zeros(s.op.size, np.int8)            # merge the two sorted position lists
+    mark[w] = 2                                    # 2: a guest PTE write, 1: a TLB miss
+    mark[m] = 1
+    ev = np.flatnonzero(mark)                      # events in program order
+    is_write = mark[ev] == 2
+    slots = s.arg[ev]
+    ids = np.searchsorted(both, slots).astype(np.int32) if dense is None else dense[slots]
+    order = np.argsort(ids, kind="stable")         # by (slot, program order)
+    sl_o = ids[order]
+    w_o = is_write[order]
+    hidden = ~w_o[1:] & w_o[:-1] & (sl_o[1:] == sl_o[:-1])
+    out = np.zeros(ev.size, np.bool_)              # back to program order without a second sort
+    out[order[1:][hidden]] = True
+    return ev[out]

@@ -220,20 +220,24 @@ def _merge_entries(pieces: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     """
     keys = []
     for pos, kind in pieces:
-        k = (np.asarray(pos, np.int64) << 16) | np.asarray(kind, np.int64)
+        k = np.asarray(pos, np.int64) << 16          # a fresh array: shifted and or-ed in place below
+        k |= np.asarray(kind, np.int16).astype(np.uint16)
         if k.size > 1 and not bool(np.all(k[1:] >= k[:-1])):
-            k = np.sort(k)
+            k.sort()
         keys.append(k)
     keys.sort(key=lambda k: -k.size)
     merged = keys[0] if keys else np.zeros(0, np.int64)
     for k in keys[1:]:
         if not k.size:
             continue
-        out = np.empty(merged.size + k.size, np.int64)
-        at_k = np.searchsorted(merged, k, side="right") + np.arange(k.size)
-        keep = np.ones(out.size, np.bool_)
+        at_k = np.searchsorted(merged, k, side="right")
+        at_k += np.arange(k.size)
+        keep = np.ones(merged.size + k.size, np.bool_)
         keep[at_k] = False
+        out = np.empty(keep.size, np.int64)
         out[at_k] = k
         out[keep] = merged
         merged = out
-    return merged >> 16, (merged & 0xFFFF).astype(np.int16)
+    kind = merged.astype(np.int16)                  # the low 16 bits (kind codes are < 2**15)
+    np.right_shift(merged, 16, out=merged)          # merged is never a caller's array
+    return merged, kind
