@@ -14,18 +14,13 @@ equal. Anything else takes the one-by-one path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from vmlab.hypervisor.domain import DomainState
 from vmlab.io.grant_table import GNTST_okay, GNTTABOP_map_grant_ref, GNTTABOP_unmap_grant_ref
-
-if TYPE_CHECKING:
-    from vmlab.io.blkback import BlkBack
 
 __all__ = ["bulk_ready", "map_unmap_bulk"]
 
 
-def bulk_ready(back: "BlkBack", ops: list[dict]) -> bool:
+def bulk_ready(back, ops: list[dict]) -> bool:  # back: a vmlab.io.blkback.BlkBack
     """Would `Hypervisor.hypercall` do nothing for these grant_table_ops but run the handler and trace rc 0?"""
     hv = back.io.hv
     dom = hv.domains.get(back.domid)
@@ -39,7 +34,7 @@ def bulk_ready(back: "BlkBack", ops: list[dict]) -> bool:
     return type(back.frontend_domid) is int and all(type(op["ref"]) is int and type(op["flags"]) is int for op in ops)
 
 
-def map_unmap_bulk(back: "BlkBack", per: list[int], ops: list[dict], do_io) -> list:
+def map_unmap_bulk(back, per: list[int], ops: list[dict], do_io) -> list:
     """Map every request's grants (one traced hypercall per request), do the I/O, unmap (one more per request).
 
     `per` is the number of ops of each request that reaches the grant step, `do_io(mstatus, mmfn)`
