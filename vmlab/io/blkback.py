@@ -193,8 +193,8 @@ class BlkBack:
         counts["requests"] += len(reqs)
         status, ops = self._check_batch(reqs)
         if not self.exact and bulk_ready(self, ops):
-            per = [len(r.seg) for r, st in zip(reqs, status) if st == BLKIF_RSP_OKAY and r.operation != BLKIF_OP_FLUSH_DISKCACHE]
-            return map_unmap_bulk(self, per, ops, lambda ms, mfn: self._do_io(reqs, status, ms, mfn))
+            n = sum(1 for r, st in zip(reqs, status) if st == BLKIF_RSP_OKAY and r.operation != BLKIF_OP_FLUSH_DISKCACHE)
+            return map_unmap_bulk(self, n, ops, lambda ms, mfn: self._do_io(reqs, status, ms, mfn))
         mstatus: list[int] = []
         mmfn: list[int] = []
         unmaps: list[list[dict]] = []

@@ -34,14 +34,13 @@ def bulk_ready(back, ops: list[dict]) -> bool:  # back: a vmlab.io.blkback.BlkBa
     return type(back.frontend_domid) is int and all(type(op["ref"]) is int and type(op["flags"]) is int for op in ops)
 
 
-def map_unmap_bulk(back, per: list[int], ops: list[dict], do_io) -> list:
+def map_unmap_bulk(back, n: int, ops: list[dict], do_io) -> list:
     """Map every request's grants (one traced hypercall per request), do the I/O, unmap (one more per request).
 
-    `per` is the number of ops of each request that reaches the grant step, `do_io(mstatus, mmfn)`
+    `n` is the number of requests that reach the grant step (`ops` their segments' map ops), `do_io(mstatus, mmfn)`
     the batch's disk I/O; returns what `do_io` returns.
     """
     hv, g, me, counts = back.io.hv, back.io.grants, back.domid, back.counts
-    n = len(per)
     mstatus, handles, mmfn, _ = g.map_many(me, ops)
     counts["hypercalls"] += n
     hv.trace.record_many(n, time_ns=hv.now_ns, domid=me, kind="hypercall",

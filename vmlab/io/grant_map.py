@@ -227,19 +227,20 @@ class GrantTables:
         unpins: list = []
         logging = self._logging
         mt = self.maptrack.get(caller)
-        tables = self.tables
-        status = []
+        pop, by_mfn = (mt.handles.pop, mt.by_mfn) if mt is not None else ({}.pop, {})
+        tables, status, last, t = self.tables, [], None, None
         for handle in handles:
-            rec = mt.handles.pop(handle, None) if mt is not None else None
+            rec = pop(handle, None)
             if rec is None:
                 status.append(GNTST_bad_handle)
                 continue
             granter, ref, mfn, ro = rec
-            c = mt.by_mfn[mfn]
+            c = by_mfn[mfn]
             c[0 if ro else 1] -= 1
             if c[0] == 0 and c[1] == 0:
-                del mt.by_mfn[mfn]
-            t = tables.get(granter)
+                del by_mfn[mfn]
+            if granter != last:  # a batch's handles name one granter: look its table up once
+                last, t = granter, tables.get(granter)
             if t is not None and ref < len(t.flags):
                 pr, pw = t.pin_read, t.pin_write  # _unpin_entry, inlined on the hot path
                 if ro:
