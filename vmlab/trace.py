@@ -49,6 +49,21 @@ class Trace:
                 callback(ev)
         return ev
 
+    def record_many(self, n: int, **kwargs) -> None:
+        """`n` equal events, exactly as `n` calls of `record` leave them (one shared frozen Event)."""
+        if n <= 0:
+            return
+        ev = Event(**kwargs)
+        if len(self.events) + n > self.capacity + self.capacity // 10 or self.wants(ev.kind):
+            for _ in range(n):  # the drop-oldest cut and the subscribers, one event at a time
+                self.record(**kwargs)
+            return
+        self.events.extend([ev] * n)
+
+    def wants(self, kind: str) -> bool:
+        """Does a subscriber wait for events of this kind?"""
+        return any(kind in kinds for kinds, _ in self._subscribers)
+
     def __len__(self) -> int:
         return len(self.events)
 

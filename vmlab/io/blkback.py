@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from vmlab.io.blkif import (BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE,
                             BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
                             SECTOR_SIZE, SECTORS_PER_PAGE, BlkifRequest, BlkifResponse, VirtualDisk, new_counts)
+from vmlab.io.blkback_bulk import bulk_ready, map_unmap_bulk
 from vmlab.io.event_channel import EVTCHNOP_bind_interdomain, EVTCHNOP_close, EVTCHNOP_send
 from vmlab.io.grant_table import (GNTMAP_host_map, GNTMAP_readonly, GNTST_okay, GNTTABOP_map_grant_ref,
                                   GNTTABOP_unmap_grant_ref)
@@ -47,6 +48,7 @@ class BlkBack:
         self.port = -1
         self.counts = new_counts()
         self.log: list | None = None
+        self.exact = False  # True: every grant_table_op through Hypervisor.hypercall (blkback_bulk's reference path)
 
     # --- xenbus ---------------------------------------------------------------------
     def probe(self) -> None:
@@ -190,6 +192,9 @@ class BlkBack:
         counts = self.counts
         counts["requests"] += len(reqs)
         status, ops = self._check_batch(reqs)
+        if not self.exact and bulk_ready(self, ops):
+            n = sum(1 for r, st in zip(reqs, status) if st == BLKIF_RSP_OKAY and r.operation != BLKIF_OP_FLUSH_DISKCACHE)
+            return map_unmap_bulk(self, n, ops, lambda ms, mfn: self._do_io(reqs, status, ms, mfn))
         mstatus: list[int] = []
         mmfn: list[int] = []
         unmaps: list[list[dict]] = []

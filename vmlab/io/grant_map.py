@@ -174,17 +174,21 @@ class GrantTables:
         owner, ptype, total = mem.owner.item, mem.page_type.item, mem.total_frames
         mt = self.maptrack.get(caller)
         fast, last, t, live = 0, None, None, False
+        tflags = tframe = tdom = pr = pw = ()
         for op in ops:
-            ref, granter, flags = op.get("ref", -1), op.get("dom", C.DOMID_INVALID), op.get("flags", 0)
+            get = op.get
+            ref, granter, flags = get("ref", -1), get("dom", C.DOMID_INVALID), get("flags", 0)
             if granter != last:  # a batch names one granter: look its table up once
                 last, t, live = granter, tables.get(granter), granter in domains
+                if t is not None:  # the entry lists (grow extends them in place)
+                    tflags, tframe, tdom, pr, pw = t.flags, t.frame, t.domid_of, t.pin_read, t.pin_write
             ro = bool(flags & GNTMAP_readonly)
             if flags & GNTMAP_device_map:
                 device.append(len(status))
             ok = False
-            if t is not None and flags & _MAP_KINDS and 0 <= ref < len(t.flags) and live:
-                gflags, mfn = t.flags[ref], t.frame[ref]
-                ok = ((gflags & GTF_type_mask) == GTF_permit_access and t.domid_of[ref] == caller
+            if t is not None and flags & _MAP_KINDS and 0 <= ref < len(tflags) and live:
+                gflags, mfn = tflags[ref], tframe[ref]
+                ok = ((gflags & GTF_type_mask) == GTF_permit_access and tdom[ref] == caller
                       and (ro or not gflags & GTF_readonly) and 0 <= mfn < total and owner(mfn) == granter
                       and (ro or ptype(mfn) in _GRANTABLE_RW))
             if not ok:
@@ -195,11 +199,11 @@ class GrantTables:
                 mt = self.maptrack.get(caller)
                 continue
             if ro:
-                t.pin_read[ref] += 1
-                t.flags[ref] = gflags | GTF_reading
+                pr[ref] += 1
+                tflags[ref] = gflags | GTF_reading
             else:
-                t.pin_write[ref] += 1
-                t.flags[ref] = gflags | GTF_writing | GTF_reading
+                pw[ref] += 1
+                tflags[ref] = gflags | GTF_writing | GTF_reading
             pins.append((mfn, not ro))
             if mt is None:
                 mt = self.track(caller)
@@ -223,19 +227,20 @@ class GrantTables:
         unpins: list = []
         logging = self._logging
         mt = self.maptrack.get(caller)
-        tables = self.tables
-        status = []
+        pop, by_mfn = (mt.handles.pop, mt.by_mfn) if mt is not None else ({}.pop, {})
+        tables, status, last, t = self.tables, [], None, None
         for handle in handles:
-            rec = mt.handles.pop(handle, None) if mt is not None else None
+            rec = pop(handle, None)
             if rec is None:
                 status.append(GNTST_bad_handle)
                 continue
             granter, ref, mfn, ro = rec
-            c = mt.by_mfn[mfn]
+            c = by_mfn[mfn]
             c[0 if ro else 1] -= 1
             if c[0] == 0 and c[1] == 0:
-                del mt.by_mfn[mfn]
-            t = tables.get(granter)
+                del by_mfn[mfn]
+            if granter != last:  # a batch's handles name one granter: look its table up once
+                last, t = granter, tables.get(granter)
             if t is not None and ref < len(t.flags):
                 pr, pw = t.pin_read, t.pin_write  # _unpin_entry, inlined on the hot path
                 if ro:

@@ -111,4 +111,5 @@ def grant_table_op_handler(g: GrantTables) -> Callable[..., int]:
         run(g, hv, caller, ops[:count], out)
         return 0
 
+    do_grant_table_op.grants = g  # lets a caller check whose tables a registered handler serves
     return do_grant_table_op
