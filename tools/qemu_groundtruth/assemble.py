@@ -31,7 +31,7 @@ TRACE_COLUMNS = {
 NOTES = [
     "Accelerator: TCG unless /dev/kvm is a VT-x/SVM KVM (accelerator_detection says why). Under TCG the guest "
     "runs slower than on hardware and the migration thread competes with the vCPU thread for 2 host cores "
-    "shared with other work (loadavg_1m_before per run); QEMU runs under nice -n 10.",
+    "shared with other work (loadavg_1m_before per run); QEMU runs under nice -n {nice}.",
     "QEMU < 9.0 under TCG can lose dirty bits: the fast path of cpu_physical_memory_sync_dirty_bitmap() clears "
     "bitmap words without re-arming TLB_NOTDIRTY, so writes through a TLB entry filled before a bitmap sync are "
     "not logged (fixed upstream in 2024, 'physmem: Fix migration dirty bitmap coherency with TCG memory "
@@ -183,7 +183,9 @@ def provenance(recs: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
         "poll_period_s": 0.1,
         "qemu_argv_example": example.get("argv"),
         "qmp_example": example.get("qmp"),
-        "notes": kw.get("notes", NOTES),
+        "qemu_nice": sorted({r.get("nice", 10) for r in recs}),
+        "notes": [n.format(nice="/".join(str(v) for v in sorted({r.get("nice", 10) for r in recs})))
+                  for n in kw.get("notes", NOTES)],
     }
 
 

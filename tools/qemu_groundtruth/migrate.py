@@ -51,9 +51,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+NICE = 0   # run.py --nice: QEMU's scheduling priority (negative needs root; the quiet grid used -10)
+
+
 def qemu_argv(spec: RunSpec, accel: str, kernel: Path, initrd: Path, rundir: Path, role: str,
               port: int) -> list[str]:
-    argv = ["nice", "-n", "10", "qemu-system-x86_64", "-name", f"gt-{role}",
+    argv = ["nice", "-n", str(NICE), "qemu-system-x86_64", "-name", f"gt-{role}",
             "-machine", "pc", "-accel", accel, "-cpu", "qemu64" if accel == "tcg" else "host",
             "-smp", "1", "-m", str(spec.ram_mib),
             "-nodefaults", "-no-user-config", "-vga", "none", "-display", "none", "-no-reboot",

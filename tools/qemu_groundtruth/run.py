@@ -13,7 +13,9 @@ by -S) and compare page by page, and finally ``cont`` the target and wait for it
 Each finished run is saved in ``--work`` (default tools/qemu_groundtruth/.cache/runs/) and skipped on
 a rerun, so an interrupted grid resumes. At the end (or with ``--assemble``) the runs are written
 to ``--out``: runs.csv, traces.json.gz, provenance.json. Then rehash the registry with
-``python tools/capture_trace.py --registry``. QEMU runs under ``nice -n 10``.
+``python tools/capture_trace.py --registry``. QEMU runs under ``nice -n N`` (``--nice``, default 0;
+the committed dataset used ``--nice -10`` as root on an otherwise idle host, so that other work on
+the machine does not slow the migration thread: see loadavg_1m_before).
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerun", action="store_true", help="redo runs already saved in --work")
     ap.add_argument("--assemble", action="store_true", help="only write --out from the saved runs")
     ap.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
+    ap.add_argument("--nice", type=int, default=0, help="QEMU's nice level (negative: higher priority, needs root)")
     args = ap.parse_args(argv)
+    import migrate
+    migrate.NICE = args.nice
 
     specs = GRIDS[args.grid]()
     work = Path(args.work)
@@ -72,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             rec["loadavg_1m_before"] = round(load, 2)
             rec["accel_detection"] = why
             rec["harness_commit"] = commit
+            rec["nice"] = args.nice
             path.write_text(json.dumps(rec))
             last = rec["trace"][-1] if rec["trace"] else {}
             print(f"[{i}/{len(specs)}] {spec.run_id}: {rec['outcome']} total={last.get('total-time')} ms "
