@@ -37,6 +37,7 @@ from vmlab.errors import DatasetError
 
 __all__ = [
     "QEMU_MIGRATION_DIR",
+    "QEMU_DATASETS",
     "QemuRun",
     "QemuTrace",
     "OUTCOMES",
@@ -51,6 +52,16 @@ __all__ = [
 ]
 
 QEMU_MIGRATION_DIR = "measurements/qemu_migration"
+# The same grid measured twice: "qemu_migration" on an otherwise idle host with QEMU at nice -10 (the
+# one the model is calibrated and validated on), "qemu_migration_loaded" earlier the same day with
+# QEMU at nice +10 while other work loaded the 2 cores (loadavg 1-8): what host contention does.
+QEMU_DATASETS = ("qemu_migration", "qemu_migration_loaded")
+
+
+def _dir(dataset: str) -> str:
+    if dataset not in QEMU_DATASETS:
+        raise DatasetError(f"dataset={dataset!r} is not one of {QEMU_DATASETS}; the default is 'qemu_migration'")
+    return f"measurements/{dataset}"
 OUTCOMES = ("completed", "cancelled_timeout", "failed")
 VERDICTS = ("match", "mismatch", "not_run")
 PATTERNS = ("rand", "seq")
@@ -168,9 +179,9 @@ def _check_run(run: QemuRun, where: str) -> None:
             raise DatasetError(f"{where} {name}={value!r}; must be one of {allowed}; regenerate with {_REGEN}")
 
 
-def load_qemu_runs(*, root: Path | str | None = None) -> list[QemuRun]:
+def load_qemu_runs(*, root: Path | str | None = None, dataset: str = "qemu_migration") -> list[QemuRun]:
     """Every run of runs.csv as a ``QemuRun``, in file order (a fresh list each call)."""
-    rel = f"{QEMU_MIGRATION_DIR}/runs.csv"
+    rel = f"{_dir(dataset)}/runs.csv"
     path = _checked(_root(root), rel)
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
     reader = csv.reader(lines)
@@ -194,8 +205,9 @@ def load_qemu_runs(*, root: Path | str | None = None) -> list[QemuRun]:
 _TRACE_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
-def _traces(root: Path) -> dict[str, Any]:
-    path = _checked(root, f"{QEMU_MIGRATION_DIR}/traces.json.gz")
+def _traces(root: Path, dataset: str) -> dict[str, Any]:
+    where = _dir(dataset)
+    path = _checked(root, f"{where}/traces.json.gz")
     st = path.stat()
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _TRACE_CACHE:
@@ -204,9 +216,10 @@ def _traces(root: Path) -> dict[str, Any]:
             if data.get("format") != 1 or not isinstance(data.get("runs"), dict):
                 raise ValueError("format is not 1 or runs is missing")
         except (OSError, ValueError) as exc:
-            raise DatasetError(f"datasets/{QEMU_MIGRATION_DIR}/traces.json.gz is malformed ({exc}); "
+            raise DatasetError(f"datasets/{where}/traces.json.gz is malformed ({exc}); "
                                f"regenerate with {_REGEN}") from None
-        _TRACE_CACHE.clear()
+        if len(_TRACE_CACHE) >= 2:
+            _TRACE_CACHE.clear()
         _TRACE_CACHE[key] = data
     return _TRACE_CACHE[key]
 
@@ -217,19 +230,19 @@ def _float_column(values: list[Any]) -> np.ndarray:
     return a
 
 
-def load_qemu_trace(run_id: str, *, root: Path | str | None = None) -> QemuTrace:
+def load_qemu_trace(run_id: str, *, root: Path | str | None = None, dataset: str = "qemu_migration") -> QemuTrace:
     """The ``query-migrate`` polls and dirtier reports of one run (see ``QemuTrace``)."""
-    data = _traces(_root(root))
+    data = _traces(_root(root), dataset)
     runs = data["runs"]
     if run_id not in runs:
-        raise DatasetError(f"no QEMU run named {run_id!r} in datasets/{QEMU_MIGRATION_DIR}; "
+        raise DatasetError(f"no QEMU run named {run_id!r} in datasets/{_dir(dataset)}; "
                            f"choose one of load_qemu_runs() (e.g. {', '.join(sorted(runs)[:3])})")
     rec = runs[run_id]
     cols, dirt = rec["columns"], rec["dirtier"]
     missing = [c for c in ("t_s", "status", *TRACE_COLUMNS) if c not in cols] + \
         [c for c in DIRTIER_COLUMNS if c not in dirt]
     if missing:
-        raise DatasetError(f"datasets/{QEMU_MIGRATION_DIR}/traces.json.gz run {run_id} lacks columns {missing}; "
+        raise DatasetError(f"datasets/{_dir(dataset)}/traces.json.gz run {run_id} lacks columns {missing}; "
                            f"regenerate with {_REGEN}")
     status = np.array(cols["status"], dtype=str)
     status.flags.writeable = False
@@ -243,11 +256,11 @@ def load_qemu_trace(run_id: str, *, root: Path | str | None = None) -> QemuTrace
     )
 
 
-def qemu_provenance(*, root: Path | str | None = None) -> Mapping[str, Any]:
+def qemu_provenance(*, root: Path | str | None = None, dataset: str = "qemu_migration") -> Mapping[str, Any]:
     """provenance.json: QEMU version, accelerator, kernels, command lines, QMP example, dates, commit."""
-    path = _checked(_root(root), f"{QEMU_MIGRATION_DIR}/provenance.json")
+    path = _checked(_root(root), f"{_dir(dataset)}/provenance.json")
     try:
         return MappingProxyType(json.loads(path.read_text(encoding="utf-8")))
     except ValueError as exc:
-        raise DatasetError(f"datasets/{QEMU_MIGRATION_DIR}/provenance.json is malformed ({exc}); "
+        raise DatasetError(f"datasets/{_dir(dataset)}/provenance.json is malformed ({exc}); "
                            f"regenerate with {_REGEN}") from None

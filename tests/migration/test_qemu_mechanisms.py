@@ -80,3 +80,62 @@ def test_auto_converge_throttle_starts_at_cpu_throttle_initial_and_steps_by_the_
     steps = sorted({r.throttle_pct for r in rep.rounds if r.throttle_pct})
     assert steps[0] == 20 and all(b - a == 10 for a, b in zip(steps, steps[1:-1]))
     assert steps[-1] == 99                                          # max-cpu-throttle caps the last step
+
+
+def _image(n: int, data: range) -> MemoryImage:
+    """n pages, data pages exactly at `data` (the rest zero): a layout with a known tail."""
+    import numpy as np
+    img = MemoryImage(n, used_pages=0)
+    img.content[np.asarray(data)] = np.arange(1, len(data) + 1, dtype=np.uint64) + (np.uint64(1) << np.uint64(61))
+    return img
+
+
+def _qemu(n: int, data: range, **policy):
+    pol = QemuPolicy(max_bandwidth_mib_s=32, downtime_limit_ms=300, first_window_burst=False, **policy)
+    src = _image(n, data)
+    return run_migration(src, TargetImage(n), policy=pol, link=Link(bandwidth_mbps=10_000), verify=True)
+
+
+def test_ram_save_iterate_finishes_the_pass_when_the_rest_fits_in_the_window_budget():
+    # migration.c migration_iteration_run checks pending < threshold only between ram_save_iterate calls;
+    # ram_save_iterate stops on qemu_file_rate_limit (the window's budget, in bytes) or MAX_WAIT (50 ms).
+    # An idle guest whose pass ends in zero pages: the remaining pages x 4 KiB fall below the threshold
+    # (32 MiB/s x 300 ms = 2,400 pages) early, but they cost 9 bytes each, so the iteration under way
+    # sweeps them all and the switchover finds only the (here: no) pages dirtied since.
+    rep = _qemu(20_000, range(0, 4_000))
+    assert rep.status == "completed" and rep.rounds[-1].pages_sent == 0
+    # the same pages at the end of memory: the check runs with data pages left and they go in the
+    # final copy (at most one threshold's worth)
+    rep = _qemu(20_000, range(16_000, 20_000))
+    final = rep.rounds[-1]
+    assert 0 < final.normal_pages <= 2_400
+
+
+def test_ram_save_iterate_ends_on_the_budget_or_after_max_wait_whichever_comes_first():
+    # ram.c ram_save_iterate: `while qemu_file_rate_limit(f) == 0` (the 100 ms window's budget, bytes)
+    # and `if (t1 > MAX_WAIT) break` (50 ms of sending).
+    import numpy as np
+    from vmlab.migration.engine.iteration import Iteration
+    from vmlab.migration.engine.state import Migration
+
+    def pages_per_iteration(us_per_page: float) -> int:
+        pol = QemuPolicy(max_bandwidth_mib_s=32, first_window_burst=False, normal_page_cpu_us=us_per_page)
+        src = MemoryImage(8192, used_pages=8192)
+        m = Migration(src, TargetImage(8192), workload=None, policy=pol, link=Link(bandwidth_mbps=10_000),
+                      rng=np.random.default_rng(0))
+        pfns = np.arange(8192)
+        return Iteration(m).pages_to_end(m, pfns, src.read(pfns))
+
+    budget_pages = math.ceil(32 * 2**20 / 10 / REC)             # 818: the page that crosses the budget is sent
+    assert pages_per_iteration(1.0) == budget_pages
+    assert pages_per_iteration(100.0) == 500                      # 50 ms / 100 us: the page that reaches it ends it
+
+
+def test_the_target_pays_a_first_touch_for_data_pages_it_never_received():
+    # ram.c ram_load_precopy copies each page into guest RAM the target has never touched: the host
+    # allocates it then. A page sent again lands on memory the target already has.
+    fresh = _qemu(8192, range(0, 8192), target_first_touch_us=0.0, normal_page_cpu_us=1.0)
+    touch = _qemu(8192, range(0, 8192), target_first_touch_us=200.0, normal_page_cpu_us=1.0)
+    # 8,192 first touches at 200 us: at least 1.6 s, where the 32 MiB/s limit alone takes ~1 s
+    assert touch.total_time_ms > fresh.total_time_ms + 500
+    assert touch.total_time_ms >= 8192 * 0.2

@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from vmlab.migration.engine.iteration import Iteration
 from vmlab.migration.engine.state import Migration
 from vmlab.migration.faults import Fault
 from vmlab.migration.policies import Decision, PAGE_SIZE, Policy, SyncStats
@@ -99,7 +100,7 @@ class _Round:
 class _Sweep:
     """The pre-copy sweep: the pending pfns in send order, the cursor, and the round under way."""
 
-    __slots__ = ("pending", "ptr", "last_live", "total_sent", "round", "chunk_pages", "min_iter_pages")
+    __slots__ = ("pending", "ptr", "last_live", "total_sent", "round", "chunk_pages", "iteration", "cut")
 
     def __init__(self, m: Migration) -> None:
         p = m.policy
@@ -110,20 +111,31 @@ class _Sweep:
         self.round = _Round(m.t)
         self.chunk_pages = max(MIN_CHUNK_PAGES, -(-self.pending.size // CHUNKS_PER_PASS))
         self.pending = _pass_order(m, m.pfns, self.chunk_pages)
-        iter_s = p.min_iteration_ms / 1000
-        if m.live_rate < m.goodput:  # rate-limited: an iteration spends one BUFFER_DELAY budget
-            iter_s = max(iter_s, m.policy_bandwidth_period_s)
-        self.min_iter_pages = int(iter_s * m.live_rate / (PAGE_SIZE + p.page_header_bytes))
+        self.iteration = Iteration(m) if p.early_sync else None
+        self.cut = False   # the chunk under way ends the current ram_save_iterate
 
     def next_chunk(self, m: Migration) -> tuple[int, bool]:
-        """(pages to send next, whether QEMU's early sync follows them)."""
+        """(pages to send next, whether QEMU's early sync follows them).
+
+        QEMU checks pending against the threshold only between ram_save_iterate calls
+        (`Iteration`): far from the threshold chunks run freely; near it, a chunk ends where the
+        iteration under way ends, and the check then runs on what is left of the pass."""
         left = self.pending.size - self.ptr
         k = min(left, self.chunk_pages)
-        if m.policy.early_sync and m.threshold > 0:
-            below = max(0, math.ceil(m.threshold / PAGE_SIZE) - 1)  # pages that count as "< threshold"
-            if left - k < below + 1:
-                # the check runs between ram_save_iterate calls, each sending up to MAX_WAIT (50 ms)
-                return min(left, max(left - below, self.min_iter_pages)), True
+        self.cut = False
+        it = self.iteration
+        if it is None or m.threshold <= 0:
+            return k, False
+        below = max(0, math.ceil(m.threshold / PAGE_SIZE) - 1)  # pages that count as "< threshold"
+        if it.at_end:
+            if left <= below:
+                return 0, True
+            it.next()
+        if left - k <= below:   # the check could fire at an iteration end inside this chunk
+            chunk = self.pending[self.ptr:self.ptr + k]
+            j = it.pages_to_end(m, chunk, m.src.read(chunk))
+            if j <= k:
+                k, self.cut = j, True
         return k, False
 
 
@@ -154,6 +166,8 @@ def _precopy(m: Migration) -> MigrationReport:
         else:
             sw.pending = _pass_order(m, merged, sw.chunk_pages)
         sw.ptr = 0
+        if sw.iteration is not None:
+            sw.iteration.restart()
         m.round_no += 1
         sw.round = _Round(m.t)
         if m.fault_due():
@@ -191,6 +205,7 @@ def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
     m.guest_runs(secs)
     if p.early_sync:
         m.measure(nbytes, secs)
+        sw.iteration.advance(nbytes, m.last_busy_s, exact_end=sw.cut)
 
 
 def _sync(m: Migration, sw: _Sweep, unsent: np.ndarray) -> tuple[np.ndarray, SyncStats]:

@@ -61,6 +61,11 @@ class Migration:
         self.lazy_guest = not verify and policy.early_sync and not policy.skip_redirtied
         self._guest_due_s = 0.0
         self.store_target = verify or policy.postcopy   # the target's copy matters only to check it
+        # pages the target has received at least once (only when first touches cost something)
+        self._first_touch = policy.target_first_touch_us > 0
+        self._received = np.zeros(self.n, dtype=bool) if self._first_touch else None
+        self._n_received = 0
+        self.last_busy_s = 0.0
         self.sync_s = (policy.sync_ms + policy.sync_ms_per_gib * self.gib) / 1000.0
         # running totals
         self.t = 0.0
@@ -123,14 +128,15 @@ class Migration:
 
     # --- the wire ------------------------------------------------------------------
     def wire(self, stamps: np.ndarray, rate_Bps: float, *, free_bytes: int = 0,
-             final: bool = False) -> tuple[int, int, int, float]:
+             final: bool = False, first_touch: int = 0) -> tuple[int, int, int, float]:
         """(normal, zero, bytes, seconds) for sending pages with these stamps at `rate_Bps`.
 
         The sender's CPU work (checking for zero pages, copying and framing pages)
         overlaps with the wire: a chunk takes the longer of the two, so the CPU cost
         is the sender's ceiling. `free_bytes` of the chunk go at link speed (QEMU's
         rate limiter runs one window ahead); `final` charges the stop-and-copy cost
-        per data page (vCPUs stopped) instead of the live one.
+        per data page (vCPUs stopped) instead of the live one. `first_touch` data pages reach the
+        target for the first time: the receiver's cost for them overlaps with the sender's.
         """
         p = self.policy
         k = int(stamps.size)
@@ -144,6 +150,8 @@ class Migration:
             z, nz = 0, k
             nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
             cpu_s = k * page_us * 1e-6
+        cpu_s = max(cpu_s, first_touch * p.target_first_touch_us * 1e-6)
+        self.last_busy_s = max(nbytes / self.goodput, cpu_s)   # the sender's time, without rate-limit sleeps
         if free_bytes <= 0 or rate_Bps >= self.goodput:
             return nz, z, nbytes, max(nbytes / rate_Bps, cpu_s)
         b = min(free_bytes, nbytes)
@@ -154,11 +162,28 @@ class Migration:
         stamps = self.src.read(pfns)
         if self.store_target:
             self.dst.store(pfns, stamps)
-        nz, z, nbytes, secs = self.wire(stamps, rate_Bps, free_bytes=free_bytes, final=final)
+        first = self._first_received(pfns, stamps) if self._first_touch and self._n_received < self.n else 0
+        nz, z, nbytes, secs = self.wire(stamps, rate_Bps, free_bytes=free_bytes, final=final, first_touch=first)
         self.normal += nz
         self.zero += z
         self.transferred += nbytes
         return nz, z, nbytes, secs
+
+    def first_touch_mask(self, pfns, stamps: np.ndarray) -> np.ndarray | None:
+        """Which of these pages are data pages the target has never received (None: not modelled)."""
+        if not self._first_touch:
+            return None
+        return ~self._received[pfns] & (stamps != 0)
+
+    def _first_received(self, pfns, stamps: np.ndarray) -> int:
+        """Data pages among `pfns` the target had never received; marks all of `pfns` received."""
+        seen = self._received[pfns]
+        first = int(np.count_nonzero(~seen & (stamps != 0)))
+        new = int(seen.size - np.count_nonzero(seen))
+        if new:
+            self._received[pfns] = True
+            self._n_received += new
+        return first
 
     def measure(self, nbytes: int, secs: float) -> None:
         """QEMU's migration_update_counters every BUFFER_DELAY: bandwidth and threshold."""
