@@ -83,10 +83,10 @@ class Policy:
     zero_page_scan_us: float = 0.5        # ILLUSTRATIVE: the sender checks one 4 KiB page is zero (~8 GB/s)
     normal_page_cpu_us: float = 0.4       # ILLUSTRATIVE: the sender copies one page into its buffer (~10 GB/s)
     final_page_cpu_us: float | None = None  # per data page in stop-and-copy (None: as normal_page_cpu_us)
-    # the receiver, per data page it gets for the first time (it must allocate the guest RAM behind it:
-    # a first-touch fault; QEMU madvises guest RAM MADV_HUGEPAGE). Overlaps with the sender: a chunk
-    # takes the longest of wire, sender and receiver. 0 = not modelled.
-    target_first_touch_us: float = 0.0
+    # stop-and-copy, per data page the target had never received (the rest of an unfinished first pass):
+    # measured several times slower than a page sent again (datasets/tables/qemu_migration_calibrated.csv);
+    # 0 = as final_page_cpu_us.
+    final_new_page_us: float = 0.0
     final_sync_ms: float | None = None      # the last bitmap sync, guest stopped (None: as a live sync)
     first_window_burst: bool = False      # QEMU's rate limiter runs one window ahead
     device_state_kib: float = 16.0        # ILLUSTRATIVE: vCPU context + shared info

@@ -72,9 +72,6 @@ class Iteration:
         if self.budget < math.inf:
             ends.append(int(np.searchsorted(np.cumsum(rec), self.budget - self.bytes, side="left")) + 1)
         cpu = np.where(stamps == 0, p.zero_page_scan_us, p.normal_page_cpu_us) * 1e-6
-        first = m.first_touch_mask(pfns, stamps)
-        if first is not None:
-            cpu = np.maximum(cpu, first * (p.target_first_touch_us * 1e-6))
         busy = np.maximum(rec / m.goodput, cpu)
         ends.append(int(np.searchsorted(np.cumsum(busy), self.max_s - self.busy_s, side="left")) + 1)
         return min(ends)

@@ -61,8 +61,8 @@ class Migration:
         self.lazy_guest = not verify and policy.early_sync and not policy.skip_redirtied
         self._guest_due_s = 0.0
         self.store_target = verify or policy.postcopy   # the target's copy matters only to check it
-        # pages the target has received at least once (only when first touches cost something)
-        self._first_touch = policy.target_first_touch_us > 0
+        # pages the target has received at least once (only when the final copy prices them apart)
+        self._first_touch = policy.final_new_page_us > 0
         self._received = np.zeros(self.n, dtype=bool) if self._first_touch else None
         self._n_received = 0
         self.last_busy_s = 0.0
@@ -135,8 +135,8 @@ class Migration:
         overlaps with the wire: a chunk takes the longer of the two, so the CPU cost
         is the sender's ceiling. `free_bytes` of the chunk go at link speed (QEMU's
         rate limiter runs one window ahead); `final` charges the stop-and-copy cost
-        per data page (vCPUs stopped) instead of the live one. `first_touch` data pages reach the
-        target for the first time: the receiver's cost for them overlaps with the sender's.
+        per data page (vCPUs stopped) instead of the live one, and `final_new_page_us` for the
+        `first_touch` data pages among them that the target never received before.
         """
         p = self.policy
         k = int(stamps.size)
@@ -150,7 +150,8 @@ class Migration:
             z, nz = 0, k
             nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
             cpu_s = k * page_us * 1e-6
-        cpu_s = max(cpu_s, first_touch * p.target_first_touch_us * 1e-6)
+        if final and first_touch:
+            cpu_s += first_touch * max(0.0, p.final_new_page_us - page_us) * 1e-6
         self.last_busy_s = max(nbytes / self.goodput, cpu_s)   # the sender's time, without rate-limit sleeps
         if free_bytes <= 0 or rate_Bps >= self.goodput:
             return nz, z, nbytes, max(nbytes / rate_Bps, cpu_s)
@@ -168,12 +169,6 @@ class Migration:
         self.zero += z
         self.transferred += nbytes
         return nz, z, nbytes, secs
-
-    def first_touch_mask(self, pfns, stamps: np.ndarray) -> np.ndarray | None:
-        """Which of these pages are data pages the target has never received (None: not modelled)."""
-        if not self._first_touch:
-            return None
-        return ~self._received[pfns] & (stamps != 0)
 
     def _first_received(self, pfns, stamps: np.ndarray) -> int:
         """Data pages among `pfns` the target had never received; marks all of `pfns` received."""
