@@ -467,9 +467,13 @@ show(brow(pt, pd))
 # %% [markdown]
 # Read the plot: points on the dashed line are exact; a factor of 2 is a visible step on the log
 # axes. Runs that never converged sit at their cancel time (30–60 s) on both axes when the model
-# agrees. The spread at the left (sub-second runs at 256–1024 MiB/s) is the **sender's ceiling**
-# under TCG on a shared 2-core host: it varied by 3× from run to run with the machine's load, and one
-# fitted constant cannot follow that. Downtimes of a few ms are close to QEMU's 1 ms resolution.
+# agrees. The runs were made on an otherwise idle host with QEMU at high priority; the same grid on
+# a busy host (`load_qemu_runs(dataset="qemu_migration_loaded")`) took up to 3× longer at 256 MiB/s.
+# Downtimes of a few ms are close to QEMU's 1 ms resolution. Look at `idle05`, `reidle00` and
+# `reidle01`: the same idle 256 MiB guest at 256 MiB/s, three real downtimes of 1, 107 and 5 ms.
+# QEMU checks pending < threshold only between `ram_save_iterate` calls; when the rest of the first
+# pass fits in the iteration under way, the pass finishes and the final copy is tiny; when the check
+# falls a few pages earlier, the unsent tail goes in the final copy. No model predicts which.
 #
 # **Predict a real run before seeing it.** Run `ram01`: a 512 MiB guest with a 64 MiB working set,
 # 4000 random page writes per second, `max-bandwidth` 32 MiB/s, `downtime-limit` 300 ms, no

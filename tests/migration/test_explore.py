@@ -3,6 +3,10 @@ import pytest
 from vmlab.errors import ConfigError
 from vmlab.migration.explore import EXPLORER_POLICIES, compare_models, explore
 
+from vmlab.migration.defaults import default_used_mib as _default_used
+
+_USED_1024 = _default_used(1024, 64)   # the calibrated minimal guest + a 64 MiB working set
+
 
 def test_explore_returns_plain_columns_for_bars_timeline_and_readouts():
     out = explore(memory_mib=64, wws_mib=8, dirty_rate_mib_s=16)
@@ -29,7 +33,7 @@ def test_compare_models_puts_cloudsim_simgrid_and_vmlab_side_by_side():
 
 def test_explore_states_its_assumptions_and_a_slow_link_cap_in_the_readouts():
     t = explore(memory_mib=1024, bandwidth_mbps=1000)["totals"]
-    assert any(a.startswith("assumed: 162 of 1024 MiB non-zero") for a in t["assumed"])
+    assert any(a.startswith(f"assumed: {_USED_1024:.0f} of 1024 MiB non-zero") for a in t["assumed"])
     assert sum(a.startswith("capped: max-bandwidth 128 MiB/s") for a in t["assumed"]) == 1
     fast = explore(memory_mib=1024)["totals"]
     assert any(a.startswith("assumed: a 10 Gbit/s link") for a in fast["assumed"])

@@ -3,6 +3,10 @@ import pytest
 from vmlab.errors import ConfigError
 from vmlab.migration import SequentialScan, UniformWrites, dirtying_workload, predict_migration
 
+from vmlab.migration.defaults import default_used_mib as _default_used
+
+_USED_1024 = _default_used(1024, 64)   # the calibrated minimal guest + a 64 MiB working set
+
 
 def test_idle_guest_on_a_fast_link_has_a_short_downtime_and_sends_zero_pages_as_duplicates():
     rep = predict_migration(memory_mib=1024, used_mib=256, bandwidth_mbps=10_000)
@@ -36,10 +40,10 @@ def test_dirtying_workload_patterns():
 def test_what_predict_migration_assumes_is_stated_in_the_report_with_its_source():
     rep = predict_migration(memory_mib=1024, wws_mib=64, dirty_rate_mib_s=20)
     text = rep.summary()
-    assert "assumed: 162 of 1024 MiB non-zero" in text           # 54.1 + 4.28% x 1024 + 64
+    assert f"assumed: {_USED_1024:.0f} of 1024 MiB non-zero" in text   # GUEST_BASE_MIB + GUEST_PER_RAM x 1024 + 64
     assert "datasets/tables/qemu_migration_calibrated.csv" in text
     assert "assumed: a 10 Gbit/s link" in text
-    assert rep.duplicate_pages >= 1024 * 256 - 162 * 256 - 256
+    assert rep.duplicate_pages >= 1024 * 256 - round(_USED_1024) * 256 - 256
 
 
 def test_a_limit_above_10_gbe_gets_a_faster_default_link_not_a_silent_cap():

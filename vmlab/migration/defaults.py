@@ -22,8 +22,8 @@ __all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "DEFAULTS_TABLE", "default_used_mi
 
 DEFAULTS_TABLE = "datasets/tables/qemu_migration_calibrated.csv"
 
-GUEST_BASE_MIB = 54.1     # calibrated: non-zero MiB of the idle minimal guest besides its working set
-GUEST_PER_RAM = 0.0428     # calibrated: extra non-zero MiB per MiB of RAM (struct pages, page tables, ...)
+GUEST_BASE_MIB = 54.7     # calibrated: non-zero MiB of the idle minimal guest besides its working set
+GUEST_PER_RAM = 0.0401     # calibrated: extra non-zero MiB per MiB of RAM (struct pages, page tables, ...)
 
 ETHERNET_MBPS = (10_000.0, 25_000.0, 40_000.0, 100_000.0, 400_000.0)   # IEEE 802.3 rates
 
