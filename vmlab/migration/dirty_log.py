@@ -28,6 +28,7 @@ import numpy as np
 
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.hypercalls import HypercallEntry
+from vmlab.migration.xen3_order import ColumnChunk
 
 if TYPE_CHECKING:
     from vmlab.hypervisor.domain import Domain
@@ -75,7 +76,10 @@ class DirtyLog:
                 self._blocks[pfns >> self.BLOCK_SHIFT] = True
 
     def peek(self, pfns: np.ndarray) -> np.ndarray:
-        """Which of `pfns` are dirty now (SHADOW_OP_PEEK restricted to a batch)."""
+        """Which of `pfns` are dirty now (SHADOW_OP_PEEK restricted to a batch); for a
+        ColumnChunk, its (rows, 64) view of the bitmap."""
+        if isinstance(pfns, ColumnChunk):
+            return pfns.view(self.bitmap)
         return self.bitmap[pfns]
 
     def dirty_count(self) -> int:
