@@ -89,14 +89,24 @@ class DirtyLog:
         """SHADOW_OP_CLEAN: the dirty pfns (sorted), and the bitmap cleared."""
         if self._blocks is not None:
             blocks = np.flatnonzero(self._blocks)
-            if blocks.size * 2 < self._blocks.size:
+            if blocks.size == 0:
+                return blocks
+            b0, b1 = int(blocks[0]), int(blocks[-1]) + 1
+            if b1 - b0 > 2 * blocks.size:   # scattered dirty blocks: scan those alone
                 rows = self._padded.reshape(-1, 1 << self.BLOCK_SHIFT)
                 flat = np.flatnonzero(rows[blocks])
                 dirty = (blocks[flat >> self.BLOCK_SHIFT] << self.BLOCK_SHIFT) + (flat & ((1 << self.BLOCK_SHIFT) - 1))
                 rows[blocks] = False
                 self._blocks[blocks] = False
                 return dirty.astype(np.int64)
-            self._blocks[:] = False
+            # a dense span of blocks: scan it as one slice (sorted output), clear it with one fill
+            span = self._padded[b0 << self.BLOCK_SHIFT:b1 << self.BLOCK_SHIFT]
+            dirty = np.flatnonzero(span)
+            if b0:
+                dirty += b0 << self.BLOCK_SHIFT
+            span[:] = False
+            self._blocks[b0:b1] = False
+            return dirty
         dirty = np.flatnonzero(self.bitmap)
         self.bitmap[dirty] = False
         return dirty

@@ -126,7 +126,11 @@ class ColumnChunk:
         """The whole chunk less the pages where `drop` (a (rows, 64) mask, as `view` gives) is set."""
         if self.keep is not None:
             raise ValueError("ColumnChunk.without applies to a whole chunk, once")
-        rows = np.flatnonzero(drop.any(axis=1))
+        try:   # a row of 64 flags is 8 words: test words, not bytes (a view when the rows are contiguous)
+            words = drop.view(np.uint64)
+        except ValueError:
+            words = drop
+        rows = np.flatnonzero(words.any(axis=1))
         if rows.size == 0:
             return self
         r0, r1 = int(rows[0]), int(rows[-1]) + 1
@@ -142,7 +146,13 @@ class ColumnChunk:
         return self._pick(rows[:, None] + np.arange(self.lo, self.hi, dtype=np.int64)[None, :])
 
     def _pick(self, v: np.ndarray) -> np.ndarray:
+        """v's entries in row-major order, only the kept ones in rows r0.. (copied into one array)."""
         if self.keep is None:
             return v.ravel()
-        r1 = self.r0 + self.keep.shape[0]
-        return np.concatenate([v[:self.r0].ravel(), v[self.r0:r1][self.keep], v[r1:].ravel()])
+        r0, r1 = self.r0, self.r0 + self.keep.shape[0]
+        out = np.empty(self.size, dtype=v.dtype)
+        a, b = r0 * 64, self.size - (v.shape[0] - r1) * 64
+        out[:a].reshape(r0, 64)[...] = v[:r0]
+        out[a:b] = v[r0:r1][self.keep]
+        out[b:].reshape(-1, 64)[...] = v[r1:]
+        return out
