@@ -187,7 +187,8 @@ def _column_views(m: Migration, chunk: int) -> bool:
         return False
     from vmlab.migration.image import MemoryImage
     from vmlab.migration.xen3_order import column_chunks
-    return isinstance(m.src, MemoryImage) and column_chunks(m.pfns.size, m.n, chunk)
+    plain_read = type(m.src).read is MemoryImage.read   # a subclass that reads its own way gets pfn arrays
+    return isinstance(m.src, MemoryImage) and plain_read and column_chunks(m.pfns.size, m.n, chunk)
 
 
 def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
