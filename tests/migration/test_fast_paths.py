@@ -17,6 +17,7 @@ import vmlab.migration.engine.precopy as precopy
 from vmlab.migration import (HotCold, MemoryImage, QemuPolicy, SequentialScan, TargetImage, UniformWrites,
                              Xen3Policy, run_migration)
 from vmlab.migration.dirty_log import DirtyLog
+from vmlab.migration.dirtying import DenseWrites
 from vmlab.migration.faults import Fault
 from vmlab.migration.link import Link
 from vmlab.migration.xen3_order import ColumnChunk, chunked_send_order, column_chunks
@@ -141,3 +142,33 @@ def test_column_views_change_nothing_when_a_fault_cuts_the_first_pass(at_s):
     b, sb, db = _run(False, n, Xen3Policy(), wl(), 7, True, fault=Fault(kind="link", at_s=at_s))
     assert a.status == "failed" and repr(a) == repr(b)
     assert np.array_equal(sa, sb) and np.array_equal(da, db)
+
+
+@settings(max_examples=40)
+@given(n=st.integers(1, 100_000), rate=st.floats(0, 2e6), seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_dense_writes_mark_the_same_bits_as_their_pfns(n, rate, seed, data):
+    """A uniform writer that stores more often than it has pages draws one Bernoulli per page and hands
+    the mask along (dirtying.DenseWrites); DirtyLog.mark ORs it in. Same bits, same CLEAN, as marking
+    the pfns one by one."""
+    wws = data.draw(st.integers(1, n))
+    offset = data.draw(st.integers(0, n - wws))
+    w = UniformWrites(rate_pages_s=rate, wws_pages=wws, offset=offset).writes(np.random.default_rng(seed), 1.0)
+    plain_pfns = np.asarray(w).view(np.ndarray)
+    assert type(plain_pfns) is np.ndarray and plain_pfns.dtype == np.int64
+    if isinstance(w, DenseWrites):
+        assert np.array_equal(w, offset + np.flatnonzero(w.dense_mask)) and w.dense_lo == offset
+        assert (w[1:] + 0).dense_mask is None   # derived arrays are plain pfns
+    fast, plain = MemoryImage(n), MemoryImage(n)
+    fast.enable_log()
+    plain.enable_log()
+    fast.write(w)
+    plain.write(plain_pfns)
+    assert np.array_equal(fast.log.bitmap, plain.log.bitmap)
+    assert np.array_equal(fast.content, plain.content)
+    assert np.array_equal(fast.log.clean(), plain.log.clean())
+
+
+def test_a_busy_uniform_writer_hands_its_mask_along():
+    w = UniformWrites(rate_pages_s=1e6, wws_pages=1000, offset=5).writes(np.random.default_rng(1), 1.0)
+    assert isinstance(w, DenseWrites) and w.dense_mask.size == 1000
+    assert getattr(np.concatenate([w[:3], w[3:]]), "dense_mask", None) is None

@@ -68,6 +68,13 @@ class DirtyLog:
         return int(self.bitmap.size)
 
     def mark(self, pfns: np.ndarray) -> None:
+        mask = getattr(pfns, "dense_mask", None)   # dirtying.DenseWrites: the same bits as one OR
+        if mask is not None and len(pfns):
+            lo = pfns.dense_lo
+            np.logical_or(self.bitmap[lo:lo + mask.size], mask, out=self.bitmap[lo:lo + mask.size])
+            if self._blocks is not None:   # sorted: the first and last pfn bound the span
+                self._blocks[int(pfns[0]) >> self.BLOCK_SHIFT:(int(pfns[-1]) >> self.BLOCK_SHIFT) + 1] = True
+            return
         self.bitmap[pfns] = True
         if self._blocks is not None and len(pfns):
             if len(pfns) > 4096:  # mark the span's blocks: a safe over-approximation, two cheap passes
