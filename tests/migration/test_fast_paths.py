@@ -46,6 +46,7 @@ def test_a_column_chunk_is_the_chunk_chunked_send_order_lists(order, c, seed, de
     less = cc.without(drop)
     assert np.array_equal(less.array(), kept) and less.size == kept.size
     assert np.array_equal(less.take(values), values[kept])
+    assert np.array_equal(np.asarray(less), kept) and np.array_equal(values[np.asarray(less)], values[kept])
 
 
 def test_column_chunks_only_for_a_full_power_of_two_pass_in_16_chunks():

@@ -118,6 +118,11 @@ class ColumnChunk:
     def __len__(self) -> int:
         return self.size
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Anything that indexes with it or converts it as numpy does gets the pfn array."""
+        out = self.array()
+        return out if dtype is None else out.astype(dtype)
+
     def view(self, a: np.ndarray) -> np.ndarray:
         """The chunk's entries of `a` as a (rows, 64) strided view, row-major = pfn order."""
         return a[:self.n].reshape(-1, ROW)[:, self.lo:self.hi]
