@@ -28,6 +28,7 @@ import numpy as np
 
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.hypercalls import HypercallEntry
+from vmlab.migration.xen3_order import ColumnChunk
 
 if TYPE_CHECKING:
     from vmlab.hypervisor.domain import Domain
@@ -67,6 +68,13 @@ class DirtyLog:
         return int(self.bitmap.size)
 
     def mark(self, pfns: np.ndarray) -> None:
+        mask = getattr(pfns, "dense_mask", None)   # dirtying.DenseWrites: the same bits as one OR
+        if mask is not None and len(pfns):
+            lo = pfns.dense_lo
+            np.logical_or(self.bitmap[lo:lo + mask.size], mask, out=self.bitmap[lo:lo + mask.size])
+            if self._blocks is not None:   # sorted: the first and last pfn bound the span
+                self._blocks[int(pfns[0]) >> self.BLOCK_SHIFT:(int(pfns[-1]) >> self.BLOCK_SHIFT) + 1] = True
+            return
         self.bitmap[pfns] = True
         if self._blocks is not None and len(pfns):
             if len(pfns) > 4096:  # mark the span's blocks: a safe over-approximation, two cheap passes
@@ -75,7 +83,10 @@ class DirtyLog:
                 self._blocks[pfns >> self.BLOCK_SHIFT] = True
 
     def peek(self, pfns: np.ndarray) -> np.ndarray:
-        """Which of `pfns` are dirty now (SHADOW_OP_PEEK restricted to a batch)."""
+        """Which of `pfns` are dirty now (SHADOW_OP_PEEK restricted to a batch); for a
+        ColumnChunk, its (rows, 64) view of the bitmap."""
+        if isinstance(pfns, ColumnChunk):
+            return pfns.view(self.bitmap)
         return self.bitmap[pfns]
 
     def dirty_count(self) -> int:
@@ -85,14 +96,24 @@ class DirtyLog:
         """SHADOW_OP_CLEAN: the dirty pfns (sorted), and the bitmap cleared."""
         if self._blocks is not None:
             blocks = np.flatnonzero(self._blocks)
-            if blocks.size * 2 < self._blocks.size:
+            if blocks.size == 0:
+                return blocks
+            b0, b1 = int(blocks[0]), int(blocks[-1]) + 1
+            if b1 - b0 > 2 * blocks.size:   # scattered dirty blocks: scan those alone
                 rows = self._padded.reshape(-1, 1 << self.BLOCK_SHIFT)
                 flat = np.flatnonzero(rows[blocks])
                 dirty = (blocks[flat >> self.BLOCK_SHIFT] << self.BLOCK_SHIFT) + (flat & ((1 << self.BLOCK_SHIFT) - 1))
                 rows[blocks] = False
                 self._blocks[blocks] = False
                 return dirty.astype(np.int64)
-            self._blocks[:] = False
+            # a dense span of blocks: scan it as one slice (sorted output), clear it with one fill
+            span = self._padded[b0 << self.BLOCK_SHIFT:b1 << self.BLOCK_SHIFT]
+            dirty = np.flatnonzero(span)
+            if b0:
+                dirty += b0 << self.BLOCK_SHIFT
+            span[:] = False
+            self._blocks[b0:b1] = False
+            return dirty
         dirty = np.flatnonzero(self.bitmap)
         self.bitmap[dirty] = False
         return dirty

@@ -23,7 +23,7 @@ import numpy as np
 from vmlab.errors import ConfigError
 
 __all__ = ["Workload", "Idle", "UniformWrites", "HotCold", "Zipf", "SequentialScan", "TraceWorkload",
-           "distinct_dirtied"]
+           "distinct_dirtied", "DenseWrites"]
 
 _EMPTY = np.empty(0, dtype=np.int64)
 
@@ -45,14 +45,38 @@ def _speed(cpu_fraction: float, share_needed: float) -> float:
     return max(0.0, min(1.0, cpu_fraction / share_needed if share_needed > 0 else 1.0))
 
 
+class DenseWrites(np.ndarray):
+    """Written pfns (sorted, unique) that also carry the per-page mask they were drawn as: pfn
+    `dense_lo + i` is written iff `dense_mask[i]`. It is an ordinary int64 pfn array to everyone;
+    a log-dirty bitmap may set its bits with one OR over the region instead of a scatter
+    (DirtyLog.mark). Arrays derived from it (slices, sums, concatenations) carry no mask."""
+
+    dense_mask: np.ndarray | None = None
+    dense_lo: int = 0
+
+    def __array_finalize__(self, obj) -> None:
+        self.dense_mask, self.dense_lo = None, 0
+
+    @classmethod
+    def of(cls, pfns: np.ndarray, mask: np.ndarray, lo: int) -> "DenseWrites":
+        out = pfns.view(cls)
+        out.dense_mask, out.dense_lo = mask, int(lo)
+        return out
+
+
 def _uniform(rng: np.random.Generator, n: int, lo: int, size: int) -> np.ndarray:
     """n stores spread uniformly over pfns [lo, lo+size)."""
     if n <= 0 or size <= 0:
         return _EMPTY
     if n > size:  # many stores per page: one Bernoulli per page (unique pfns, fewer scatters)
         p = -np.expm1(-n / size)
-        return lo + np.flatnonzero(rng.random(size, dtype=np.float32) < p)
-    return lo + rng.integers(0, size, n, dtype=np.int64)
+        mask = rng.random(size, dtype=np.float32) < p
+        pfns = np.flatnonzero(mask)
+    else:
+        mask, pfns = None, rng.integers(0, size, n, dtype=np.int64)
+    if lo:   # in place: one pass fewer than `lo + pfns`, and none at all for a region at pfn 0
+        pfns += lo
+    return pfns if mask is None else DenseWrites.of(pfns, mask, lo)
 
 
 class Workload:

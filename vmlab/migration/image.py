@@ -24,6 +24,7 @@ from vmlab.errors import ConfigError
 from vmlab.hypervisor import constants as C
 from vmlab.hypervisor.domain import DomainKind
 from vmlab.migration.dirty_log import DirtyLog, disable_log_dirty, enable_log_dirty
+from vmlab.migration.xen3_order import ColumnChunk
 
 if TYPE_CHECKING:
     from vmlab.hypervisor.hypervisor import Hypervisor
@@ -109,7 +110,9 @@ class MemoryImage:
         return self._pfns
 
     def read(self, pfns) -> np.ndarray:
-        """Stamps of `pfns` (an index array, or a slice for a contiguous run)."""
+        """Stamps of `pfns` (an index array, a slice for a contiguous run, or a ColumnChunk)."""
+        if isinstance(pfns, ColumnChunk):
+            return pfns.take(self.content)
         return self.content[pfns]
 
     def write(self, pfns: np.ndarray) -> None:
@@ -144,6 +147,8 @@ class TargetImage:
         self.received = np.zeros(int(n_pages), dtype=np.bool_)
 
     def store(self, pfns: np.ndarray, stamps: np.ndarray) -> None:
+        if isinstance(pfns, ColumnChunk):
+            pfns = pfns.array()
         self.content[pfns] = stamps
         self.received[pfns] = True
 
@@ -185,6 +190,8 @@ class DomainSource:
         from vmlab.paging.foreign_map import foreign_read
         if isinstance(pfns, slice):
             pfns = np.arange(*pfns.indices(self.n_pages), dtype=np.int64)
+        elif isinstance(pfns, ColumnChunk):
+            pfns = pfns.array()
         stamps = foreign_read(self.hv, self.domid, pfns)
         if self.dom.kind is DomainKind.PV:
             tables, races = canonicalize_batch(self.hv, self.dom, pfns)
@@ -230,6 +237,8 @@ class DomainTarget:
         self.received = np.zeros(self.dom.p2m.size, dtype=np.bool_)
 
     def store(self, pfns: np.ndarray, stamps: np.ndarray) -> None:
+        if isinstance(pfns, ColumnChunk):
+            pfns = pfns.array()
         self.hv.memory.content[self.dom.p2m[pfns]] = stamps
         self.received[pfns] = True
 

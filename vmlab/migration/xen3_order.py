@@ -9,13 +9,18 @@ walks N = 0 .. p2m_size-1, so the pages of one pass go out in this order.
 
 `scan_position(pfns, n)` inverts it (rotate right, the same cycle walk), so a set of pending
 pfns is put in send order with one argsort, without building the whole permutation.
+
+The first pass of a 2**k-page guest sends every pfn: its 16 chunks are then fixed column blocks
+of memory seen as 1024-page rows, and `ColumnChunk` reads them through strided views, so a
+64 GiB guest's first pass needs neither its 16 M-entry order nor a gather per chunk.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["order_of", "permute", "scan_position", "send_order", "chunked_send_order"]
+__all__ = ["order_of", "permute", "scan_position", "send_order", "chunked_send_order", "ColumnChunk",
+           "column_chunks"]
 
 
 def order_of(p2m_size: int) -> int:
@@ -76,7 +81,7 @@ def chunked_send_order(pfns: np.ndarray, p2m_size: int, chunk: int) -> np.ndarra
     n, o = int(p2m_size), order_of(p2m_size)
     if o <= 10 or pfns.size <= chunk:
         return pfns
-    if pfns.size == n == 1 << o and chunk * 16 == n:
+    if column_chunks(pfns.size, n, chunk):
         # positions [c*chunk, (c+1)*chunk) rotated left by 10 are the pfns whose low 10 bits
         # lie in [64c, 64c + 64): build them sorted, chunk by chunk
         hi = np.arange(n >> 10, dtype=np.int64)[None, :, None] << 10
@@ -87,3 +92,76 @@ def chunked_send_order(pfns: np.ndarray, p2m_size: int, chunk: int) -> np.ndarra
     for a in range(0, order.size, chunk):
         out[a:a + chunk] = np.sort(order[a:a + chunk])
     return out
+
+
+# --- a full pass without the pfn array ---------------------------------------------------------
+
+ROW = 1024   # rotating by 10 bits: a pass position's high bits pick the column of a 1024-page row
+
+
+def column_chunks(n_pfns: int, p2m_size: int, chunk: int) -> bool:
+    """Whether `chunked_send_order` of every pfn cuts the pass into 16 column blocks: chunk c is
+    then the pfns whose low 10 bits lie in [64c, 64c + 64), i.e. `ColumnChunk(c, p2m_size)`."""
+    n = int(p2m_size)
+    return order_of(n) > 10 and int(n_pfns) == n == 1 << order_of(n) and chunk * 16 == n
+
+
+class ColumnChunk:
+    """Chunk `c` of a full permuted pass, as columns [64c, 64c + 64) of memory seen as rows of
+    1024 pages, less the pfns `without()` dropped; it reads through strided views instead of a
+    pfn array and a gather. `array()` is the same pfns as `chunked_send_order` lists (sorted), and
+    `take(a)` equals `a[array()]` for any per-pfn array `a` of p2m_size entries."""
+
+    __slots__ = ("lo", "hi", "n", "r0", "keep", "size")
+
+    def __init__(self, c: int, p2m_size: int, *, r0: int = 0, keep: np.ndarray | None = None) -> None:
+        self.lo, self.hi, self.n = 64 * int(c), 64 * int(c) + 64, int(p2m_size)
+        self.r0, self.keep = r0, keep   # keep: which pages of rows r0.. (a 2-D mask) are still sent
+        self.size = (self.n >> 4) - (0 if keep is None else int(keep.size - np.count_nonzero(keep)))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """Anything that indexes with it or converts it as numpy does gets the pfn array."""
+        out = self.array()
+        return out if dtype is None else out.astype(dtype)
+
+    def view(self, a: np.ndarray) -> np.ndarray:
+        """The chunk's entries of `a` as a (rows, 64) strided view, row-major = pfn order."""
+        return a[:self.n].reshape(-1, ROW)[:, self.lo:self.hi]
+
+    def without(self, drop: np.ndarray) -> "ColumnChunk":
+        """The whole chunk less the pages where `drop` (a (rows, 64) mask, as `view` gives) is set."""
+        if self.keep is not None:
+            raise ValueError("ColumnChunk.without applies to a whole chunk, once")
+        try:   # a row of 64 flags is 8 words: test words, not bytes (a view when the rows are contiguous)
+            words = drop.view(np.uint64)
+        except ValueError:
+            words = drop
+        rows = np.flatnonzero(words.any(axis=1))
+        if rows.size == 0:
+            return self
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        return ColumnChunk(self.lo // 64, self.n, r0=r0, keep=~drop[r0:r1])
+
+    def take(self, a: np.ndarray) -> np.ndarray:
+        """`a[self.array()]`: untouched rows copied from the view, the masked rows compressed."""
+        return self._pick(self.view(a))
+
+    def array(self) -> np.ndarray:
+        """The pfns, sorted (int64)."""
+        rows = np.arange(self.n // ROW, dtype=np.int64) * ROW
+        return self._pick(rows[:, None] + np.arange(self.lo, self.hi, dtype=np.int64)[None, :])
+
+    def _pick(self, v: np.ndarray) -> np.ndarray:
+        """v's entries in row-major order, only the kept ones in rows r0.. (copied into one array)."""
+        if self.keep is None:
+            return v.ravel()
+        r0, r1 = self.r0, self.r0 + self.keep.shape[0]
+        out = np.empty(self.size, dtype=v.dtype)
+        a, b = r0 * 64, self.size - (v.shape[0] - r1) * 64
+        out[:a].reshape(r0, 64)[...] = v[:r0]
+        out[a:b] = v[r0:r1][self.keep]
+        out[b:].reshape(-1, 64)[...] = v[r1:]
+        return out

@@ -35,11 +35,16 @@ from vmlab.migration.faults import Fault
 from vmlab.migration.policies import Decision, PAGE_SIZE, Policy, SyncStats
 from vmlab.migration.report import MigrationReport, RoundRecord
 from vmlab.migration.dirtying import Workload
+from vmlab.migration.xen3_order import ColumnChunk
 
 __all__ = ["run_migration"]
 
 CHUNKS_PER_PASS = 16     # granularity of the vectorized sweep (Xen peeks per 1024-page batch)
 MIN_CHUNK_PAGES = 1024   # Xen's MAX_BATCH_SIZE
+# A full permuted pass over a standalone image reads its chunks through strided views
+# (xen3_order.ColumnChunk) instead of a 16 M-entry pfn array and gathers; False forces the plain
+# path (tests compare the two).
+COLUMN_VIEWS = True
 
 
 def run_migration(source, target, *, policy: Policy, link, workload: Workload | None = None, seed: int = 0,
@@ -100,7 +105,8 @@ class _Round:
 class _Sweep:
     """The pre-copy sweep: the pending pfns in send order, the cursor, and the round under way."""
 
-    __slots__ = ("pending", "ptr", "last_live", "total_sent", "round", "chunk_pages", "iteration", "cut")
+    __slots__ = ("pending", "ptr", "last_live", "total_sent", "round", "chunk_pages", "iteration", "cut",
+                 "columns")
 
     def __init__(self, m: Migration) -> None:
         p = m.policy
@@ -110,7 +116,8 @@ class _Sweep:
         self.total_sent = 0
         self.round = _Round(m.t)
         self.chunk_pages = max(MIN_CHUNK_PAGES, -(-self.pending.size // CHUNKS_PER_PASS))
-        self.pending = _pass_order(m, m.pfns, self.chunk_pages)
+        self.columns = _column_views(m, self.chunk_pages)   # then `pending` stands for the permuted pass
+        self.pending = m.pfns if self.columns else _pass_order(m, m.pfns, self.chunk_pages)
         self.iteration = Iteration(m) if p.early_sync else None
         self.cut = False   # the chunk under way ends the current ram_save_iterate
 
@@ -132,11 +139,18 @@ class _Sweep:
                 return 0, True
             it.next()
         if left - k <= below:   # the check could fire at an iteration end inside this chunk
+            self.materialize(m)
             chunk = self.pending[self.ptr:self.ptr + k]
             j = it.pages_to_end(m, chunk, m.src.read(chunk))
             if j <= k:
                 k, self.cut = j, True
         return k, False
+
+    def materialize(self, m: Migration) -> None:
+        """Leave the column views: the rest of the pass as a pfn array in the same order."""
+        if self.columns:
+            self.pending = _pass_order(m, m.pfns, self.chunk_pages)
+            self.columns = False
 
 
 def _precopy(m: Migration) -> MigrationReport:
@@ -165,7 +179,7 @@ def _precopy(m: Migration) -> MigrationReport:
             sw.pending = np.concatenate([merged[cut:], merged[:cut]])
         else:
             sw.pending = _pass_order(m, merged, sw.chunk_pages)
-        sw.ptr = 0
+        sw.ptr, sw.columns = 0, False
         if sw.iteration is not None:
             sw.iteration.restart()
         m.round_no += 1
@@ -182,10 +196,24 @@ def _pass_order(m: Migration, pfns: np.ndarray, chunk: int) -> np.ndarray:
     return pfns
 
 
+def _column_views(m: Migration, chunk: int) -> bool:
+    """Whether the first pass can go chunk by chunk as ColumnChunks (see COLUMN_VIEWS)."""
+    if not (COLUMN_VIEWS and getattr(m.policy, "permuted_scan", False) and m.pfns_are_range):
+        return False
+    from vmlab.migration.image import MemoryImage
+    from vmlab.migration.xen3_order import column_chunks
+    plain_read = type(m.src).read is MemoryImage.read   # a subclass that reads its own way gets pfn arrays
+    return isinstance(m.src, MemoryImage) and plain_read and column_chunks(m.pfns.size, m.n, chunk)
+
+
 def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
     """Send the next `k` pending pages (Xen 3 skips those re-dirtied this round) while the guest runs."""
     p, ptr = m.policy, sw.ptr
-    if sw.pending is m.pfns and m.pfns_are_range:  # first pass over a fully populated guest
+    if sw.columns and (ptr % sw.chunk_pages or k != sw.chunk_pages):
+        sw.materialize(m)
+    if sw.columns:   # a whole column chunk of the permuted first pass
+        chunk = ColumnChunk(ptr // sw.chunk_pages, m.n)
+    elif sw.pending is m.pfns and m.pfns_are_range:  # first pass over a fully populated guest
         chunk = slice(ptr, ptr + k)
     else:
         chunk = sw.pending[ptr:ptr + k]
@@ -194,7 +222,10 @@ def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
         again = m.src.log.peek(chunk)
         n_again = int(np.count_nonzero(again))
         if n_again:
-            chunk = (sw.pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
+            if isinstance(chunk, ColumnChunk):
+                chunk = chunk.without(again)
+            else:
+                chunk = (sw.pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
             sw.round.skipped += n_again
     nz, z, nbytes, secs = m.send(chunk, m.live_rate, free_bytes=m.burst_left)
     m.burst_left = max(0, m.burst_left - nbytes)

@@ -61,11 +61,7 @@ class Migration:
         self.lazy_guest = not verify and policy.early_sync and not policy.skip_redirtied
         self._guest_due_s = 0.0
         self.store_target = verify or policy.postcopy   # the target's copy matters only to check it
-        # pages the target has received at least once (only when the final copy prices them apart)
-        self._first_touch = policy.final_new_page_us > 0
-        self._received = np.zeros(self.n, dtype=bool) if self._first_touch else None
-        self._n_received = 0
-        self.last_busy_s = 0.0
+        self._init_received(policy)
         self.sync_s = (policy.sync_ms + policy.sync_ms_per_gib * self.gib) / 1000.0
         # running totals
         self.t = 0.0
@@ -169,6 +165,13 @@ class Migration:
         self.zero += z
         self.transferred += nbytes
         return nz, z, nbytes, secs
+
+    def _init_received(self, policy: Policy) -> None:
+        """Pages the target has received at least once (kept only when the final copy prices them apart)."""
+        self._first_touch = policy.final_new_page_us > 0
+        self._received = np.zeros(self.n, dtype=bool) if self._first_touch else None
+        self._n_received = 0
+        self.last_busy_s = 0.0
 
     def _first_received(self, pfns, stamps: np.ndarray) -> int:
         """Data pages among `pfns` the target had never received; marks all of `pfns` received."""
