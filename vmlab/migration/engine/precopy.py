@@ -41,6 +41,7 @@ __all__ = ["run_migration"]
 
 CHUNKS_PER_PASS = 16     # granularity of the vectorized sweep (Xen peeks per 1024-page batch)
 MIN_CHUNK_PAGES = 1024   # Xen's MAX_BATCH_SIZE
+LOOKAHEAD_PAGES = 65536  # pages read ahead to find where a ram_save_iterate ends (bounds the work per chunk)
 # A full permuted pass over a standalone image reads its chunks through strided views
 # (xen3_order.ColumnChunk) instead of a 16 M-entry pfn array and gathers; False forces the plain
 # path (tests compare the two).
@@ -140,6 +141,7 @@ class _Sweep:
             it.next()
         if left - k <= below:   # the check could fire at an iteration end inside this chunk
             self.materialize(m)
+            k = min(k, LOOKAHEAD_PAGES)   # an iteration ends within this many pages at QEMU's costs
             chunk = self.pending[self.ptr:self.ptr + k]
             j = it.pages_to_end(m, chunk, m.src.read(chunk))
             if j <= k:
