@@ -142,11 +142,21 @@ class _Sweep:
         if left - k <= below:   # the check could fire at an iteration end inside this chunk
             self.materialize(m)
             k = min(k, LOOKAHEAD_PAGES)   # an iteration ends within this many pages at QEMU's costs
-            chunk = self.pending[self.ptr:self.ptr + k]
-            j = it.pages_to_end(m, chunk, m.src.read(chunk))
+            j = self._iteration_end(m, k)
             if j <= k:
                 k, self.cut = j, True
         return k, False
+
+    def _iteration_end(self, m: Migration, k: int) -> int:
+        """`Iteration.pages_to_end` over the next `k` pending pages, read in growing windows (an
+        iteration at a low rate limit ends within a few hundred pages: no need to read all `k`)."""
+        w = min(k, 1024)
+        while True:
+            chunk = self.pending[self.ptr:self.ptr + w]
+            j = self.iteration.pages_to_end(m, chunk, m.src.read(chunk))
+            if j <= w or w >= k:
+                return j if j <= w else k + 1
+            w = min(k, w * 8)
 
     def materialize(self, m: Migration) -> None:
         """Leave the column views: the rest of the pass as a pfn array in the same order."""
