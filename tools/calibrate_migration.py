@@ -9,7 +9,8 @@ Data: datasets/measurements/qemu_migration (tools/qemu_groundtruth, QEMU 7.2, TC
 the training runs only:
 
 1. non-zero memory: (ram.total/4 KiB - ram.duplicate) x 4 KiB - working set = base + per_ram x RAM,
-   least squares (the default for a guest whose used memory the user does not give);
+   least squares (the default for a guest whose used memory the user does not give); where it lies:
+   the dense block at the top of RAM beyond RAM/64 (`fit_top_extra`);
 2. setup: median `setup-time`;
 3. switchover: downtime = stop_overhead + final_page_cpu x (downtime-bytes / 4104), Theil-Sen
    (median of pairwise slopes) as the start;
@@ -50,7 +51,7 @@ REC = 4096 + 8  # a data page on the wire: be64 offset|flags + 4096 bytes (ram.c
 NORMAL_US_GRID = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24.0)
 ZERO_US_GRID = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 FIRST_TOUCH_US_GRID = (0.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24.0)
-SYNC_MS_GRID = (0.2, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0)
+SYNC_MS_GRID = (0.2, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0)
 STOP_MS_GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 FINAL_US_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 
@@ -64,6 +65,30 @@ def fit_nonzero(train) -> tuple[float, float]:
     y = np.array([(r.ram_total_bytes // 4096 - r.duplicate_pages) / 256 - r.wset_mib for r in train])
     per_ram, base = np.polyfit(x, y, 1)
     return round(float(base), 1), round(float(per_ram), 4)
+
+
+def fit_top_extra(train) -> float:
+    """The dense block at the top of RAM beyond RAM/64 (struct pages): median over the training runs slow
+    enough (max-bandwidth <= 8 MiB/s) that the 100 ms query-migrate polls map the first pass: walking back
+    from the pass end, the block is where the data share of the polls' steps stays >= 1/2."""
+    extra = []
+    for r in train:
+        if r.max_bandwidth_mib_s > 8:
+            continue
+        c = ms.load_qemu_trace(r.run_id).columns
+        first = (c["dirty_sync_count"] == 1) & ~np.isnan(c["normal_pages"])
+        pos = c["normal_pages"][first] + c["duplicate_pages"][first]
+        data = c["normal_pages"][first]
+        n, top = r.ram_mib * 256, 0.0
+        for a, b, k in reversed(list(zip(pos[:-1], pos[1:], np.diff(data)))):
+            if b <= a:
+                continue
+            if k / (b - a) < 0.5:
+                break
+            top = n - a
+        if top:
+            extra.append(top / 256 - r.ram_mib * D.STRUCT_PAGE_PER_RAM)
+    return round(float(np.median(extra)), 1)
 
 
 def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -137,6 +162,7 @@ def fit(runs, root) -> dict:
     train = [r for r in usable(runs) if not held_out(r.run_id)]
     share = fit_writer_share(train, root)
     base, per_ram = fit_nonzero(train)
+    D.GUEST_TOP_EXTRA_MIB = top_extra = fit_top_extra(train)   # predict_migration reads it at call time
     setup = float(np.median([r.setup_time_ms for r in train]))
     stop_ms, final_us = fit_downtime(train)
     pol = QemuPolicy(setup_ms=setup, setup_ms_per_gib=0.0, stop_overhead_ms=stop_ms, final_page_cpu_us=final_us,
@@ -146,7 +172,7 @@ def fit(runs, root) -> dict:
         return min(float(r.ram_mib), base + per_ram * r.ram_mib + r.wset_mib)
 
     pol = fit_sender(train, pol, used_of, share)
-    return {"guest_base_mib": base, "guest_per_ram": per_ram, "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
+    return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_top_extra_mib": top_extra, "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "train_runs": [r.run_id for r in train]}
@@ -154,7 +180,8 @@ def fit(runs, root) -> dict:
 
 def code_constants() -> dict:
     p = QemuPolicy()
-    return {"guest_base_mib": D.GUEST_BASE_MIB, "guest_per_ram": D.GUEST_PER_RAM, "setup_ms": p.setup_ms,
+    return {"guest_base_mib": D.GUEST_BASE_MIB, "guest_per_ram": D.GUEST_PER_RAM,
+            "guest_top_extra_mib": D.GUEST_TOP_EXTRA_MIB, "setup_ms": p.setup_ms,
             "stop_overhead_ms": p.stop_overhead_ms, "final_page_cpu_us": p.final_page_cpu_us,
             "normal_page_cpu_us": p.normal_page_cpu_us, "zero_page_scan_us": p.zero_page_scan_us,
             "sync_ms": p.sync_ms, "dirtier_cpu_share": DIRTIER_CPU_SHARE,
@@ -171,6 +198,7 @@ def evaluate(runs, c: dict) -> dict:
     def used_of(r):
         return min(float(r.ram_mib), c["guest_base_mib"] + c["guest_per_ram"] * r.ram_mib + r.wset_mib)
 
+    D.GUEST_TOP_EXTRA_MIB = c["guest_top_extra_mib"]   # predict_migration reads it at call time
     rows = compare_runs(usable(runs), policy=pol, used_mib_of=used_of, writer_cpu_share=c["dirtier_cpu_share"])
     test = [r for r in rows if r.held_out]
     train = [r for r in rows if not r.held_out]
@@ -182,6 +210,10 @@ PROVENANCE = {
                        "non-zero = ram.total/4 KiB - ram.duplicate (ram.c save_zero_page counts duplicates)"),
     "guest_per_ram": ("MiB/MiB", "default", "least squares of non-zero MiB - working set on RAM (slope)",
                       "struct pages, page tables and other per-RAM kernel data of the minimal guest"),
+    "guest_top_extra_mib": ("MiB", "default", "median of (dense block at the top of RAM - RAM/64) in the first "
+                            "pass of the training runs at <= 8 MiB/s (query-migrate normal/duplicate pages per poll)",
+                            "memblock allocates top-down: the struct page array (RAM/64) and the initrd at the top "
+                            "of RAM; the end of ram.c's first pass (ram_find_and_save_block walks pfns upwards)"),
     "setup_ms": ("ms", "mechanism", "median setup-time", "migration.c migration_thread: setup_time covers "
                  "qemu_savevm_state_setup (ram_save_setup: ram_init_bitmaps, log-dirty on, first sync)"),
     "stop_overhead_ms": ("ms", "mechanism", "grid, mean |log(model/real)| downtime (start: Theil-Sen intercept)",

@@ -39,6 +39,7 @@ def test_the_code_uses_the_fitted_constants_of_the_registered_table():
     assert "tables/qemu_migration_calibrated.csv" in reg
     t, p = _table(), QemuPolicy()
     assert (D.GUEST_BASE_MIB, D.GUEST_PER_RAM) == (t["guest_base_mib"], t["guest_per_ram"])
+    assert D.GUEST_TOP_EXTRA_MIB == t["guest_top_extra_mib"]
     assert (p.setup_ms, p.stop_overhead_ms, p.final_page_cpu_us) == (t["setup_ms"], t["stop_overhead_ms"],
                                                                        t["final_page_cpu_us"])
     assert (p.normal_page_cpu_us, p.zero_page_scan_us, p.sync_ms) == (t["normal_page_cpu_us"],

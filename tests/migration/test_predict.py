@@ -60,9 +60,24 @@ def test_a_named_link_slower_than_the_limit_is_used_but_says_so_in_one_line():
     assert not any(a.startswith("capped:") for a in fine.assumptions)
 
 
-def test_given_used_mib_and_link_leave_only_the_calibrated_costs_assumed():
+def test_given_used_mib_and_link_leave_only_the_calibrated_costs_and_the_layout_assumed():
     rep = predict_migration(memory_mib=1024, used_mib=512, bandwidth_mbps=10_000)
-    assert len(rep.assumptions) == 1 and rep.assumptions[0].startswith("assumed: sender ceiling")
+    assert [a.split(" ")[1] for a in rep.assumptions] == ["sender", "19.4"]
+    assert "dense block at the top of RAM" in rep.assumptions[1]      # 1024/64 + 3.4 MiB
+
+
+def test_the_default_guest_keeps_a_dense_block_at_the_top_of_ram_and_scatters_the_rest():
+    # measured in the first pass of the slow idle runs (tools/calibrate_migration.py fit_top_extra):
+    # memblock allocates top-down, so struct pages (RAM/64) and the initrd end the first pass
+    from vmlab.migration import MemoryImage
+    from vmlab.migration.defaults import default_top_mib
+    img = MemoryImage.from_mib(512, used_fraction=0.25, layout="linux", top_mib=default_top_mib(512))
+    top = int(round(default_top_mib(512) * 256))
+    assert top == int(round((512 / 64 + 3.4) * 256))
+    assert (img.content[-top:] != 0).all()
+    below = img.content[:-top] != 0
+    assert below.sum() + top == 512 * 256 // 4
+    assert 0.2 < below[: below.size // 2].mean() / max(below[below.size // 2:].mean(), 1e-9) < 5   # scattered
 
 
 def test_the_engine_notes_a_link_cap_for_any_caller():

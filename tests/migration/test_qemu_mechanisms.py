@@ -1,8 +1,10 @@
 """The QEMU 7.2 mechanisms the calibrated model follows, each named after the function that does it.
 
 migration/ram.c save_zero_page, migration/qemu-file.c qemu_file_rate_limit, migration/migration.c
-migration_rate_limit (BUFFER_DELAY windows) and migration_completion (the limit lifted at the
-switchover); the live sender's ceiling; a paced guest writer under cpu-throttle.
+migration_rate_limit (BUFFER_DELAY windows, the sync inside them) and migration_update_counters
+(bandwidth per window), migration_completion (the limit lifted at the switchover),
+softmmu/physmem.c tcg_log_global_after_sync (a sync waits for the throttled vCPU); the live
+sender's ceiling; a paced guest writer under cpu-throttle.
 """
 
 from __future__ import annotations
@@ -30,21 +32,87 @@ def test_save_zero_page_sends_a_9_byte_record_per_zero_page():
     assert rep.transferred_bytes == 8192 * 9 + 256 * 1024       # + the device state (ILLUSTRATIVE size)
 
 
+def _migration(pages: int = 8192, **policy):
+    import numpy as np
+    from vmlab.migration.engine.state import Migration
+    return Migration(MemoryImage(pages, used_pages=pages), TargetImage(pages), workload=None,
+                     policy=QemuPolicy(**policy), link=Link(bandwidth_mbps=10_000), rng=np.random.default_rng(0))
+
+
 def test_qemu_file_rate_limit_lets_each_window_end_one_record_past_its_budget():
     rep = _run(16384, 16384, max_bandwidth_mib_s=8)
-    budget = 8 * 2**20 / 10                                     # max-bandwidth / XFER_LIMIT_RATIO
-    per_window = (math.floor(budget / REC) + 1) * REC           # 205 records = 841,320 bytes
-    live = rep.rounds[0]
-    expected_s = (live.bytes_sent - per_window) / (per_window * 10) + QemuPolicy().sync_ms / 1000
-    assert live.duration_ms / 1000 == pytest.approx(expected_s, rel=0.01)
+    p = QemuPolicy()
+    per_window = (math.floor(8 * 2**20 / 10 / REC) + 1) * REC   # 205 records = 841,320 bytes
+    live = rep.rounds[0]                                        # the pass, then its bitmap sync
+    windows, rest = divmod(live.bytes_sent, per_window)
+    busy_ms = rest / REC * p.normal_page_cpu_us / 1000          # the last part, at the sender's speed
+    assert live.duration_ms == pytest.approx(windows * 100 + busy_ms + p.sync_ms, abs=0.5)
 
 
-def test_migration_rate_limit_runs_one_window_ahead_of_the_limit():
-    rep = _run(16384, 16384, max_bandwidth_mib_s=8)
-    per_window = (math.floor(8 * 2**20 / 10 / REC) + 1) * REC
-    at_the_limit_s = rep.rounds[0].bytes_sent / (per_window * 10)
-    busy_ms = rep.rounds[0].duration_ms - QemuPolicy().sync_ms       # the round ends with a bitmap sync
-    assert at_the_limit_s * 1000 - busy_ms == pytest.approx(100, abs=1)   # BUFFER_DELAY
+def test_migration_rate_limit_sends_a_window_budget_at_full_speed_then_sleeps_to_the_window_end():
+    # migration.c migration_rate_limit: once qemu_file_rate_limit says the budget is spent, sleep
+    # until iteration_start_time + BUFFER_DELAY; before that the sender runs at its own speed.
+    m = _migration(max_bandwidth_mib_s=32)
+    budget = m.live_rate * 0.1
+    assert m.paced(int(budget / 2), 0.001) == pytest.approx(0.001)       # half the budget: 1 ms of work
+    m.t += 0.001
+    assert m.paced(int(budget / 2) + REC, 0.001) == pytest.approx(0.099, abs=1e-5)  # crosses it: to 100 ms
+    m.t += 0.099
+    # so by t the bytes sent are (t // 100 ms + 1) budgets: one window ahead of max-bandwidth x t
+    assert m.window_used() == pytest.approx(REC, abs=1)
+
+
+def test_a_pass_that_ends_mid_window_is_synced_at_once_not_after_the_window():
+    # 500 data pages fit in one window's budget (818 at 32 MiB/s): the pass ends, ram_save_iterate
+    # returns, the rate limit is not hit, so migration_iteration_run syncs right away.
+    rep = _run(500, 500, max_bandwidth_mib_s=32, downtime_limit_ms=1)
+    p = QemuPolicy()
+    busy_ms = max(500 * REC / link_goodput_Bps(Link(bandwidth_mbps=10_000)), 500 * p.normal_page_cpu_us * 1e-6) * 1000
+    assert rep.rounds[0].duration_ms == pytest.approx(busy_ms + p.sync_ms, abs=0.05)
+    fluid = _run(500, 500, max_bandwidth_mib_s=32, downtime_limit_ms=1, rate_limit_windows=False)
+    assert fluid.rounds[0].duration_ms > 50 + p.sync_ms                 # a fluid limiter spreads it over 61 ms
+
+
+def test_migration_update_counters_measures_a_stalled_window_as_a_low_bandwidth():
+    # After a stall (here 0.9 s) the stale window's budget goes at once, then the window closes
+    # with bandwidth = its bytes / its whole time: the threshold (x downtime-limit) collapses.
+    m = _migration(max_bandwidth_mib_s=32, downtime_limit_ms=300)
+    budget = m.live_rate * 0.1
+    m.t += m.paced(int(budget) + REC, 0.001)                 # one full window: 100 ms
+    assert m.threshold == pytest.approx(budget / 0.1 * 0.3, rel=0.01)
+    m.t += 0.9                                               # the migration thread is blocked
+    took = m.paced(int(budget) + REC, 0.001)
+    assert took == pytest.approx(0.001, abs=1e-4)            # no sleep: the window is long over
+    assert m.bandwidth == pytest.approx(budget / 0.9, rel=0.01)   # the window began at 100 ms
+    assert m.threshold == pytest.approx(budget / 0.9 * 0.3, rel=0.01)
+
+
+def test_tcg_log_global_after_sync_waits_for_the_vcpu_to_finish_its_throttle_sleep():
+    # softmmu/physmem.c tcg_log_global_after_sync: run_on_cpu(cpu, do_nothing) after each bitmap sync;
+    # cpu-throttle.c: ticks every 10 ms / (1 - pct), each queueing cpu_throttle_thread, which sleeps
+    # pct / (1 - pct) x 10 ms. At 99 %: a 990 ms sleep per 1 s tick.
+    m = _migration()
+    m.set_throttle(99)                       # at t = 0: the first tick comes at 10 ms
+    m.t = 0.5
+    assert m.vcpu_wait_s() == pytest.approx(0.5)             # asleep since 10 ms, awake at 1.0 s
+    m.t = 1.005
+    assert m.vcpu_wait_s() == 0.0                            # its 10 ms of running (1.000 .. 1.010)
+    m.t = 1.02
+    assert m.vcpu_wait_s() == pytest.approx(0.98)
+    kvm = _migration(sync_waits_for_vcpu=False)
+    kvm.set_throttle(99)
+    kvm.t = 0.5
+    assert kvm.vcpu_wait_s() == 0.0
+
+
+def test_at_99_percent_throttle_syncs_come_once_per_second_as_in_the_real_runs():
+    # real run ac00 (datasets/measurements/qemu_migration): at 99 % the syncs are 1.0 s apart.
+    rep = predict_migration(memory_mib=256, wws_mib=64, dirty_rate_mib_s=62.5, pattern="uniform",
+                            max_bandwidth_mib_s=32, auto_converge=True, writer_cpu_share=0.1, max_time_s=60)
+    at99 = [r for r in rep.rounds if r.phase == "precopy" and r.throttle_pct == 99][2:]   # once the pass is short
+    assert len(at99) >= 3 and all(r.duration_ms == pytest.approx(1000, abs=15) for r in at99)
+    # each 1 s cycle sends two windows' budgets (the stale window's, then a new one's), as ac00 does
+    assert all(r.pages_sent == 2 * 818 for r in at99[1:])
 
 
 def test_migration_completion_lifts_the_rate_limit_for_the_final_copy():
@@ -95,7 +163,7 @@ def _image(n: int, data: range) -> MemoryImage:
 
 
 def _qemu(n: int, data: range, **policy):
-    pol = QemuPolicy(max_bandwidth_mib_s=32, downtime_limit_ms=300, first_window_burst=False, **policy)
+    pol = QemuPolicy(max_bandwidth_mib_s=32, downtime_limit_ms=300, rate_limit_windows=False, **policy)
     src = _image(n, data)
     return run_migration(src, TargetImage(n), policy=pol, link=Link(bandwidth_mbps=10_000), verify=True)
 
@@ -123,7 +191,7 @@ def test_ram_save_iterate_ends_on_the_budget_or_after_max_wait_whichever_comes_f
     from vmlab.migration.engine.state import Migration
 
     def pages_per_iteration(us_per_page: float) -> int:
-        pol = QemuPolicy(max_bandwidth_mib_s=32, first_window_burst=False, normal_page_cpu_us=us_per_page)
+        pol = QemuPolicy(max_bandwidth_mib_s=32, rate_limit_windows=False, normal_page_cpu_us=us_per_page)
         src = MemoryImage(8192, used_pages=8192)
         m = Migration(src, TargetImage(8192), workload=None, policy=pol, link=Link(bandwidth_mbps=10_000),
                       rng=np.random.default_rng(0))

@@ -9,6 +9,11 @@ the numbers below equal that table. `assumptions(...)` words them for the report
   GUEST_BASE_MIB + GUEST_PER_RAM x RAM of non-zero pages besides its working set (kernel text and
   data, struct pages, page tables); the rest of RAM was never written and QEMU sends it as 9-byte
   zero-page records. A guest with a page cache full of files has more: pass used_mib then.
+- Where it lies (`default_top_mib`): memblock allocates top-down at boot, so the top of RAM holds
+  a dense block -- the struct page array (64 bytes per 4 KiB page: RAM/64) and the initrd and
+  other early allocations (GUEST_TOP_EXTRA_MIB, measured in the first pass of the slow idle
+  runs) -- and the rest is scattered below. It matters at the switchover: the end of the first
+  pass is data, not zero pages.
 - The link: when the user names none, a link fast enough for max-bandwidth (10 Gbit/s, or the
   next Ethernet speed above the limit), so that no cap is silent.
 """
@@ -17,13 +22,15 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "DEFAULTS_TABLE", "default_used_mib", "default_link_mbps",
-           "link_cap_note", "ETHERNET_MBPS"]
+__all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "GUEST_TOP_EXTRA_MIB", "DEFAULTS_TABLE", "default_used_mib",
+           "default_top_mib", "default_link_mbps", "link_cap_note", "ETHERNET_MBPS"]
 
 DEFAULTS_TABLE = "datasets/tables/qemu_migration_calibrated.csv"
 
 GUEST_BASE_MIB = 54.7     # calibrated: non-zero MiB of the idle minimal guest besides its working set
 GUEST_PER_RAM = 0.0401     # calibrated: extra non-zero MiB per MiB of RAM (struct pages, page tables, ...)
+GUEST_TOP_EXTRA_MIB = 3.4  # calibrated: the dense block at the top of RAM, beyond RAM/64 (initrd, early allocations)
+STRUCT_PAGE_PER_RAM = 1 / 64   # Linux: a 64-byte struct page per 4 KiB page (include/linux/mm_types.h)
 
 ETHERNET_MBPS = (10_000.0, 25_000.0, 40_000.0, 100_000.0, 400_000.0)   # IEEE 802.3 rates
 
@@ -31,6 +38,11 @@ ETHERNET_MBPS = (10_000.0, 25_000.0, 40_000.0, 100_000.0, 400_000.0)   # IEEE 80
 def default_used_mib(memory_mib: float, wws_mib: float) -> float:
     """Non-zero MiB of a minimal Linux guest of `memory_mib` that has written `wws_mib`."""
     return min(float(memory_mib), GUEST_BASE_MIB + GUEST_PER_RAM * memory_mib + max(0.0, wws_mib))
+
+
+def default_top_mib(memory_mib: float) -> float:
+    """MiB of data in the dense block at the top of a minimal Linux guest's RAM (struct pages + the rest)."""
+    return STRUCT_PAGE_PER_RAM * memory_mib + GUEST_TOP_EXTRA_MIB
 
 
 def default_link_mbps(max_bandwidth_mib_s: float | None) -> float:

@@ -37,8 +37,16 @@ _STAMP_TAG = np.uint64(1) << np.uint64(62)  # initial contents: never 0, never a
 _CACHE_MAX_PAGES = 1 << 21   # initial contents of guests up to 8 GiB are built once and copied (16 MiB each)
 
 
-def _build_content(n_pages: int, used: int, layout: str) -> np.ndarray:
-    """Initial stamps: `used` data pages (never-zero stamps) laid out by `layout`, the rest zero."""
+def _build_content(n_pages: int, used: int, layout: str, top: int = 0) -> np.ndarray:
+    """Initial stamps: `used` data pages (never-zero stamps) laid out by `layout`, the rest zero.
+    "linux": `top` of them in a dense block at the top of RAM, the others scattered below it."""
+    if layout == "linux":
+        top = min(used, top, n_pages)
+        content = np.zeros(n_pages, dtype=np.uint64)
+        content[:n_pages - top] = _build_content(n_pages - top, used - top, "scattered") if n_pages > top else 0
+        content[n_pages - top:] = np.arange(int(_STAMP_TAG) + used - top + 1, int(_STAMP_TAG) + used + 1,
+                                            dtype=np.uint64)
+        return content
     content = np.zeros(n_pages, dtype=np.uint64)
     if layout == "front":
         content[:used] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + used, dtype=np.uint64)
@@ -54,8 +62,8 @@ def _build_content(n_pages: int, used: int, layout: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _initial_content(n_pages: int, used: int, layout: str) -> np.ndarray:
-    content = _build_content(n_pages, used, layout)
+def _initial_content(n_pages: int, used: int, layout: str, top: int) -> np.ndarray:
+    content = _build_content(n_pages, used, layout, top)
     content.flags.writeable = False   # a template: every image copies it
     return content
 
@@ -73,34 +81,43 @@ class MemoryImage:
     `used_pages` of them hold data; the rest are zero pages, as in a guest that
     has not touched all its RAM yet (QEMU sends those as tiny "duplicate"
     records). `layout="scattered"` (default) spreads the used pages over the whole
-    guest, as a running kernel's allocator does; `"front"` packs them at pfn 0.
+    guest, as a running kernel's allocator does; `"front"` packs them at pfn 0;
+    `"linux"` puts `top_pages` of them in a dense block at the top of RAM and
+    scatters the rest below it, as measured on a booted Linux guest (memblock
+    allocates top-down: the struct page array and the initrd sit at the top; see
+    `vmlab.migration.defaults.default_top_mib`).
     """
 
-    def __init__(self, n_pages: int, *, used_pages: int | None = None, layout: str = "scattered") -> None:
+    def __init__(self, n_pages: int, *, used_pages: int | None = None, layout: str = "scattered",
+                 top_pages: int = 0) -> None:
         n_pages = int(n_pages)
         if n_pages <= 0:
             raise ConfigError(f"n_pages={n_pages} must be positive; give the guest some memory")
         used = n_pages if used_pages is None else int(used_pages)
         if not 0 <= used <= n_pages:
             raise ConfigError(f"used_pages={used_pages} is outside 0..{n_pages}; at most every page holds data")
-        if layout not in ("scattered", "front"):
-            raise ConfigError(f"layout={layout!r} is not 'scattered' or 'front'")
+        if layout not in ("scattered", "front", "linux"):
+            raise ConfigError(f"layout={layout!r} is not 'scattered', 'front' or 'linux'")
+        if top_pages < 0:
+            raise ConfigError(f"top_pages={top_pages} is negative; give 0 or more pages for the top block")
+        top = int(top_pages) if layout == "linux" else 0
         self.n_pages = n_pages
         if used == n_pages:  # one allocation, no temporary: matters at 16 M pages
             self.content = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + n_pages, dtype=np.uint64)
         elif n_pages <= _CACHE_MAX_PAGES:
-            self.content = _initial_content(n_pages, used, layout).copy()
+            self.content = _initial_content(n_pages, used, layout, top).copy()
         else:
-            self.content = _build_content(n_pages, used, layout)
+            self.content = _build_content(n_pages, used, layout, top)
         self._pfns: np.ndarray | None = None
         self.log: DirtyLog | None = None
         self._seq = 0
         self.paused = False
 
     @classmethod
-    def from_mib(cls, memory_mib: float, *, used_fraction: float = 1.0, layout: str = "scattered") -> "MemoryImage":
+    def from_mib(cls, memory_mib: float, *, used_fraction: float = 1.0, layout: str = "scattered",
+                 top_mib: float = 0.0) -> "MemoryImage":
         n = int(round(memory_mib * 256))
-        return cls(n, used_pages=int(round(n * used_fraction)), layout=layout)
+        return cls(n, used_pages=int(round(n * used_fraction)), layout=layout, top_pages=int(round(top_mib * 256)))
 
     @property
     def pfns(self) -> np.ndarray:

@@ -88,7 +88,8 @@ class Policy:
     # 0 = as final_page_cpu_us.
     final_new_page_us: float = 0.0
     final_sync_ms: float | None = None      # the last bitmap sync, guest stopped (None: as a live sync)
-    first_window_burst: bool = False      # QEMU's rate limiter runs one window ahead
+    rate_limit_windows: bool = False      # QEMU's rate limiter: a budget per BUFFER_DELAY window
+    sync_waits_for_vcpu: bool = False     # TCG: a bitmap sync waits for the vCPU (run_on_cpu), throttle sleeps too
     device_state_kib: float = 16.0        # ILLUSTRATIVE: vCPU context + shared info
     stop_overhead_ms: float = 5.0         # ILLUSTRATIVE: suspend on source, resume on target
     min_iteration_ms: float = 0.0         # QEMU: the switchover check runs once per ram_save_iterate
@@ -171,22 +172,29 @@ class QemuPolicy(Policy):
     bandwidth_period_ms: float = 100.0   # BUFFER_DELAY
     min_iteration_ms: float = 50.0       # ram.c MAX_WAIT: one ram_save_iterate sends for up to 50 ms
     # (when the rate limit binds, an iteration ends when the 100 ms budget is spent instead)
-    # migration.c migration_thread: the window's budget is spent at once, then the thread waits
-    # for the window's end, so bytes sent by time t are (t // 100 ms + 1) budgets: one window
-    # ahead of max-bandwidth x t ("the first window at full speed").
-    first_window_burst: bool = True
+    # migration.c migration_rate_limit: a window's budget is sent at the sender's full speed, then
+    # the thread sleeps to the window's end, so bytes sent by time t are (t // 100 ms + 1) budgets:
+    # one window ahead of max-bandwidth x t ("the first window at full speed"), and a bitmap sync
+    # runs inside a window rather than after it (engine/state.py Migration.paced).
+    rate_limit_windows: bool = True
+    # softmmu/physmem.c tcg_log_global_after_sync (TCG, the accelerator of the calibration runs):
+    # migration_bitmap_sync ends with run_on_cpu(cpu, do_nothing), which waits until the vCPU
+    # thread takes its work queue -- after the auto-converge sleep in progress (cpu-throttle.c
+    # cpu_throttle_thread: pct/(1-pct) x 10 ms per tick of 10 ms/(1-pct)). At 99 % a sync waits
+    # for up to 990 ms. KVM has no such wait: set False for a KVM host.
+    sync_waits_for_vcpu: bool = True
     # Calibrated on real QEMU 7.2 runs (tools/calibrate_migration.py; values and provenance in
     # datasets/tables/qemu_migration_calibrated.csv; tests/migration/test_calibration.py locks them):
     setup_ms: float = 1.0                # setup-time: log-dirty on, ram_init_bitmaps' first sync, thread start
     setup_ms_per_gib: float = 0.0
-    normal_page_cpu_us: float = 1.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
-    zero_page_scan_us: float = 1.0       # live sender, per zero page: buffer_is_zero + 9-byte record
+    normal_page_cpu_us: float = 3.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
+    zero_page_scan_us: float = 0.25      # live sender, per zero page: buffer_is_zero + 9-byte record
     final_page_cpu_us: float = 2.5       # stop-and-copy, per data page sent before (no rate limit)
-    final_new_page_us: float = 6.0       # stop-and-copy, per data page the target never received
+    final_new_page_us: float = 4.0       # stop-and-copy, per data page the target never received
     stop_overhead_ms: float = 0.0        # vm_stop, final bitmap sync, device state, return path
     final_sync_ms: float | None = 0.0    # in stop_overhead_ms (fitted on whole downtimes); a live sync
     # costs more (sync_ms): it takes the iothread lock from a running vCPU
-    sync_ms: float = 10.0                 # calibrated: one live migration_bitmap_sync
+    sync_ms: float = 50.0                 # calibrated: one live migration_bitmap_sync
     sync_ms_per_gib: float = 0.0
     device_state_kib: float = 256.0    # ILLUSTRATIVE: vCPU + device VMState
 

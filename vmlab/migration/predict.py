@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from vmlab.errors import ConfigError
+from vmlab.migration import defaults
 from vmlab.migration.defaults import (DEFAULTS_TABLE, GUEST_BASE_MIB, GUEST_PER_RAM, default_link_mbps,
                                       default_used_mib, link_cap_note)
 from vmlab.migration.engine import run_migration
@@ -95,7 +96,11 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
     if isinstance(pol, QemuPolicy):
         assumed.append(_qemu_costs_line(pol))
     used_fraction = min(1.0, max(0.0, used_mib / memory_mib))
-    src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction)
+    top_mib = min(used_mib, defaults.default_top_mib(memory_mib))
+    assumed.append(f"assumed: {top_mib:.1f} MiB of the data in a dense block at the top of RAM (the struct page "
+                   f"array, RAM/64, + {defaults.GUEST_TOP_EXTRA_MIB:g} MiB: memblock allocates top-down), the rest "
+                   f"scattered below; it is the end of the first pass ({DEFAULTS_TABLE})")
+    src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction, layout="linux", top_mib=top_mib)
     wl = workload if workload is not None else dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern,
                                                                    cpu_share_needed=writer_cpu_share)
     rep = run_migration(src, TargetImage(src.n_pages), policy=pol,

@@ -70,7 +70,8 @@ class Iteration:
         rec = np.where(stamps == 0, p.zero_page_bytes, PAGE_SIZE + p.page_header_bytes).astype(np.float64)
         ends = []
         if self.budget < math.inf:
-            ends.append(int(np.searchsorted(np.cumsum(rec), self.budget - self.bytes, side="left")) + 1)
+            used = m.window_used() if m.windowed else self.bytes
+            ends.append(int(np.searchsorted(np.cumsum(rec), self.budget - used, side="left")) + 1)
         cpu = np.where(stamps == 0, p.zero_page_scan_us, p.normal_page_cpu_us) * 1e-6
         busy = np.maximum(rec / m.goodput, cpu)
         ends.append(int(np.searchsorted(np.cumsum(busy), self.max_s - self.busy_s, side="left")) + 1)

@@ -239,8 +239,9 @@ def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
             else:
                 chunk = (sw.pending[chunk] if isinstance(chunk, slice) else chunk)[~again]
             sw.round.skipped += n_again
-    nz, z, nbytes, secs = m.send(chunk, m.live_rate, free_bytes=m.burst_left)
-    m.burst_left = max(0, m.burst_left - nbytes)
+    nz, z, nbytes, secs = m.send(chunk, m.live_rate)
+    if m.windowed:
+        secs = m.paced(nbytes, m.last_busy_s)
     m.precopy_bytes += nbytes
     sw.round.add(nz, z, nbytes)
     sw.total_sent += nz + z
@@ -255,6 +256,9 @@ def _sync(m: Migration, sw: _Sweep, unsent: np.ndarray) -> tuple[np.ndarray, Syn
     """A bitmap sync: read and clear the log, merge with the unsent rest, record the round."""
     m.t += m.sync_s
     m.guest_runs(m.sync_s)
+    wait = m.vcpu_wait_s()   # TCG: tcg_log_global_after_sync's run_on_cpu waits out a throttle sleep
+    m.t += wait
+    m.guest_runs(wait)
     m.flush_guest()
     merged, newly = m.src.log.clean_merge(unsent)
     m.sync_count += 1
@@ -278,8 +282,8 @@ def _rates_and_throttle(m: Migration) -> None:
         m.high_cnt += 1
         if m.high_cnt >= 2:
             m.high_cnt = 0
-            m.throttle = (p.cpu_throttle_initial if m.throttle == 0
-                          else min(m.throttle + p.cpu_throttle_increment, p.max_cpu_throttle))
+            m.set_throttle(p.cpu_throttle_initial if m.throttle == 0
+                           else min(m.throttle + p.cpu_throttle_increment, p.max_cpu_throttle))
             m.max_throttle = max(m.max_throttle, m.throttle)
     m._rate_t0, m._rate_bytes0, m._rate_dirty = m.t, m.transferred, 0
 

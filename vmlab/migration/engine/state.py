@@ -22,6 +22,8 @@ from vmlab.migration.dirtying import Idle, Workload
 
 __all__ = ["Migration"]
 
+THROTTLE_SLICE_S = 0.010   # cpu-throttle.c CPU_THROTTLE_TIMESLICE_NS (10 ms)
+
 def _extent(workload: Workload) -> int:
     for attr in ("extent_pages",):
         if hasattr(workload, attr):
@@ -123,14 +125,13 @@ class Migration:
             self.src.write(w)
 
     # --- the wire ------------------------------------------------------------------
-    def wire(self, stamps: np.ndarray, rate_Bps: float, *, free_bytes: int = 0,
-             final: bool = False, first_touch: int = 0) -> tuple[int, int, int, float]:
+    def wire(self, stamps: np.ndarray, rate_Bps: float, *, final: bool = False,
+             first_touch: int = 0) -> tuple[int, int, int, float]:
         """(normal, zero, bytes, seconds) for sending pages with these stamps at `rate_Bps`.
 
         The sender's CPU work (checking for zero pages, copying and framing pages)
         overlaps with the wire: a chunk takes the longer of the two, so the CPU cost
-        is the sender's ceiling. `free_bytes` of the chunk go at link speed (QEMU's
-        rate limiter runs one window ahead); `final` charges the stop-and-copy cost
+        is the sender's ceiling (QEMU's windowed limiter: `paced`). `final` charges the stop-and-copy cost
         per data page (vCPUs stopped) instead of the live one, and `final_new_page_us` for the
         `first_touch` data pages among them that the target never received before.
         """
@@ -149,18 +150,15 @@ class Migration:
         if final and first_touch:
             cpu_s += first_touch * max(0.0, p.final_new_page_us - page_us) * 1e-6
         self.last_busy_s = max(nbytes / self.goodput, cpu_s)   # the sender's time, without rate-limit sleeps
-        if free_bytes <= 0 or rate_Bps >= self.goodput:
-            return nz, z, nbytes, max(nbytes / rate_Bps, cpu_s)
-        b = min(free_bytes, nbytes)
-        return nz, z, nbytes, max(b / self.goodput + (nbytes - b) / rate_Bps, cpu_s)
+        return nz, z, nbytes, max(nbytes / rate_Bps, cpu_s)
 
-    def send(self, pfns, rate_Bps: float, *, free_bytes: int = 0, final: bool = False) -> tuple[int, int, int, float]:
+    def send(self, pfns, rate_Bps: float, *, final: bool = False) -> tuple[int, int, int, float]:
         """Copy these pages' stamps to the target; `pfns` is an index array or a slice."""
         stamps = self.src.read(pfns)
         if self.store_target:
             self.dst.store(pfns, stamps)
         first = self._first_received(pfns, stamps) if self._first_touch and self._n_received < self.n else 0
-        nz, z, nbytes, secs = self.wire(stamps, rate_Bps, free_bytes=free_bytes, final=final, first_touch=first)
+        nz, z, nbytes, secs = self.wire(stamps, rate_Bps, final=final, first_touch=first)
         self.normal += nz
         self.zero += z
         self.transferred += nbytes
@@ -172,6 +170,10 @@ class Migration:
         self._received = np.zeros(self.n, dtype=bool) if self._first_touch else None
         self._n_received = 0
         self.last_busy_s = 0.0
+        self._tick: float | None = None      # the auto-converge timer's last tick (see `vcpu_wait_s`)
+        self._tick_pct = 0
+        self._win_end: float | None = None   # QEMU's rate-limit window (see `paced`)
+        self._win_bytes = 0.0
 
     def _first_received(self, pfns, stamps: np.ndarray) -> int:
         """Data pages among `pfns` the target had never received; marks all of `pfns` received."""
@@ -183,8 +185,88 @@ class Migration:
             self._n_received += new
         return first
 
+    def paced(self, nbytes: int, busy_s: float) -> float:
+        """Seconds a live chunk takes under QEMU's windowed rate limiter (`windowed`).
+
+        migration.c: a window (BUFFER_DELAY, 100 ms) starts at migration_update_counters; the
+        sender works at full speed (`busy_s`, its ceiling) until the window's budget is exceeded
+        (qemu_file_rate_limit), then migration_rate_limit sleeps to the window's end and a new
+        window starts. A window whose budget is not spent by its end is renewed at the next loop.
+        So a pass that ends mid-window is followed at once by its bitmap sync, inside the window:
+        the limit bounds bytes per window, not the time between syncs. The window is renewed only
+        there (migration_update_counters runs after an iteration), so after a stall (a sync waiting
+        for a throttled vCPU) the stale window's budget goes first, then a new window's. Each
+        window's close is where QEMU measures the bandwidth and sets the threshold (`_close_window`):
+        a stalled window measures a low bandwidth, hence a low threshold.
+        """
+        period = self.policy_bandwidth_period_s
+        budget = self.live_rate * period
+        if self._win_end is None:              # the first window starts with the first page
+            self._win_end, self._win_bytes = self.t + period, 0.0
+        if nbytes <= 0:
+            return busy_s
+        per_byte = busy_s / nbytes
+        left = budget - self._win_bytes
+        if nbytes < left:                      # the budget is not exceeded: full speed
+            self._win_bytes += nbytes
+            t = self.t + busy_s
+            if t >= self._win_end:             # the window ran out on time, not bytes
+                self._close_window(t)
+                self._win_end, self._win_bytes = t + period, 0.0
+            return busy_s
+        # this window's budget is spent: sleep to its end; whole windows; the rest in a new one
+        self._win_bytes = budget
+        t = max(self._win_end, self.t + left * per_byte)
+        self._close_window(t)
+        rest = nbytes - left
+        full = int(rest // budget)
+        if full:
+            t += full * max(period, budget * per_byte)
+            self.bandwidth = budget / max(period, budget * per_byte)
+            self.threshold = self.bandwidth * self.downtime_limit_s
+        self._win_end, self._win_bytes = t + period, rest - full * budget
+        return t + self._win_bytes * per_byte - self.t
+
+    def _close_window(self, t: float) -> None:
+        """migration_update_counters at a window's end: bandwidth = its bytes / its time, threshold =
+        bandwidth x downtime-limit."""
+        if self._win_end is None:
+            return
+        spent = t - (self._win_end - self.policy_bandwidth_period_s)
+        if spent > 0 and self._win_bytes > 0:
+            self.bandwidth = self._win_bytes / spent
+            self.threshold = self.bandwidth * self.downtime_limit_s
+
+    def set_throttle(self, pct: int) -> None:
+        """cpu_throttle_set: the first call starts the throttle timer, whose ticks come every
+        10 ms/(1-pct) (cpu-throttle.c cpu_throttle_timer_tick); a new pct applies from the next tick."""
+        if pct and not self.throttle:
+            self._tick, self._tick_pct = self.t + THROTTLE_SLICE_S, pct
+        self.throttle = pct
+
+    def vcpu_wait_s(self) -> float:
+        """How long a run_on_cpu issued now waits for the throttled vCPU (`sync_waits_for_vcpu`): the
+        vCPU sleeps pct/(1-pct) x 10 ms from each tick (cpu_throttle_thread) and takes work after."""
+        if not (self.policy.sync_waits_for_vcpu and self.throttle and self._tick is not None):
+            return 0.0
+        while True:   # ticks up to now, each at the percentage of the tick before
+            nxt = self._tick + THROTTLE_SLICE_S / (1 - self._tick_pct / 100)
+            if nxt > self.t:
+                break
+            self._tick, self._tick_pct = nxt, self.throttle
+        pct = self._tick_pct / 100
+        wake = self._tick + THROTTLE_SLICE_S * pct / (1 - pct)
+        return max(0.0, wake - self.t)
+
+    def window_used(self) -> float:
+        """Bytes already sent in QEMU's current rate-limit window (renewed only after an iteration)."""
+        return 0.0 if self._win_end is None else self._win_bytes
+
     def measure(self, nbytes: int, secs: float) -> None:
-        """QEMU's migration_update_counters every BUFFER_DELAY: bandwidth and threshold."""
+        """QEMU's migration_update_counters every BUFFER_DELAY: bandwidth and threshold (a fluid
+        sender's; a `windowed` one measures at its windows' ends)."""
+        if self.windowed:
+            return
         self._per_bytes += nbytes
         self._per_t += secs
         if self._per_t >= self.policy_bandwidth_period_s:
@@ -193,17 +275,16 @@ class Migration:
             self._per_bytes, self._per_t = 0, 0.0
 
     def _set_live_rate(self, cap_mib_s: float | None) -> None:
-        """The live phase's rate (max-bandwidth as QEMU's windows send it, or the link), and the
-        bytes the rate limiter lets through ahead of max-bandwidth x t (one window's budget)."""
+        """The live phase's rate (max-bandwidth as QEMU's windows send it, or the link), and whether
+        the live sends go by QEMU's windows (`paced`) rather than as a fluid at that rate."""
         self.live_rate = min(self.goodput, self._window_rate(cap_mib_s * 2**20)) if cap_mib_s else self.goodput
-        self.burst_left = int(self.live_rate * self.policy_bandwidth_period_s) \
-            if self.policy.first_window_burst and self.live_rate < self.goodput else 0
+        self.windowed = bool(self.policy.rate_limit_windows and self.live_rate < self.goodput)
 
     def _window_rate(self, cap_Bps: float) -> float:
         """QEMU's rate limit as sent: qemu_file_rate_limit stops a window only once its budget
         (max-bandwidth / XFER_LIMIT_RATIO) is exceeded, so each window ends one record past it."""
         p = self.policy
-        if not p.first_window_burst:
+        if not p.rate_limit_windows:
             return cap_Bps
         period = self.policy_bandwidth_period_s
         rec = PAGE_SIZE + p.page_header_bytes
