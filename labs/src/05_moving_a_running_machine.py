@@ -416,7 +416,8 @@ explorer
 #
 # Below, vmlab predicts every run from what a student would give `predict_migration` — RAM, working
 # set, dirty rate and pattern, max-bandwidth, downtime-limit, auto-converge — and assumes the rest
-# (non-zero memory, the sender's ceiling, setup and switchover costs), each fitted on about two
+# (how much memory is non-zero and where it lies, the sender's ceiling, setup, bitmap-sync and
+# switchover costs), each fitted on about two
 # thirds of the runs (`tools/calibrate_migration.py`; the split is fixed by a hash of the run id).
 # The **held-out** third was never used to fit anything.
 
@@ -469,11 +470,22 @@ show(brow(pt, pd))
 # axes. Runs that never converged sit at their cancel time (30–60 s) on both axes when the model
 # agrees. The runs were made on an otherwise idle host with QEMU at high priority; the same grid on
 # a busy host (`load_qemu_runs(dataset="qemu_migration_loaded")`) took up to 3× longer at 256 MiB/s.
-# Downtimes of a few ms are close to QEMU's 1 ms resolution. Look at `idle05`, `reidle00` and
-# `reidle01`: the same idle 256 MiB guest at 256 MiB/s, three real downtimes of 1, 107 and 5 ms.
-# QEMU checks pending < threshold only between `ram_save_iterate` calls; when the rest of the first
-# pass fits in the iteration under way, the pass finishes and the final copy is tiny; when the check
-# falls a few pages earlier, the unsent tail goes in the final copy. No model predicts which.
+# Downtimes of a few ms are close to QEMU's 1 ms resolution. An idle guest's downtime is what is
+# left of the first pass when pending first drops below the threshold, and a Linux guest's memory
+# *ends* with data: the kernel allocates its struct page array (RAM/64) and keeps the initrd at the
+# top of RAM. At 32 MiB/s (threshold 2,458 pages) the check fires inside that block and the final
+# copy carries about 2,000 data pages: 8–13 ms, in the real runs and in vmlab. At 256 MiB/s it is a
+# knife edge. Look at `idle05`, `reidle00` and `reidle01`: the same idle 256 MiB guest, three real
+# downtimes of 1, 107 and 5 ms. QEMU checks pending < threshold only between `ram_save_iterate`
+# calls; when the rest of the pass fits in the iteration under way, the pass finishes and the final
+# copy is tiny; when the check falls a little earlier, the unsent tail goes in the final copy. No
+# model predicts which; vmlab's 30 ms sits between.
+#
+# One more thing the real runs taught the model: under auto-converge at 99 % the real syncs come
+# exactly 1 s apart (`ac00`). Under TCG every bitmap sync ends with `run_on_cpu`
+# (`tcg_log_global_after_sync`), which waits for the vCPU to wake from its 990 ms throttle sleep,
+# and QEMU sends nothing meanwhile; vmlab models that wait (`QemuPolicy.sync_waits_for_vcpu`; a KVM
+# host has no such wait).
 #
 # **Predict a real run before seeing it.** Run `ram01`: a 512 MiB guest with a 64 MiB working set,
 # 4000 random page writes per second, `max-bandwidth` 32 MiB/s, `downtime-limit` 300 ms, no
