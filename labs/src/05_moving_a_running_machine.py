@@ -479,7 +479,7 @@ show(brow(pt, pd))
 # downtimes of 1, 107 and 5 ms. QEMU checks pending < threshold only between `ram_save_iterate`
 # calls; when the rest of the pass fits in the iteration under way, the pass finishes and the final
 # copy is tiny; when the check falls a little earlier, the unsent tail goes in the final copy. No
-# model predicts which; vmlab's 30 ms sits between.
+# model predicts which: vmlab gives one of the two answers (print `rows` to see which).
 #
 # One more thing the real runs taught the model: under auto-converge at 99 % the real syncs come
 # exactly 1 s apart (`ac00`). Under TCG every bitmap sync ends with `run_on_cpu`
