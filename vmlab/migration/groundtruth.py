@@ -160,6 +160,9 @@ def error_summary(rows: list[RunComparison]) -> dict:
         "bytes_err_median": float(np.median(b)), "bytes_err_max": float(b.max()),
         "downtime_ratio_median": float(np.median(d)) if d else None,
         "downtime_ratio_max": float(max(d)) if d else None,
+        "downtime_within_2x": sum(1 for x in d if x <= 2.0), "downtimes_compared": len(d),
+        "downtime_ratio_max_run": max(((x, r.run_id) for r in done if (x := r.downtime_ratio) is not None),
+                                      default=(None, None))[1],
         "sync_abs_err_median": float(np.median(sync)), "sync_abs_err_max": int(sync.max()),
         "throttle_abs_err_max": max((abs(r.model_throttle_pct - r.real_throttle_pct) for r in thr), default=0),
     }
