@@ -484,8 +484,9 @@ show(brow(pt, pd))
 # One more thing the real runs taught the model: under auto-converge at 99 % the real syncs come
 # exactly 1 s apart (`ac00`). Under TCG every bitmap sync ends with `run_on_cpu`
 # (`tcg_log_global_after_sync`), which waits for the vCPU to wake from its 990 ms throttle sleep,
-# and QEMU sends nothing meanwhile; vmlab models that wait (`QemuPolicy.sync_waits_for_vcpu`; a KVM
-# host has no such wait).
+# and QEMU sends nothing meanwhile. vmlab models that wait when told the guest runs under TCG
+# (`predict_migration(..., accelerator="tcg")`, as for these runs); on KVM, the default, a sync
+# does not wait for the vCPUs.
 #
 # **Predict a real run before seeing it.** Run `ram01`: a 512 MiB guest with a 64 MiB working set,
 # 4000 random page writes per second, `max-bandwidth` 32 MiB/s, `downtime-limit` 300 ms, no

@@ -84,11 +84,10 @@ def test_dirtying_faster_than_the_link_never_converges_without_auto_converge():
 
 
 def test_auto_converge_throttles_in_steps_and_converges():
-    link = Link(bandwidth_mbps=100, latency_ms=0.1)
-    # a KVM host (sync_waits_for_vcpu=False): under TCG a sync waits out each 990 ms throttle sleep
+    # on KVM (the default); under TCG each sync waits out the 990 ms throttle sleep
     # (tcg_log_global_after_sync) and this link-bound sender never catches up at 99 %
-    _, _, rep = migrate(QemuPolicy(auto_converge=True, sync_waits_for_vcpu=False),
-                        UniformWrites(rate_pages_s=50_000, wws_pages=12_000),
+    link = Link(bandwidth_mbps=100, latency_ms=0.1)
+    _, _, rep = migrate(QemuPolicy(auto_converge=True), UniformWrites(rate_pages_s=50_000, wws_pages=12_000),
                         mib=64, link=link, max_time_s=600)
     assert rep.status == "completed" and rep.verified
     assert rep.cpu_throttle_pct >= 20

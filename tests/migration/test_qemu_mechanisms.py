@@ -91,7 +91,7 @@ def test_tcg_log_global_after_sync_waits_for_the_vcpu_to_finish_its_throttle_sle
     # softmmu/physmem.c tcg_log_global_after_sync: run_on_cpu(cpu, do_nothing) after each bitmap sync;
     # cpu-throttle.c: ticks every 10 ms / (1 - pct), each queueing cpu_throttle_thread, which sleeps
     # pct / (1 - pct) x 10 ms. At 99 %: a 990 ms sleep per 1 s tick.
-    m = _migration()
+    m = _migration(sync_waits_for_vcpu=True)      # TCG (predict_migration(accelerator="tcg"))
     m.set_throttle(99)                       # at t = 0: the first tick comes at 10 ms
     m.t = 0.5
     assert m.vcpu_wait_s() == pytest.approx(0.5)             # asleep since 10 ms, awake at 1.0 s
@@ -99,7 +99,7 @@ def test_tcg_log_global_after_sync_waits_for_the_vcpu_to_finish_its_throttle_sle
     assert m.vcpu_wait_s() == 0.0                            # its 10 ms of running (1.000 .. 1.010)
     m.t = 1.02
     assert m.vcpu_wait_s() == pytest.approx(0.98)
-    kvm = _migration(sync_waits_for_vcpu=False)
+    kvm = _migration()                            # KVM, the default: KVM_GET_DIRTY_LOG needs no vCPU
     kvm.set_throttle(99)
     kvm.t = 0.5
     assert kvm.vcpu_wait_s() == 0.0
@@ -108,7 +108,8 @@ def test_tcg_log_global_after_sync_waits_for_the_vcpu_to_finish_its_throttle_sle
 def test_at_99_percent_throttle_syncs_come_once_per_second_as_in_the_real_runs():
     # real run ac00 (datasets/measurements/qemu_migration): at 99 % the syncs are 1.0 s apart.
     rep = predict_migration(memory_mib=256, wws_mib=64, dirty_rate_mib_s=62.5, pattern="uniform",
-                            max_bandwidth_mib_s=32, auto_converge=True, writer_cpu_share=0.1, max_time_s=60)
+                            max_bandwidth_mib_s=32, auto_converge=True, writer_cpu_share=0.1, max_time_s=60,
+                            accelerator="tcg")
     at99 = [r for r in rep.rounds if r.phase == "precopy" and r.throttle_pct == 99][2:]   # once the pass is short
     assert len(at99) >= 3 and all(r.duration_ms == pytest.approx(1000, abs=15) for r in at99)
     # each 1 s cycle sends two windows' budgets (the stale window's, then a new one's), as ac00 does
@@ -212,3 +213,14 @@ def test_the_final_copy_prices_pages_the_target_never_received_apart():
     assert new > 1000 and slow.rounds[-1].normal_pages == new
     # (less at most the plain copy's own time, which the slow one's CPU time now covers)
     assert new * 0.2 - plain.downtime_ms <= slow.downtime_ms - plain.downtime_ms <= new * 0.2 + 1e-6
+
+
+def test_a_switchover_before_the_end_of_the_first_pass_is_reported_as_a_knife_edge():
+    # migration_iteration_run checks pending < threshold only between ram_save_iterate calls: an idle
+    # guest at 256 MiB/s switches over with the first pass's tail unsent (the model), or finishes it
+    # in the iteration under way (a real repeat): the report says which it predicted, and why.
+    edge = predict_migration(memory_mib=512, wws_mib=16, max_bandwidth_mib_s=256)
+    notes = [n for n in edge.notes if n.startswith("knife edge:")]
+    assert len(notes) == 1 and notes[0] in edge.summary()
+    busy = predict_migration(memory_mib=512, wws_mib=64, dirty_rate_mib_s=16, pattern="uniform", max_bandwidth_mib_s=32)
+    assert not [n for n in busy.notes if n.startswith("knife edge:")]

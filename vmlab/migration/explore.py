@@ -71,7 +71,7 @@ def totals(rep: MigrationReport) -> dict:
             "downtime_ms": rep.downtime_ms, "transferred_mib": rep.transferred_bytes / 2**20,
             "rounds": len(rep.rounds), "throttle_pct": rep.cpu_throttle_pct, "converged": rep.converged,
             "postcopy_faults": rep.postcopy_faults, "stop_reason": rep.stop_reason,
-            "assumed": list(rep.assumptions)}
+            "assumed": list(rep.assumptions) + [n for n in rep.notes if n not in rep.assumptions]}
 
 
 def compare_models(memory_mib: float, bandwidth_mbps: float, *, rate_pages_s: float, wws_pages: int,

@@ -46,7 +46,7 @@ def run_inputs(run) -> dict:
                 pattern="uniform" if run.pattern == "rand" else "sequential",
                 max_bandwidth_mib_s=run.max_bandwidth_mib_s, downtime_limit_ms=run.downtime_limit_ms,
                 auto_converge=run.auto_converge, max_time_s=run.timeout_s, bandwidth_mbps=LOOPBACK_MBPS,
-                writer_cpu_share=DIRTIER_CPU_SHARE)
+                writer_cpu_share=DIRTIER_CPU_SHARE, accelerator=run.accel)
 
 
 def predict_run(run, *, policy=None, used_mib: float | None = None, seed: int = 0,
@@ -57,8 +57,8 @@ def predict_run(run, *, policy=None, used_mib: float | None = None, seed: int = 
     if writer_cpu_share is not None:
         kw["writer_cpu_share"] = writer_cpu_share
     if policy is not None:
-        kw["policy"] = policy.with_(max_bandwidth_mib_s=run.max_bandwidth_mib_s,
-                                    downtime_limit_ms=run.downtime_limit_ms, auto_converge=run.auto_converge)
+        kw["policy"] = policy.with_(max_bandwidth_mib_s=run.max_bandwidth_mib_s, downtime_limit_ms=run.downtime_limit_ms,
+                                    auto_converge=run.auto_converge, sync_waits_for_vcpu=run.accel == "tcg")
     return predict_migration(used_mib=used_mib, seed=seed, **kw)
 
 

@@ -181,8 +181,9 @@ class QemuPolicy(Policy):
     # migration_bitmap_sync ends with run_on_cpu(cpu, do_nothing), which waits until the vCPU
     # thread takes its work queue -- after the auto-converge sleep in progress (cpu-throttle.c
     # cpu_throttle_thread: pct/(1-pct) x 10 ms per tick of 10 ms/(1-pct)). At 99 % a sync waits
-    # for up to 990 ms. KVM has no such wait: set False for a KVM host.
-    sync_waits_for_vcpu: bool = True
+    # for up to 990 ms. KVM has no such wait (KVM_GET_DIRTY_LOG runs beside the vCPUs), hence the
+    # default; predict_migration(accelerator="tcg") and the TCG ground-truth runs set it.
+    sync_waits_for_vcpu: bool = False
     # Calibrated on real QEMU 7.2 runs (tools/calibrate_migration.py; values and provenance in
     # datasets/tables/qemu_migration_calibrated.csv; tests/migration/test_calibration.py locks them):
     setup_ms: float = 1.0                # setup-time: log-dirty on, ram_init_bitmaps' first sync, thread start

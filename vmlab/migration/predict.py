@@ -58,7 +58,7 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
                       auto_converge: bool = False, postcopy: bool = False, dirty_rate_mib_s: float = 0.0,
                       wws_mib: float = 0.0, pattern: str = "sequential", workload: Workload | None = None,
                       writer_cpu_share: float = 1.0, seed: int = 0, max_time_s: float = 600.0,
-                      fault: Fault | None = None) -> MigrationReport:
+                      fault: Fault | None = None, accelerator: str = "kvm") -> MigrationReport:
     """Predict one migration of a standalone guest; returns the MigrationReport.
 
     QEMU knobs (max_bandwidth_mib_s, downtime_limit_ms, auto_converge, postcopy)
@@ -72,9 +72,16 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
     writer needs to keep its rate (1.0: CPU-bound, any throttle slows it; a
     paced writer needs less and shrugs off auto-converge until then). Sender ceiling, setup and switchover costs are
     the QemuPolicy's calibrated constants (datasets/tables/qemu_migration_calibrated.csv).
+    `accelerator` ("kvm" or "tcg") of a policy given by name: under TCG each bitmap sync waits for
+    the vCPU, through any auto-converge sleep (softmmu/physmem.c tcg_log_global_after_sync).
     """
-    pol = _policy(policy, max_bandwidth_mib_s=max_bandwidth_mib_s, downtime_limit_ms=downtime_limit_ms,
-                  auto_converge=auto_converge, postcopy=postcopy)
+    if accelerator not in ("kvm", "tcg"):
+        raise ConfigError(f"accelerator={accelerator!r} is not 'kvm' or 'tcg'; QEMU's -accel for the guest")
+    knobs = dict(max_bandwidth_mib_s=max_bandwidth_mib_s, downtime_limit_ms=downtime_limit_ms,
+                 auto_converge=auto_converge, postcopy=postcopy)
+    if policy == "qemu":
+        knobs["sync_waits_for_vcpu"] = accelerator == "tcg"
+    pol = _policy(policy, **knobs)
     wws = min(wws_mib, memory_mib)
     assumed: list[str] = []
     if used_mib is None:
@@ -115,9 +122,15 @@ def _policy(policy: str | Policy, **qemu_knobs) -> Policy:
     return policy_by_name(policy, **(qemu_knobs if policy == "qemu" else {}))
 
 
+_SYNC_WAIT = {True: "TCG: it waits out a throttled vCPU",
+              False: "KVM: no wait for the vCPUs; accelerator='tcg' for TCG's"}
+
+
 def _qemu_costs_line(p: QemuPolicy) -> str:
     rec = PAGE_SIZE + p.page_header_bytes
     ceiling = rec / (p.normal_page_cpu_us * 1e-6) / 2**20
     return (f"assumed: sender ceiling {ceiling:.0f} MiB/s of data pages ({p.normal_page_cpu_us:g} us/page, "
             f"{p.zero_page_scan_us:g} us/zero page), setup {p.setup_ms:g} ms, switchover {p.stop_overhead_ms:g} ms "
-            f"+ {p.final_page_cpu_us:g} us/page unthrottled (fit on real QEMU 7.2 runs under TCG, {DEFAULTS_TABLE})")
+            f"+ {p.final_page_cpu_us:g} us/page unthrottled ({p.final_new_page_us:g} us for a page never sent before), "
+            f"bitmap sync {p.sync_ms:g} ms ({_SYNC_WAIT[p.sync_waits_for_vcpu]}) "
+            f"(fit on real QEMU 7.2 runs under TCG, {DEFAULTS_TABLE})")

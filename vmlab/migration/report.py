@@ -183,10 +183,12 @@ class MigrationReport:
         return "\n".join(rows)
 
     def summary(self) -> str:
-        """One line: policy, status, rounds, total time, downtime, data sent."""
+        """One line: policy, status, rounds, total time, downtime, data sent; then what was assumed and
+        the engine's notes (a cap, a knife-edge switchover, ...), one per line."""
         return (f"{self.policy}: {self.status} in {self.total_time_ms / 1000:.2f} s, downtime {self.downtime_ms:.1f} ms, "
                 f"{len(self.rounds)} rounds, {self.transferred_bytes / 2**20:.1f} MiB sent "
                 f"({self.transferred_bytes / max(1, self.total_bytes):.2f} x RAM)"
                 + (f", throttle {self.cpu_throttle_pct}%" if self.cpu_throttle_pct else "")
                 + (", GUEST LOST" if self.guest_lost else "")
-                + "".join(f"\n{a}" for a in self.assumptions))
+                + "".join(f"\n{a}" for a in self.assumptions)
+                + "".join(f"\n{n}" for n in self.notes if n not in self.assumptions))

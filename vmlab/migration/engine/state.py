@@ -158,6 +158,7 @@ class Migration:
         if self.store_target:
             self.dst.store(pfns, stamps)
         first = self._first_received(pfns, stamps) if self._first_touch and self._n_received < self.n else 0
+        self.last_first_touch = first
         nz, z, nbytes, secs = self.wire(stamps, rate_Bps, final=final, first_touch=first)
         self.normal += nz
         self.zero += z
@@ -170,6 +171,7 @@ class Migration:
         self._received = np.zeros(self.n, dtype=bool) if self._first_touch else None
         self._n_received = 0
         self.last_busy_s = 0.0
+        self.last_first_touch = 0   # data pages new to the target in the last send
         self._tick: float | None = None      # the auto-converge timer's last tick (see `vcpu_wait_s`)
         self._tick_pct = 0
         self._win_end: float | None = None   # QEMU's rate-limit window (see `paced`)
