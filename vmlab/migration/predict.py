@@ -102,18 +102,23 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
             assumed.append(note)
     if isinstance(pol, QemuPolicy):
         assumed.append(_qemu_costs_line(pol))
-    used_fraction = min(1.0, max(0.0, used_mib / memory_mib))
-    top_mib = min(used_mib, defaults.default_top_mib(memory_mib))
-    assumed.append(f"assumed: {top_mib:.1f} MiB of the data in a dense block at the top of RAM (the struct page "
-                   f"array, RAM/64, + {defaults.GUEST_TOP_EXTRA_MIB:g} MiB: memblock allocates top-down), the rest "
-                   f"scattered below; it is the end of the first pass ({DEFAULTS_TABLE})")
-    src = MemoryImage.from_mib(memory_mib, used_fraction=used_fraction, layout="linux", top_mib=top_mib)
+    src = _guest_image(memory_mib, used_mib, assumed)
     wl = workload if workload is not None else dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern,
                                                                    cpu_share_needed=writer_cpu_share)
     rep = run_migration(src, TargetImage(src.n_pages), policy=pol,
                         link=Link(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms), workload=wl, seed=seed,
                         max_time_s=max_time_s, fault=fault, verify=False)
     return replace(rep, assumptions=tuple(assumed))
+
+
+def _guest_image(memory_mib: float, used_mib: float, assumed: list[str]) -> MemoryImage:
+    """A minimal Linux guest's memory: `used_mib` of data, a dense block of it at the top of RAM."""
+    top_mib = min(used_mib, defaults.default_top_mib(memory_mib))
+    assumed.append(f"assumed: {top_mib:.1f} MiB of the data in a dense block at the top of RAM (the struct page "
+                   f"array, RAM/64, + {defaults.GUEST_TOP_EXTRA_MIB:g} MiB: memblock allocates top-down), the rest "
+                   f"scattered below; it is the end of the first pass ({DEFAULTS_TABLE})")
+    used_fraction = min(1.0, max(0.0, used_mib / memory_mib))
+    return MemoryImage.from_mib(memory_mib, used_fraction=used_fraction, layout="linux", top_mib=top_mib)
 
 
 def _policy(policy: str | Policy, **qemu_knobs) -> Policy:
