@@ -86,3 +86,15 @@ def test_the_engine_notes_a_link_cap_for_any_caller():
     src = MemoryImage(4096, used_pages=1024)
     rep = run_migration(src, TargetImage(4096), policy=QemuPolicy(), link=Link(bandwidth_mbps=1000))
     assert [n for n in rep.notes if n.startswith("capped: max-bandwidth 128 MiB/s")]
+
+
+def test_memory_image_refuses_an_unknown_layout_or_a_negative_top_block():
+    import pytest as _pytest
+    from vmlab.errors import ConfigError
+    from vmlab.migration import MemoryImage
+    with _pytest.raises(ConfigError, match="'linux'"):
+        MemoryImage(1024, used_pages=10, layout="top")
+    with _pytest.raises(ConfigError, match="top_pages=-1"):
+        MemoryImage(1024, used_pages=10, layout="linux", top_pages=-1)
+    img = MemoryImage(1024, used_pages=10, layout="linux", top_pages=64)   # a block larger than the data
+    assert (img.content[-10:] != 0).all() and int((img.content != 0).sum()) == 10

@@ -24,6 +24,7 @@ __all__ = ["Migration"]
 
 THROTTLE_SLICE_S = 0.010   # cpu-throttle.c CPU_THROTTLE_TIMESLICE_NS (10 ms)
 
+
 def _extent(workload: Workload) -> int:
     for attr in ("extent_pages",):
         if hasattr(workload, attr):
