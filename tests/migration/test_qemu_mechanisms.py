@@ -92,13 +92,13 @@ def test_tcg_log_global_after_sync_waits_for_the_vcpu_to_finish_its_throttle_sle
     # cpu-throttle.c: ticks every 10 ms / (1 - pct), each queueing cpu_throttle_thread, which sleeps
     # pct / (1 - pct) x 10 ms. At 99 %: a 990 ms sleep per 1 s tick.
     m = _migration(sync_waits_for_vcpu=True)      # TCG (predict_migration(accelerator="tcg"))
-    m.set_throttle(99)                       # at t = 0: the first tick comes at 10 ms
+    m.set_throttle(99)                       # at t = 0: cpu_throttle_set ticks at once
     m.t = 0.5
-    assert m.vcpu_wait_s() == pytest.approx(0.5)             # asleep since 10 ms, awake at 1.0 s
-    m.t = 1.005
-    assert m.vcpu_wait_s() == 0.0                            # its 10 ms of running (1.000 .. 1.010)
+    assert m.vcpu_wait_s() == pytest.approx(0.49)            # asleep since 0, awake at 0.99 s
+    m.t = 0.995
+    assert m.vcpu_wait_s() == 0.0                            # its 10 ms of running (0.990 .. 1.000)
     m.t = 1.02
-    assert m.vcpu_wait_s() == pytest.approx(0.98)
+    assert m.vcpu_wait_s() == pytest.approx(0.97)            # the next tick at 1.0 s: asleep to 1.99 s
     kvm = _migration()                            # KVM, the default: KVM_GET_DIRTY_LOG needs no vCPU
     kvm.set_throttle(99)
     kvm.t = 0.5

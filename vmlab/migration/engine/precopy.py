@@ -256,11 +256,14 @@ def _sync(m: Migration, sw: _Sweep, unsent: np.ndarray) -> tuple[np.ndarray, Syn
     """A bitmap sync: read and clear the log, merge with the unsent rest, record the round."""
     m.t += m.sync_s
     m.guest_runs(m.sync_s)
-    wait = m.vcpu_wait_s()   # TCG: tcg_log_global_after_sync's run_on_cpu waits out a throttle sleep
-    m.t += wait
-    m.guest_runs(wait)
     m.flush_guest()
     merged, newly = m.src.log.clean_merge(unsent)
+    # ram.c migration_bitmap_sync: the snapshot (ramblock_sync_dirty_bitmap), then under TCG
+    # memory_global_after_dirty_log_sync -> tcg_log_global_after_sync's run_on_cpu, which waits out a
+    # throttle sleep; what the guest writes meanwhile goes to the next sync
+    wait = m.vcpu_wait_s()
+    m.t += wait
+    m.guest_runs(wait)
     m.sync_count += 1
     m._rate_dirty += newly
     if m.t - m._rate_t0 > 1.0:   # ram.c migration_bitmap_sync: rates and throttle once a second

@@ -198,7 +198,8 @@ class Migration:
         So a pass that ends mid-window is followed at once by its bitmap sync, inside the window:
         the limit bounds bytes per window, not the time between syncs. The window is renewed only
         there (migration_update_counters runs after an iteration), so after a stall (a sync waiting
-        for a throttled vCPU) the stale window's budget goes first, then a new window's. Each
+        for a throttled vCPU) the budget of the window renewed just before it goes first, then a new
+        window's. Each
         window's close is where QEMU measures the bandwidth and sets the threshold (`_close_window`):
         a stalled window measures a low bandwidth, hence a low threshold.
         """
@@ -241,10 +242,10 @@ class Migration:
             self.threshold = self.bandwidth * self.downtime_limit_s
 
     def set_throttle(self, pct: int) -> None:
-        """cpu_throttle_set: the first call starts the throttle timer, whose ticks come every
-        10 ms/(1-pct) (cpu-throttle.c cpu_throttle_timer_tick); a new pct applies from the next tick."""
+        """cpu_throttle_set: the first call ticks at once (cpu-throttle.c cpu_throttle_timer_tick), and the
+        ticks then come every 10 ms/(1-pct); a new pct applies from the next tick."""
         if pct and not self.throttle:
-            self._tick, self._tick_pct = self.t + THROTTLE_SLICE_S, pct
+            self._tick, self._tick_pct = self.t, pct
         self.throttle = pct
 
     def vcpu_wait_s(self) -> float:
