@@ -474,7 +474,8 @@ show(brow(pt, pd))
 # left of the first pass when pending first drops below the threshold, and a Linux guest's memory
 # *ends* with data: the kernel allocates its struct page array (RAM/64) and keeps the initrd at the
 # top of RAM. At 32 MiB/s (threshold 2,458 pages) the check fires inside that block and the final
-# copy carries about 2,000 data pages: 8–13 ms, in the real runs and in vmlab. At 256 MiB/s it is a
+# copy carries about 2,000 data pages: 8–13 ms in the real runs, 13–21 ms in vmlab (which prices
+# each never-sent page at the 9 µs measured on the biggest final copies). At 256 MiB/s it is a
 # knife edge. Look at `idle05`, `reidle00` and `reidle01`: the same idle 256 MiB guest, three real
 # downtimes of 1, 107 and 5 ms. QEMU checks pending < threshold only between `ram_save_iterate`
 # calls; when the rest of the pass fits in the iteration under way, the pass finishes and the final
