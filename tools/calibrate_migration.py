@@ -54,6 +54,8 @@ NORMAL_US_GRID = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24
 ZERO_US_GRID = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 STOP_MS_GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 FINAL_US_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
+HOT_PAGES_GRID = (0, 50, 100, 150, 200, 300, 400)
+HOT_RATE_GRID = (500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 
 
 def usable(runs):
@@ -146,6 +148,22 @@ def _best(train, used_of, share, policies):
     return policies[min(scored)[1]]
 
 
+def fit_guest_hot(train, pol: QemuPolicy, used_of, share) -> tuple[int, float]:
+    """The guest OS's hot set (pages, stores/s) on a grid, minimising the mean |log(model/real)| total time.
+
+    predict_migration reads defaults.GUEST_HOT_* at call time; they are left at the best pair.
+    """
+    scored = []
+    for hot, rate in itertools.product(HOT_PAGES_GRID, HOT_RATE_GRID):
+        if hot == 0 and rate != HOT_RATE_GRID[0]:
+            continue
+        D.GUEST_HOT_PAGES, D.GUEST_HOT_RATE_PAGES_S = hot, rate
+        scored.append((objective(compare_runs(train, policy=pol, used_mib_of=used_of, writer_cpu_share=share)),
+                       hot, rate))
+    _, D.GUEST_HOT_PAGES, D.GUEST_HOT_RATE_PAGES_S = min(scored)
+    return D.GUEST_HOT_PAGES, D.GUEST_HOT_RATE_PAGES_S
+
+
 def downtime_objective(rows) -> float:
     ratios = [r.downtime_ratio for r in rows if r.downtime_ratio is not None]
     return float(np.mean(np.log(ratios)))
@@ -182,8 +200,13 @@ def fit(runs, root) -> dict:
     def used_of(r):
         return min(float(r.ram_mib), base + per_ram * r.ram_mib + r.wset_mib)
 
+    # the sender first without the guest's hot set, then the hot set, then the sender again
+    D.GUEST_HOT_PAGES = 0
     pol = fit_sender(train, pol, used_of, share)
-    return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_top_extra_mib": top_extra, "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
+    hot, hot_rate = fit_guest_hot(train, pol, used_of, share)
+    pol = fit_sender(train, pol, used_of, share)
+    return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_top_extra_mib": top_extra,
+            "guest_hot_pages": hot, "guest_hot_rate_pages_s": hot_rate, "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "train_runs": [r.run_id for r in train]}
@@ -192,7 +215,8 @@ def fit(runs, root) -> dict:
 def code_constants() -> dict:
     p = QemuPolicy()
     return {"guest_base_mib": D.GUEST_BASE_MIB, "guest_per_ram": D.GUEST_PER_RAM,
-            "guest_top_extra_mib": D.GUEST_TOP_EXTRA_MIB, "setup_ms": p.setup_ms,
+            "guest_top_extra_mib": D.GUEST_TOP_EXTRA_MIB, "guest_hot_pages": D.GUEST_HOT_PAGES,
+            "guest_hot_rate_pages_s": D.GUEST_HOT_RATE_PAGES_S, "setup_ms": p.setup_ms,
             "stop_overhead_ms": p.stop_overhead_ms, "final_page_cpu_us": p.final_page_cpu_us,
             "normal_page_cpu_us": p.normal_page_cpu_us, "zero_page_scan_us": p.zero_page_scan_us,
             "sync_ms": p.sync_ms, "dirtier_cpu_share": DIRTIER_CPU_SHARE,
@@ -209,7 +233,8 @@ def evaluate(runs, c: dict) -> dict:
     def used_of(r):
         return min(float(r.ram_mib), c["guest_base_mib"] + c["guest_per_ram"] * r.ram_mib + r.wset_mib)
 
-    D.GUEST_TOP_EXTRA_MIB = c["guest_top_extra_mib"]   # predict_migration reads it at call time
+    D.GUEST_TOP_EXTRA_MIB = c["guest_top_extra_mib"]   # predict_migration reads these at call time
+    D.GUEST_HOT_PAGES, D.GUEST_HOT_RATE_PAGES_S = c["guest_hot_pages"], c["guest_hot_rate_pages_s"]
     rows = compare_runs(usable(runs), policy=pol, used_mib_of=used_of, writer_cpu_share=c["dirtier_cpu_share"])
     test = [r for r in rows if r.held_out]
     train = [r for r in rows if not r.held_out]
@@ -225,6 +250,13 @@ PROVENANCE = {
                             "pass of the training runs at <= 8 MiB/s (query-migrate normal/duplicate pages per poll)",
                             "memblock allocates top-down: the struct page array (RAM/64) and the initrd at the top "
                             "of RAM; the end of ram.c's first pass (ram_find_and_save_block walks pfns upwards)"),
+    "guest_hot_pages": ("pages", "default", "grid with guest_hot_rate_pages_s, mean |log(model/real)| total time",
+                        "pages the guest OS re-dirties besides the workload (timers, scheduler, stacks, page "
+                        "tables): real dirty-pages-rate (ram.c migration_update_rates) exceeds the dirtier's "
+                        "own distinct pages by ~100 per sync at 5 syncs/s (dlhot00)"),
+    "guest_hot_rate_pages_s": ("stores/s", "default", "grid with guest_hot_pages, mean |log(model/real)| total time",
+                               "uniform stores over the hot pages; at 100-200 ms sync intervals most are re-dirtied "
+                               "each interval, over a 9 s first pass ~120 (idle00's dirty-pages-rate 13/s)"),
     "setup_ms": ("ms", "mechanism", "median setup-time", "migration.c migration_thread: setup_time covers "
                  "qemu_savevm_state_setup (ram_save_setup: ram_init_bitmaps, log-dirty on, first sync)"),
     "stop_overhead_ms": ("ms", "mechanism", "grid, mean |log(model/real)| downtime (start: Theil-Sen intercept)",

@@ -40,6 +40,7 @@ def test_the_code_uses_the_fitted_constants_of_the_registered_table():
     t, p = _table(), QemuPolicy()
     assert (D.GUEST_BASE_MIB, D.GUEST_PER_RAM) == (t["guest_base_mib"], t["guest_per_ram"])
     assert D.GUEST_TOP_EXTRA_MIB == t["guest_top_extra_mib"]
+    assert (D.GUEST_HOT_PAGES, D.GUEST_HOT_RATE_PAGES_S) == (t["guest_hot_pages"], t["guest_hot_rate_pages_s"])
     assert (p.setup_ms, p.stop_overhead_ms, p.final_page_cpu_us) == (t["setup_ms"], t["stop_overhead_ms"],
                                                                        t["final_page_cpu_us"])
     assert (p.normal_page_cpu_us, p.zero_page_scan_us, p.sync_ms) == (t["normal_page_cpu_us"],
@@ -70,11 +71,11 @@ def test_held_out_errors_are_no_worse_than_the_committed_calibration_report():
     assert got["sync_abs_err_max"] <= locked["sync_abs_err_max"]
 
 
-def test_every_held_out_convergence_call_is_right_and_the_median_time_error_is_within_10_percent():
+def test_held_out_calls_time_and_bytes_meet_the_issue_goals():
     got = error_summary([r for r in compare_runs(_runs()) if r.held_out])
     assert got["calls_right"] == got["runs"], got["wrong_calls"]
-    assert got["time_err_median"] <= 0.10
-    assert got["bytes_err_median"] <= 0.05
+    assert got["time_err_median"] <= 0.10 and got["time_err_max"] <= 0.30, got["time_err_max_run"]
+    assert got["bytes_err_max"] <= 0.05
 
 
 def test_real_repeats_of_one_configuration_spread_beyond_2x_in_downtime():

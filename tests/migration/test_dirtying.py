@@ -3,6 +3,7 @@ import pytest
 
 from vmlab.errors import ConfigError
 from vmlab.migration import (HotCold, Idle, MemoryImage, QemuPolicy, SequentialScan, TargetImage, TraceWorkload,
+                             WithGuestOS,
                              UniformWrites, Zipf, distinct_dirtied, run_migration)
 from vmlab.migration.link import Link
 
@@ -69,3 +70,27 @@ def test_trace_workload_from_a_real_program_drives_a_migration():
     src = MemoryImage(16_384)
     rep = run_migration(src, TargetImage(src.n_pages), policy=QemuPolicy(), link=Link(), workload=wl, seed=0)
     assert rep.status == "completed" and rep.verified
+
+
+def test_with_guest_os_adds_the_hot_pages_to_the_workload_and_reports_the_inner_rate():
+    inner = UniformWrites(rate_pages_s=1_000, wws_pages=4_000, cpu_share_needed=0.5)
+    wl = WithGuestOS(inner=inner, hot_pages=100, hot_rate_pages_s=5_000, hot_offset=10_000)
+    parts = wl.write_parts(rng(), 1.0)
+    assert len(parts) == 2
+    assert parts[0].max() < 4_000 and parts[1].min() >= 10_000 and parts[1].max() < 10_100
+    assert np.unique(parts[1]).size == pytest.approx(100, abs=2)    # 50 stores per hot page: all dirty
+    assert wl.writes(rng(), 1.0).size == sum(p.size for p in wl.write_parts(rng(), 1.0))
+    assert (wl.rate_pages_s, wl.wws_pages, wl.cpu_share_needed, wl.extent_pages) == (1_000, 4_000, 0.5, 10_100)
+
+
+def test_with_guest_os_hot_set_slows_with_the_workload_under_throttle():
+    wl = WithGuestOS(inner=Idle(), hot_pages=1_000_000, hot_rate_pages_s=10_000, hot_offset=0)
+    full = wl.write_parts(rng(), 1.0, 1.0)[-1].size
+    assert wl.write_parts(rng(), 1.0, 0.2)[-1].size == pytest.approx(0.2 * full, rel=0.1)
+
+
+def test_with_guest_os_refuses_a_negative_hot_set():
+    with pytest.raises(ConfigError, match="hot_pages=-1"):
+        WithGuestOS(hot_pages=-1)
+    with pytest.raises(ConfigError, match="hot_rate_pages_s"):
+        WithGuestOS(hot_rate_pages_s=-5)

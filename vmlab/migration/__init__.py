@@ -15,8 +15,8 @@ from vmlab.migration.image import DomainSource, DomainTarget, MemoryImage, Targe
 from vmlab.migration.policies import (Decision, ModernXenPolicy, Policy, PostCopy, QemuPolicy, StopAndCopy,
                                       SyncStats, Xen3Policy, policy_by_name)
 from vmlab.migration.report import MigrationReport, RoundRecord
-from vmlab.migration.dirtying import (HotCold, Idle, SequentialScan, TraceWorkload, UniformWrites, Workload, Zipf,
-                                       distinct_dirtied)
+from vmlab.migration.dirtying import (HotCold, Idle, SequentialScan, TraceWorkload, UniformWrites, WithGuestOS,
+                                     Workload, Zipf, distinct_dirtied)
 from vmlab.migration.dirty_rate import DirtyRate, calc_dirty_rate, wws_curve, wws_over_time
 from vmlab.migration.baselines import cloudsim_migration, simgrid_precopy
 from vmlab.migration.explore import compare_models
@@ -29,7 +29,8 @@ __all__ = [
     "MemoryImage", "TargetImage", "DomainSource", "DomainTarget",
     "Decision", "Policy", "SyncStats", "Xen3Policy", "ModernXenPolicy", "QemuPolicy", "StopAndCopy", "PostCopy",
     "policy_by_name", "MigrationReport", "RoundRecord",
-    "Workload", "Idle", "UniformWrites", "HotCold", "Zipf", "SequentialScan", "TraceWorkload", "distinct_dirtied",
+    "Workload", "Idle", "UniformWrites", "HotCold", "Zipf", "SequentialScan", "TraceWorkload", "WithGuestOS",
+    "distinct_dirtied",
     "DirtyRate", "calc_dirty_rate", "wws_curve", "wws_over_time",
     "cloudsim_migration", "simgrid_precopy", "compare_models",
     "MigrationFailed", "MigrationRefused", "Link",

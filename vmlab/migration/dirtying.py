@@ -22,7 +22,7 @@ import numpy as np
 
 from vmlab.errors import ConfigError
 
-__all__ = ["Workload", "Idle", "UniformWrites", "HotCold", "Zipf", "SequentialScan", "TraceWorkload",
+__all__ = ["Workload", "Idle", "UniformWrites", "HotCold", "Zipf", "SequentialScan", "TraceWorkload", "WithGuestOS",
            "distinct_dirtied", "DenseWrites"]
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -92,6 +92,10 @@ class Workload:
 
     def writes(self, rng: np.random.Generator, duration_s: float, cpu_fraction: float = 1.0) -> np.ndarray:
         return _EMPTY
+
+    def write_parts(self, rng: np.random.Generator, duration_s: float, cpu_fraction: float = 1.0) -> tuple:
+        """`writes` as separate arrays (a composite keeps each part's dense mask); one by default."""
+        return (self.writes(rng, duration_s, cpu_fraction),)
 
     def _stores(self, rng: np.random.Generator, duration_s: float, cpu_fraction: float) -> int:
         lam = self.rate_pages_s * max(0.0, duration_s) * _speed(cpu_fraction, self.cpu_share_needed)
@@ -283,3 +287,53 @@ class TraceWorkload(Workload):
         if self.copies == 1:
             return self.offset + pages
         return (self.offset + pages[None, :] + (np.arange(self.copies, dtype=np.int64) * self.n_trace_pages)[:, None]).ravel()
+
+
+@dataclass
+class WithGuestOS(Workload):
+    """`inner` (what the user says the guest writes) plus the guest OS's own hot pages.
+
+    A running Linux guest re-dirties a small set of pages continually besides its workload: timer
+    and scheduler state, kernel and user stacks, the page tables a paced loop changes. `hot_pages`
+    pages at `hot_offset` take `hot_rate_pages_s` uniform stores per second; they run with the
+    inner workload's CPU share (auto-converge slows both alike). Rates and working set reported for
+    the workload are the inner one's.
+    """
+
+    inner: Workload = field(default_factory=Idle)
+    hot_pages: int = 0
+    hot_rate_pages_s: float = 0.0
+    hot_offset: int = 0
+    name: str = "with guest OS"
+
+    def __post_init__(self) -> None:
+        _check_rate(self.hot_rate_pages_s, "hot_rate_pages_s")
+        if self.hot_pages < 0 or self.hot_offset < 0:
+            raise ConfigError(f"hot_pages={self.hot_pages}, hot_offset={self.hot_offset} must be >= 0")
+
+    @property
+    def rate_pages_s(self) -> float:  # type: ignore[override]
+        return self.inner.rate_pages_s
+
+    @property
+    def wws_pages(self) -> int:  # type: ignore[override]
+        return self.inner.wws_pages
+
+    @property
+    def cpu_share_needed(self) -> float:  # type: ignore[override]
+        return self.inner.cpu_share_needed
+
+    @property
+    def extent_pages(self) -> int:
+        inner = int(getattr(self.inner, "extent_pages", getattr(self.inner, "offset", 0) + self.inner.wws_pages))
+        return max(inner, self.hot_offset + self.hot_pages)
+
+    def _hot(self, rng, duration_s, cpu_fraction) -> np.ndarray:
+        lam = self.hot_rate_pages_s * max(0.0, duration_s) * _speed(cpu_fraction, self.cpu_share_needed)
+        return _uniform(rng, int(rng.poisson(lam)) if lam > 0 else 0, self.hot_offset, self.hot_pages)
+
+    def write_parts(self, rng, duration_s, cpu_fraction=1.0):
+        return self.inner.write_parts(rng, duration_s, cpu_fraction) + (self._hot(rng, duration_s, cpu_fraction),)
+
+    def writes(self, rng, duration_s, cpu_fraction=1.0):
+        return np.concatenate([np.asarray(w) for w in self.write_parts(rng, duration_s, cpu_fraction)])

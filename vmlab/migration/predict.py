@@ -24,7 +24,7 @@ from vmlab.migration.image import MemoryImage, TargetImage
 from vmlab.migration.link import Link
 from vmlab.migration.policies import PAGE_SIZE, Policy, QemuPolicy, policy_by_name
 from vmlab.migration.report import MigrationReport
-from vmlab.migration.dirtying import Idle, SequentialScan, UniformWrites, Workload
+from vmlab.migration.dirtying import Idle, SequentialScan, UniformWrites, WithGuestOS, Workload
 
 __all__ = ["predict_migration", "dirtying_workload"]
 
@@ -103,8 +103,9 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
     if isinstance(pol, QemuPolicy):
         assumed.append(_qemu_costs_line(pol))
     src = _guest_image(memory_mib, used_mib, assumed)
-    wl = workload if workload is not None else dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern,
-                                                                   cpu_share_needed=writer_cpu_share)
+    wl = workload if workload is not None else _with_guest_os(
+        dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern, cpu_share_needed=writer_cpu_share),
+        src.n_pages, assumed)
     rep = run_migration(src, TargetImage(src.n_pages), policy=pol,
                         link=Link(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms), workload=wl, seed=seed,
                         max_time_s=max_time_s, fault=fault, verify=False)
@@ -119,6 +120,19 @@ def _guest_image(memory_mib: float, used_mib: float, assumed: list[str]) -> Memo
                    f"scattered below; it is the end of the first pass ({DEFAULTS_TABLE})")
     used_fraction = min(1.0, max(0.0, used_mib / memory_mib))
     return MemoryImage.from_mib(memory_mib, used_fraction=used_fraction, layout="linux", top_mib=top_mib)
+
+
+def _with_guest_os(wl: Workload, n_pages: int, assumed: list[str]) -> Workload:
+    """The user's workload plus the guest OS's own hot pages, at the start of the top-of-RAM block."""
+    hot = min(defaults.GUEST_HOT_PAGES, n_pages)
+    if hot == 0 or defaults.GUEST_HOT_RATE_PAGES_S == 0:
+        return wl
+    top = int(round(defaults.default_top_mib(n_pages * PAGE_SIZE / 2**20) * 2**20 / PAGE_SIZE))
+    assumed.append(f"assumed: the guest OS re-dirties {hot} hot pages ({hot * PAGE_SIZE / 2**20:.1f} MiB) at "
+                   f"{defaults.GUEST_HOT_RATE_PAGES_S:g} stores/s besides the workload (timers, scheduler, stacks: "
+                   f"fit on real QEMU runs, {DEFAULTS_TABLE}); pass workload= to give every write yourself")
+    return WithGuestOS(inner=wl, hot_pages=hot, hot_rate_pages_s=defaults.GUEST_HOT_RATE_PAGES_S,
+                       hot_offset=max(0, n_pages - max(top, hot)))
 
 
 def _policy(policy: str | Policy, **qemu_knobs) -> Policy:

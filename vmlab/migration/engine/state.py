@@ -121,9 +121,11 @@ class Migration:
             self._store_burst(due)
 
     def _store_burst(self, seconds: float) -> None:
-        w = self.workload.writes(self.rng, seconds, self.cpu_fraction)
-        if w.size:
-            self.src.write(w)
+        wl = self.workload
+        parts = wl.write_parts if hasattr(wl, "write_parts") else lambda *a: (wl.writes(*a),)
+        for w in parts(self.rng, seconds, self.cpu_fraction):
+            if w.size:
+                self.src.write(w)
 
     # --- the wire ------------------------------------------------------------------
     def wire(self, stamps: np.ndarray, rate_Bps: float, *, final: bool = False,
