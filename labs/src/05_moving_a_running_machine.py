@@ -489,6 +489,13 @@ show(brow(pt, pd))
 # (`predict_migration(..., accelerator="tcg")`, as for these runs); on KVM, the default, a sync
 # does not wait for the vCPUs.
 #
+# And a guest dirties more than its workload. QEMU's `dirty-pages-rate` (pages found newly dirty at
+# each sync, over periods of at least 1 s) reads 8,196 pages/s in `dlhot00`, whose dirtier stores
+# only 8,000 pages/s: the kernel's timers, scheduler and stacks are re-dirtied at every sync too.
+# `dlhot00` sat on the edge (its dirty rate is 98 % of the link), and those extra pages kept it from
+# ever converging. vmlab's default guest carries a small hot set of its own (the report says how
+# big); give `workload=` to state every write yourself.
+#
 # **Predict a real run before seeing it.** Run `ram01`: a 512 MiB guest with a 64 MiB working set,
 # 4000 random page writes per second, `max-bandwidth` 32 MiB/s, `downtime-limit` 300 ms, no
 # auto-converge. How long did the real migration take, in seconds? Use `predict_migration` (its
