@@ -8,8 +8,8 @@ Data: datasets/measurements/qemu_migration (tools/qemu_groundtruth, QEMU 7.2, TC
 `vmlab.migration.groundtruth.held_out` (sha256(run_id)[0] % 3 == 0 is held out). Every fit uses
 the training runs only:
 
-1. non-zero memory: (ram.total/4 KiB - ram.duplicate) x 4 KiB - working set = base + per_ram x RAM,
-   least squares (the default for a guest whose used memory the user does not give); where it lies:
+1. non-zero memory: (ram.total/4 KiB - ram.duplicate) x 4 KiB = base + per_ram x RAM + wset_share x
+   working set, least squares (the default for a guest whose used memory the user does not give); where it lies:
    the dense block at the top of RAM beyond RAM/64 (`fit_top_extra`);
 2. setup: median `setup-time`;
 3. switchover: downtime = stop_overhead + final_page_cpu x (downtime-bytes / 4104), Theil-Sen
@@ -51,7 +51,7 @@ REPORT_JSON = "measurements/qemu_migration/calibration.json"
 REPORT_MD = "measurements/qemu_migration/calibration.md"
 REC = 4096 + 8  # a data page on the wire: be64 offset|flags + 4096 bytes (ram.c save_normal_page)
 NORMAL_US_GRID = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24.0)
-ZERO_US_GRID = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+ZERO_US_GRID = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0)
 STOP_MS_GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 FINAL_US_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 HOT_PAGES_GRID = (0, 50, 100, 150, 200, 300, 400)
@@ -62,11 +62,12 @@ def usable(runs):
     return [r for r in runs if r.outcome in ("completed", "cancelled_timeout")]
 
 
-def fit_nonzero(train) -> tuple[float, float]:
-    x = np.array([r.ram_mib for r in train], dtype=float)
-    y = np.array([(r.ram_total_bytes // 4096 - r.duplicate_pages) / 256 - r.wset_mib for r in train])
-    per_ram, base = np.polyfit(x, y, 1)
-    return round(float(base), 1), round(float(per_ram), 4)
+def fit_nonzero(train) -> tuple[float, float, float]:
+    """(base MiB, MiB per MiB of RAM, MiB per MiB of working set) of the non-zero memory, least squares."""
+    x = np.array([[1.0, r.ram_mib, r.wset_mib] for r in train], dtype=float)
+    y = np.array([(r.ram_total_bytes // 4096 - r.duplicate_pages) / 256 for r in train])
+    base, per_ram, share = np.linalg.lstsq(x, y, rcond=None)[0]
+    return round(float(base), 1), round(float(per_ram), 4), round(float(share), 3)
 
 
 def fit_top_extra(train) -> float:
@@ -91,6 +92,24 @@ def fit_top_extra(train) -> float:
         if top:
             extra.append(top / 256 - r.ram_mib * D.STRUCT_PAGE_PER_RAM)
     return round(float(np.median(extra)), 1)
+
+
+def fit_low_density(train) -> float:
+    """The share of data pages in the low part of RAM that holds the data below the top block: on the
+    first-pass polls of the training runs at <= 8 MiB/s, 90% of that data (all of it less the top
+    block) has been sent by pfn p90; density = 0.9 x data / p90, median over the runs."""
+    rho = []
+    for r in train:
+        if r.max_bandwidth_mib_s > 8:
+            continue
+        c = ms.load_qemu_trace(r.run_id).columns
+        first = (c["dirty_sync_count"] == 1) & ~np.isnan(c["normal_pages"])
+        pos = np.r_[0.0, c["normal_pages"][first] + c["duplicate_pages"][first]]
+        data = np.r_[0.0, c["normal_pages"][first]]
+        below = data[-1] - D.default_top_mib(r.ram_mib) * 256
+        if below > 0:
+            rho.append(0.9 * below / float(np.interp(0.9 * below, data, pos)))
+    return round(float(np.median(rho)), 2)
 
 
 def fit_final_new(train) -> float:
@@ -187,8 +206,9 @@ def fit_sender(train, pol: QemuPolicy, used_of, share) -> QemuPolicy:
 def fit(runs, root) -> dict:
     train = [r for r in usable(runs) if not held_out(r.run_id)]
     share = fit_writer_share(train, root)
-    base, per_ram = fit_nonzero(train)
+    base, per_ram, wset_share = fit_nonzero(train)
     D.GUEST_TOP_EXTRA_MIB = top_extra = fit_top_extra(train)   # predict_migration reads it at call time
+    D.GUEST_LOW_DENSITY = low_density = fit_low_density(train)
     setup = float(np.median([r.setup_time_ms for r in train]))
     stop_ms, final_us = fit_downtime(train)
     # a live bitmap sync costs what the setup's sync does: setup-time spans ram_init_bitmaps' first
@@ -198,15 +218,16 @@ def fit(runs, root) -> dict:
                      final_sync_ms=0.0, sync_ms=setup, sync_ms_per_gib=0.0, final_new_page_us=fit_final_new(train))
 
     def used_of(r):
-        return min(float(r.ram_mib), base + per_ram * r.ram_mib + r.wset_mib)
+        return min(float(r.ram_mib), base + per_ram * r.ram_mib + wset_share * r.wset_mib)
 
     # the sender first without the guest's hot set, then the hot set, then the sender again
     D.GUEST_HOT_PAGES = 0
     pol = fit_sender(train, pol, used_of, share)
     hot, hot_rate = fit_guest_hot(train, pol, used_of, share)
     pol = fit_sender(train, pol, used_of, share)
-    return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_top_extra_mib": top_extra,
-            "guest_hot_pages": hot, "guest_hot_rate_pages_s": hot_rate, "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
+    return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_wset_share": wset_share,
+            "guest_top_extra_mib": top_extra,
+            "guest_low_density": low_density, "guest_hot_pages": hot, "guest_hot_rate_pages_s": hot_rate, "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "train_runs": [r.run_id for r in train]}
@@ -214,8 +235,9 @@ def fit(runs, root) -> dict:
 
 def code_constants() -> dict:
     p = QemuPolicy()
-    return {"guest_base_mib": D.GUEST_BASE_MIB, "guest_per_ram": D.GUEST_PER_RAM,
-            "guest_top_extra_mib": D.GUEST_TOP_EXTRA_MIB, "guest_hot_pages": D.GUEST_HOT_PAGES,
+    return {"guest_base_mib": D.GUEST_BASE_MIB, "guest_per_ram": D.GUEST_PER_RAM, "guest_wset_share": D.GUEST_WSET_SHARE,
+            "guest_top_extra_mib": D.GUEST_TOP_EXTRA_MIB, "guest_low_density": D.GUEST_LOW_DENSITY,
+            "guest_hot_pages": D.GUEST_HOT_PAGES,
             "guest_hot_rate_pages_s": D.GUEST_HOT_RATE_PAGES_S, "setup_ms": p.setup_ms,
             "stop_overhead_ms": p.stop_overhead_ms, "final_page_cpu_us": p.final_page_cpu_us,
             "normal_page_cpu_us": p.normal_page_cpu_us, "zero_page_scan_us": p.zero_page_scan_us,
@@ -231,9 +253,11 @@ def evaluate(runs, c: dict) -> dict:
                      final_sync_ms=0.0, final_new_page_us=c["final_new_page_us"])
 
     def used_of(r):
-        return min(float(r.ram_mib), c["guest_base_mib"] + c["guest_per_ram"] * r.ram_mib + r.wset_mib)
+        return min(float(r.ram_mib), c["guest_base_mib"] + c["guest_per_ram"] * r.ram_mib
+                   + c["guest_wset_share"] * r.wset_mib)
 
     D.GUEST_TOP_EXTRA_MIB = c["guest_top_extra_mib"]   # predict_migration reads these at call time
+    D.GUEST_LOW_DENSITY = c["guest_low_density"]
     D.GUEST_HOT_PAGES, D.GUEST_HOT_RATE_PAGES_S = c["guest_hot_pages"], c["guest_hot_rate_pages_s"]
     rows = compare_runs(usable(runs), policy=pol, used_mib_of=used_of, writer_cpu_share=c["dirtier_cpu_share"])
     test = [r for r in rows if r.held_out]
@@ -242,14 +266,21 @@ def evaluate(runs, c: dict) -> dict:
 
 
 PROVENANCE = {
-    "guest_base_mib": ("MiB", "default", "least squares of non-zero MiB - working set on RAM (intercept)",
+    "guest_base_mib": ("MiB", "default", "least squares of non-zero MiB on RAM and working set (intercept)",
                        "non-zero = ram.total/4 KiB - ram.duplicate (ram.c save_zero_page counts duplicates)"),
-    "guest_per_ram": ("MiB/MiB", "default", "least squares of non-zero MiB - working set on RAM (slope)",
+    "guest_per_ram": ("MiB/MiB", "default", "least squares of non-zero MiB on RAM and working set (RAM slope)",
                       "struct pages, page tables and other per-RAM kernel data of the minimal guest"),
+    "guest_wset_share": ("MiB/MiB", "default", "least squares of non-zero MiB on RAM and working set "
+                         "(working-set slope)", "below 1: the working set reuses freed pages that still held "
+                         "data (Linux does not zero pages on free)"),
     "guest_top_extra_mib": ("MiB", "default", "median of (dense block at the top of RAM - RAM/64) in the first "
                             "pass of the training runs at <= 8 MiB/s (query-migrate normal/duplicate pages per poll)",
                             "memblock allocates top-down: the struct page array (RAM/64) and the initrd at the top "
                             "of RAM; the end of ram.c's first pass (ram_find_and_save_block walks pfns upwards)"),
+    "guest_low_density": ("fraction", "default", "median over the training runs at <= 8 MiB/s of 0.9 x (data below "
+                          "the top block) / the pfn by which the first pass had sent 90% of it",
+                          "the kernel and early allocations sit in low memory and a small guest never touches the "
+                          "top of its free memory: the data below the top block fills the low part of RAM"),
     "guest_hot_pages": ("pages", "default", "grid with guest_hot_rate_pages_s, mean |log(model/real)| total time",
                         "pages the guest OS re-dirties besides the workload (timers, scheduler, stacks, page "
                         "tables): real dirty-pages-rate (ram.c migration_update_rates) exceeds the dirtier's "

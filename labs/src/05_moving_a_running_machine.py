@@ -473,8 +473,10 @@ show(brow(pt, pd))
 # Downtimes of a few ms are close to QEMU's 1 ms resolution. An idle guest's downtime is what is
 # left of the first pass when pending first drops below the threshold, and a Linux guest's memory
 # *ends* with data: the kernel allocates its struct page array (RAM/64) and keeps the initrd at the
-# top of RAM. At 32 MiB/s (threshold 2,458 pages) the check fires inside that block and the final
-# copy carries about 2,000 data pages: 8–13 ms in the real runs, 13–21 ms in vmlab (which prices
+# top of RAM; the rest of its data fills the low part of RAM, and in a 512 MiB guest most of the
+# RAM between them was never touched. At 32 MiB/s (threshold 2,458 pages) the check fires inside
+# that top block and the final copy carries about 2,000 data pages: 8–13 ms in the real runs,
+# 16–17 ms in vmlab (which prices
 # each never-sent page at the 9 µs measured on the biggest final copies). At 256 MiB/s it is a
 # knife edge. Look at `idle05`, `reidle00` and `reidle01`: the same idle 256 MiB guest, three real
 # downtimes of 1, 107 and 5 ms. QEMU checks pending < threshold only between `ram_save_iterate`

@@ -38,8 +38,10 @@ def test_the_code_uses_the_fitted_constants_of_the_registered_table():
     reg = json.loads((ds.DATASETS_DIR / "registry.json").read_text())["files"]
     assert "tables/qemu_migration_calibrated.csv" in reg
     t, p = _table(), QemuPolicy()
-    assert (D.GUEST_BASE_MIB, D.GUEST_PER_RAM) == (t["guest_base_mib"], t["guest_per_ram"])
+    assert (D.GUEST_BASE_MIB, D.GUEST_PER_RAM, D.GUEST_WSET_SHARE) == (t["guest_base_mib"], t["guest_per_ram"],
+                                                                         t["guest_wset_share"])
     assert D.GUEST_TOP_EXTRA_MIB == t["guest_top_extra_mib"]
+    assert D.GUEST_LOW_DENSITY == t["guest_low_density"]
     assert (D.GUEST_HOT_PAGES, D.GUEST_HOT_RATE_PAGES_S) == (t["guest_hot_pages"], t["guest_hot_rate_pages_s"])
     assert (p.setup_ms, p.stop_overhead_ms, p.final_page_cpu_us) == (t["setup_ms"], t["stop_overhead_ms"],
                                                                        t["final_page_cpu_us"])

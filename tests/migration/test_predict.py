@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from vmlab.errors import ConfigError
@@ -115,3 +116,28 @@ def test_memory_image_refuses_an_unknown_layout_or_a_negative_top_block():
         MemoryImage(1024, used_pages=10, layout="linux", top_pages=-1)
     img = MemoryImage(1024, used_pages=10, layout="linux", top_pages=64)   # a block larger than the data
     assert (img.content[-10:] != 0).all() and int((img.content != 0).sum()) == 10
+
+
+def test_the_linux_layout_fills_the_low_part_of_ram_at_the_measured_density():
+    # fit_low_density: the data below the top block fills the low part of RAM; the top half of a
+    # 512 MiB guest's RAM below the top block is zero pages (idle06: 90% of it by 41% of RAM)
+    from vmlab.migration import MemoryImage
+    from vmlab.migration.defaults import GUEST_LOW_DENSITY, default_top_mib
+    used = int(round(_default_used(512, 16) * 256))
+    top = int(round(default_top_mib(512) * 256))
+    img = MemoryImage(512 * 256, used_pages=used, layout="linux", top_pages=top, low_density=GUEST_LOW_DENSITY)
+    data = img.content != 0
+    span = int(np.ceil((used - top) / GUEST_LOW_DENSITY))
+    assert data.sum() == used and data[-top:].all()
+    assert data[span:-top].sum() == 0
+    assert data[:span].mean() == pytest.approx(GUEST_LOW_DENSITY, abs=0.01)
+    packed = MemoryImage(100, used_pages=90, layout="linux", top_pages=10, low_density=0.5)   # no room: all below
+    assert int((packed.content != 0).sum()) == 90
+
+
+def test_memory_image_refuses_a_low_density_outside_0_1():
+    from vmlab.errors import ConfigError
+    from vmlab.migration import MemoryImage
+    for bad in (0.0, 1.5, -0.2):
+        with pytest.raises(ConfigError, match=f"low_density={bad}"):
+            MemoryImage(1024, used_pages=10, layout="linux", top_pages=4, low_density=bad)

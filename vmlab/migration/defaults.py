@@ -7,7 +7,8 @@ the numbers below equal that table. `assumptions(...)` words them for the report
 
 - Non-zero memory: a minimal Linux guest (Debian 6.1 kernel, busybox initramfs) holds
   GUEST_BASE_MIB + GUEST_PER_RAM x RAM of non-zero pages besides its working set (kernel text and
-  data, struct pages, page tables); the rest of RAM was never written and QEMU sends it as 9-byte
+  data, struct pages, page tables), and the working set adds GUEST_WSET_SHARE of its size (a little
+  less than all: it reuses freed pages that still held data); the rest of RAM was never written and QEMU sends it as 9-byte
   zero-page records. A guest with a page cache full of files has more: pass used_mib then.
 - Where it lies (`default_top_mib`): memblock allocates top-down at boot, so the top of RAM holds
   a dense block -- the struct page array (64 bytes per 4 KiB page: RAM/64) and the initrd and
@@ -27,17 +28,19 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "GUEST_TOP_EXTRA_MIB", "GUEST_HOT_PAGES",
+__all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "GUEST_WSET_SHARE", "GUEST_TOP_EXTRA_MIB", "GUEST_LOW_DENSITY", "GUEST_HOT_PAGES",
            "GUEST_HOT_RATE_PAGES_S", "DEFAULTS_TABLE", "default_used_mib",
            "default_top_mib", "default_link_mbps", "link_cap_note", "ETHERNET_MBPS"]
 
 DEFAULTS_TABLE = "datasets/tables/qemu_migration_calibrated.csv"
 
-GUEST_BASE_MIB = 54.7     # calibrated: non-zero MiB of the idle minimal guest besides its working set
-GUEST_PER_RAM = 0.0401     # calibrated: extra non-zero MiB per MiB of RAM (struct pages, page tables, ...)
+GUEST_BASE_MIB = 56.3     # calibrated: non-zero MiB of the idle minimal guest besides its working set
+GUEST_PER_RAM = 0.0468     # calibrated: extra non-zero MiB per MiB of RAM (struct pages, page tables, ...)
+GUEST_WSET_SHARE = 0.938   # calibrated: non-zero MiB the working set adds per MiB (it reuses freed data pages)
 GUEST_TOP_EXTRA_MIB = 3.4  # calibrated: the dense block at the top of RAM, beyond RAM/64 (initrd, early allocations)
+GUEST_LOW_DENSITY = 0.51   # calibrated: share of data pages in the low part of RAM that holds the rest
 GUEST_HOT_PAGES = 50       # calibrated: pages the guest OS re-dirties continually besides the workload
-GUEST_HOT_RATE_PAGES_S = 1000.0   # calibrated: its stores per second (uniform over the hot pages)
+GUEST_HOT_RATE_PAGES_S = 2000.0   # calibrated: its stores per second (uniform over the hot pages)
 STRUCT_PAGE_PER_RAM = 1 / 64   # Linux: a 64-byte struct page per 4 KiB page (include/linux/mm_types.h)
 
 ETHERNET_MBPS = (10_000.0, 25_000.0, 40_000.0, 100_000.0, 400_000.0)   # IEEE 802.3 rates
@@ -45,7 +48,7 @@ ETHERNET_MBPS = (10_000.0, 25_000.0, 40_000.0, 100_000.0, 400_000.0)   # IEEE 80
 
 def default_used_mib(memory_mib: float, wws_mib: float) -> float:
     """Non-zero MiB of a minimal Linux guest of `memory_mib` that has written `wws_mib`."""
-    return min(float(memory_mib), GUEST_BASE_MIB + GUEST_PER_RAM * memory_mib + max(0.0, wws_mib))
+    return min(float(memory_mib), GUEST_BASE_MIB + GUEST_PER_RAM * memory_mib + GUEST_WSET_SHARE * max(0.0, wws_mib))
 
 
 def default_top_mib(memory_mib: float) -> float:

@@ -37,13 +37,15 @@ _STAMP_TAG = np.uint64(1) << np.uint64(62)  # initial contents: never 0, never a
 _CACHE_MAX_PAGES = 1 << 21   # initial contents of guests up to 8 GiB are built once and copied (16 MiB each)
 
 
-def _build_content(n_pages: int, used: int, layout: str, top: int = 0) -> np.ndarray:
+def _build_content(n_pages: int, used: int, layout: str, top: int = 0, span: int | None = None) -> np.ndarray:
     """Initial stamps: `used` data pages (never-zero stamps) laid out by `layout`, the rest zero.
-    "linux": `top` of them in a dense block at the top of RAM, the others scattered below it."""
+    "linux": `top` of them in a dense block at the top of RAM, the others scattered over the
+    lowest `span` pages (default: all of RAM below the block)."""
     if layout == "linux":
         top = min(used, top, n_pages)
+        low = n_pages - top if span is None else max(used - top, min(n_pages - top, span))
         content = np.zeros(n_pages, dtype=np.uint64)
-        content[:n_pages - top] = _build_content(n_pages - top, used - top, "scattered") if n_pages > top else 0
+        content[:low] = _build_content(low, used - top, "scattered") if low > 0 else 0
         content[n_pages - top:] = np.arange(int(_STAMP_TAG) + used - top + 1, int(_STAMP_TAG) + used + 1,
                                             dtype=np.uint64)
         return content
@@ -62,8 +64,8 @@ def _build_content(n_pages: int, used: int, layout: str, top: int = 0) -> np.nda
 
 
 @functools.lru_cache(maxsize=8)
-def _initial_content(n_pages: int, used: int, layout: str, top: int) -> np.ndarray:
-    content = _build_content(n_pages, used, layout, top)
+def _initial_content(n_pages: int, used: int, layout: str, top: int, span: int | None) -> np.ndarray:
+    content = _build_content(n_pages, used, layout, top, span)
     content.flags.writeable = False   # a template: every image copies it
     return content
 
@@ -85,11 +87,13 @@ class MemoryImage:
     `"linux"` puts `top_pages` of them in a dense block at the top of RAM and
     scatters the rest below it, as measured on a booted Linux guest (memblock
     allocates top-down: the struct page array and the initrd sit at the top; see
-    `vmlab.migration.defaults.default_top_mib`).
+    `vmlab.migration.defaults.default_top_mib`); with `low_density` the rest fills
+    the lowest part of RAM at that share of data pages (the kernel and early
+    allocations sit low; the top half of a big guest's RAM was never touched).
     """
 
     def __init__(self, n_pages: int, *, used_pages: int | None = None, layout: str = "scattered",
-                 top_pages: int = 0) -> None:
+                 top_pages: int = 0, low_density: float | None = None) -> None:
         n_pages = int(n_pages)
         if n_pages <= 0:
             raise ConfigError(f"n_pages={n_pages} must be positive; give the guest some memory")
@@ -100,14 +104,20 @@ class MemoryImage:
             raise ConfigError(f"layout={layout!r} is not 'scattered', 'front' or 'linux'")
         if top_pages < 0:
             raise ConfigError(f"top_pages={top_pages} is negative; give 0 or more pages for the top block")
+        if low_density is not None and not 0 < low_density <= 1:
+            raise ConfigError(f"low_density={low_density} is outside (0, 1]; it is the share of data pages "
+                              "in the low part of RAM (1: packed)")
         top = int(top_pages) if layout == "linux" else 0
+        span = None
+        if layout == "linux" and low_density is not None:
+            span = int(math.ceil(max(0, used - min(used, top)) / low_density))
         self.n_pages = n_pages
         if used == n_pages:  # one allocation, no temporary: matters at 16 M pages
             self.content = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + n_pages, dtype=np.uint64)
         elif n_pages <= _CACHE_MAX_PAGES:
-            self.content = _initial_content(n_pages, used, layout, top).copy()
+            self.content = _initial_content(n_pages, used, layout, top, span).copy()
         else:
-            self.content = _build_content(n_pages, used, layout, top)
+            self.content = _build_content(n_pages, used, layout, top, span)
         self._pfns: np.ndarray | None = None
         self.log: DirtyLog | None = None
         self._seq = 0
@@ -115,9 +125,10 @@ class MemoryImage:
 
     @classmethod
     def from_mib(cls, memory_mib: float, *, used_fraction: float = 1.0, layout: str = "scattered",
-                 top_mib: float = 0.0) -> "MemoryImage":
+                 top_mib: float = 0.0, low_density: float | None = None) -> "MemoryImage":
         n = int(round(memory_mib * 256))
-        return cls(n, used_pages=int(round(n * used_fraction)), layout=layout, top_pages=int(round(top_mib * 256)))
+        return cls(n, used_pages=int(round(n * used_fraction)), layout=layout, top_pages=int(round(top_mib * 256)),
+                   low_density=low_density)
 
     @property
     def pfns(self) -> np.ndarray:

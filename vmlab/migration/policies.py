@@ -188,8 +188,8 @@ class QemuPolicy(Policy):
     # datasets/tables/qemu_migration_calibrated.csv; tests/migration/test_calibration.py locks them):
     setup_ms: float = 1.0                # setup-time: log-dirty on, ram_init_bitmaps' first sync, thread start
     setup_ms_per_gib: float = 0.0
-    normal_page_cpu_us: float = 2.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
-    zero_page_scan_us: float = 1.0       # live sender, per zero page: buffer_is_zero + 9-byte record
+    normal_page_cpu_us: float = 3.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
+    zero_page_scan_us: float = 0.75      # live sender, per zero page: buffer_is_zero + 9-byte record
     final_page_cpu_us: float = 2.5       # stop-and-copy, per data page sent before (no rate limit)
     final_new_page_us: float = 9.0       # stop-and-copy, per data page the target never received
     stop_overhead_ms: float = 0.0        # vm_stop, final bitmap sync, device state, return path

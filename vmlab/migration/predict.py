@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from vmlab.errors import ConfigError
 from vmlab.migration import defaults
-from vmlab.migration.defaults import (DEFAULTS_TABLE, GUEST_BASE_MIB, GUEST_PER_RAM, default_link_mbps,
+from vmlab.migration.defaults import (DEFAULTS_TABLE, default_link_mbps,
                                       default_used_mib, link_cap_note)
 from vmlab.migration.engine import run_migration
 from vmlab.migration.faults import Fault
@@ -88,7 +88,8 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
         used_mib = default_used_mib(memory_mib, wws)
         assumed.append(f"assumed: {used_mib:.0f} of {memory_mib:g} MiB non-zero ({memory_mib - used_mib:.0f} MiB "
                        f"never written, sent as 9-byte zero-page records): a minimal Linux guest's "
-                       f"{GUEST_BASE_MIB:g} MiB + {GUEST_PER_RAM:.1%} of RAM + the working set "
+                       f"{defaults.GUEST_BASE_MIB:g} MiB + {defaults.GUEST_PER_RAM:.1%} of RAM + "
+                       f"{defaults.GUEST_WSET_SHARE:.0%} of the working set "
                        f"(fit on real QEMU runs, {DEFAULTS_TABLE}); pass used_mib= to say otherwise")
     cap = pol.max_bandwidth_mib_s
     if bandwidth_mbps is None:
@@ -117,9 +118,11 @@ def _guest_image(memory_mib: float, used_mib: float, assumed: list[str]) -> Memo
     top_mib = min(used_mib, defaults.default_top_mib(memory_mib))
     assumed.append(f"assumed: {top_mib:.1f} MiB of the data in a dense block at the top of RAM (the struct page "
                    f"array, RAM/64, + {defaults.GUEST_TOP_EXTRA_MIB:g} MiB: memblock allocates top-down), the rest "
-                   f"scattered below; it is the end of the first pass ({DEFAULTS_TABLE})")
+                   f"in the low part of RAM, {defaults.GUEST_LOW_DENSITY:.0%} of its pages data; the top block is "
+                   f"the end of the first pass ({DEFAULTS_TABLE})")
     used_fraction = min(1.0, max(0.0, used_mib / memory_mib))
-    return MemoryImage.from_mib(memory_mib, used_fraction=used_fraction, layout="linux", top_mib=top_mib)
+    return MemoryImage.from_mib(memory_mib, used_fraction=used_fraction, layout="linux", top_mib=top_mib,
+                                low_density=defaults.GUEST_LOW_DENSITY)
 
 
 def _with_guest_os(wl: Workload, n_pages: int, assumed: list[str]) -> Workload:
