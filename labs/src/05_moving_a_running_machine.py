@@ -476,8 +476,8 @@ show(brow(pt, pd))
 # top of RAM; the rest of its data fills the low part of RAM, and in a 512 MiB guest most of the
 # RAM between them was never touched. At 32 MiB/s (threshold 2,458 pages) the check fires inside
 # that top block and the final copy carries about 2,000 data pages: 8–13 ms in the real runs,
-# 16–17 ms in vmlab (which prices
-# each never-sent page at the 9 µs measured on the biggest final copies). At 256 MiB/s it is a
+# 10–12 ms in vmlab (the sockets take the first 1,200 of those never-sent pages at once; past them
+# the source waits for the target, 13 µs a page, fitted on the idle runs). At 256 MiB/s it is a
 # knife edge. Look at `idle05`, `reidle00` and `reidle01`: the same idle 256 MiB guest, three real
 # downtimes of 1, 107 and 5 ms. QEMU checks pending < threshold only between `ram_save_iterate`
 # calls; when the rest of the pass fits in the iteration under way, the pass finishes and the final

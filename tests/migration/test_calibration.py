@@ -48,7 +48,7 @@ def test_the_code_uses_the_fitted_constants_of_the_registered_table():
     assert (p.normal_page_cpu_us, p.zero_page_scan_us, p.sync_ms) == (t["normal_page_cpu_us"],
                                                                        t["zero_page_scan_us"], t["sync_ms"])
     assert DIRTIER_CPU_SHARE == t["dirtier_cpu_share"]
-    assert p.final_new_page_us == t["final_new_page_us"]
+    assert (p.final_new_page_us, p.final_buffer_pages) == (t["final_new_page_us"], t["final_buffer_pages"])
 
 
 def test_the_split_is_fixed_by_the_run_id_hash():

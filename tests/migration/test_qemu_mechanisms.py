@@ -207,19 +207,23 @@ def test_ram_save_iterate_ends_on_the_budget_or_after_max_wait_whichever_comes_f
 def test_the_final_copy_prices_pages_the_target_never_received_apart():
     # The check fires with part of the first pass unsent (data at the end of memory): those pages go
     # in ram_save_complete's copy as pages new to the target, at final_new_page_us each.
-    plain = _qemu(20_000, range(16_000, 20_000), final_page_cpu_us=2.0)
-    slow = _qemu(20_000, range(16_000, 20_000), final_page_cpu_us=2.0, final_new_page_us=202.0)
+    plain = _qemu(20_000, range(16_000, 20_000), final_page_cpu_us=2.0, final_buffer_pages=0)
+    slow = _qemu(20_000, range(16_000, 20_000), final_page_cpu_us=2.0, final_new_page_us=202.0, final_buffer_pages=0)
     new = plain.rounds[-1].normal_pages
     assert new > 1000 and slow.rounds[-1].normal_pages == new
     # (less at most the plain copy's own time, which the slow one's CPU time now covers)
     assert new * 0.2 - plain.downtime_ms <= slow.downtime_ms - plain.downtime_ms <= new * 0.2 + 1e-6
+    # the sockets take the first final_buffer_pages of them at the plain price: 500 x 200 us less
+    buffered = _qemu(20_000, range(16_000, 20_000), final_page_cpu_us=2.0, final_new_page_us=202.0,
+                     final_buffer_pages=500)
+    assert buffered.downtime_ms == pytest.approx(slow.downtime_ms - 500 * 0.2)
 
 
 def test_a_switchover_before_the_end_of_the_first_pass_is_reported_as_a_knife_edge():
     # migration_iteration_run checks pending < threshold only between ram_save_iterate calls: an idle
-    # guest at 256 MiB/s switches over with the first pass's tail unsent (the model), or finishes it
-    # in the iteration under way (a real repeat): the report says which it predicted, and why.
-    edge = predict_migration(memory_mib=512, wws_mib=16, max_bandwidth_mib_s=256)
+    # guest at 256 MiB/s switches over with the first pass's tail unsent (the model; real reidle00, 107 ms),
+    # or finishes it in the iteration under way (real idle05 and reidle01): the report says which, and why.
+    edge = predict_migration(memory_mib=256, wws_mib=16, max_bandwidth_mib_s=256)
     notes = [n for n in edge.notes if n.startswith("knife edge:")]
     assert len(notes) == 1 and notes[0] in edge.summary()
     busy = predict_migration(memory_mib=512, wws_mib=64, dirty_rate_mib_s=16, pattern="uniform", max_bandwidth_mib_s=32)

@@ -317,9 +317,9 @@ def _decide(m: Migration, sw: _Sweep, merged: np.ndarray, stats: SyncStats) -> M
     return None
 
 
-def _knife_edge_note(pages: int, us_per_page: float) -> str:
+def _knife_edge_note(pages: int, seconds: float) -> str:
     return (f"knife edge: the switchover came before the first pass ended, so {pages:,} data pages never sent "
-            f"went in the final copy (~{pages * us_per_page / 1000:.0f} ms of the downtime); a real QEMU whose check "
+            f"went in the final copy (~{seconds * 1000:.0f} ms of the downtime); a real QEMU whose check "
             "falls one ram_save_iterate later finishes the pass live and stops in a few ms (real repeats of one "
             "idle guest: 1, 5 and 107 ms, datasets/measurements/qemu_migration)")
 
@@ -343,7 +343,9 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
         final_sync_s = m.sync_s if p.final_sync_ms is None else p.final_sync_ms / 1000
     nz, z, nbytes, secs = m.send(final, m.goodput, final=True)  # migration_completion lifts the limit
     if p.early_sync and m.last_first_touch:
-        m.notes.append(_knife_edge_note(m.last_first_touch, p.final_new_page_us))
+        page_us = p.final_page_cpu_us if p.final_page_cpu_us is not None else p.normal_page_cpu_us
+        m.notes.append(_knife_edge_note(m.last_first_touch, m.last_first_touch * page_us * 1e-6
+                                        + m.first_touch_extra_s(m.last_first_touch, page_us)))
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev
     m.downtime_bytes += nbytes + dev

@@ -136,7 +136,8 @@ class Migration:
         overlaps with the wire: a chunk takes the longer of the two, so the CPU cost
         is the sender's ceiling (QEMU's windowed limiter: `paced`). `final` charges the stop-and-copy cost
         per data page (vCPUs stopped) instead of the live one, and `final_new_page_us` for the
-        `first_touch` data pages among them that the target never received before.
+        `first_touch` data pages among them that the target never received before (past the sockets'
+        `final_buffer_pages`).
         """
         p = self.policy
         k = int(stamps.size)
@@ -151,9 +152,16 @@ class Migration:
             nbytes = k * (PAGE_SIZE + p.page_header_bytes) + 4 * math.ceil(k / p.batch_pages)
             cpu_s = k * page_us * 1e-6
         if final and first_touch:
-            cpu_s += first_touch * max(0.0, p.final_new_page_us - page_us) * 1e-6
+            cpu_s += self.first_touch_extra_s(first_touch, page_us)
         self.last_busy_s = max(nbytes / self.goodput, cpu_s)   # the sender's time, without rate-limit sleeps
         return nz, z, nbytes, max(nbytes / rate_Bps, cpu_s)
+
+    def first_touch_extra_s(self, first_touch: int, page_us: float) -> float:
+        """What `first_touch` never-sent pages add to a final copy beyond `page_us` each: those past the
+        sockets' `final_buffer_pages` wait for the target (final_new_page_us each)."""
+        p = self.policy
+        slow = max(0, first_touch - getattr(p, "final_buffer_pages", 0))
+        return slow * max(0.0, p.final_new_page_us - page_us) * 1e-6
 
     def send(self, pfns, rate_Bps: float, *, final: bool = False) -> tuple[int, int, int, float]:
         """Copy these pages' stamps to the target; `pfns` is an index array or a slice."""
