@@ -51,8 +51,8 @@ pages-per-second: 284834
 precopy ram: 11097 kbytes
 downtime ram: 656 kbytes"""
 # (issue 13: the QEMU numbers follow the calibrated mechanisms -- setup 1 ms, sender ceiling, the
-# windowed rate limiter, a 1 ms bitmap sync, the unthrottled final copy, the guest OS's hot pages;
-# the Xen goldens are unchanged)
+# windowed rate limiter, a 1 ms bitmap sync, the unthrottled final copy whose first pages the sockets
+# take; the Xen goldens are unchanged)
 
 # Xen 3 scans each pass in xc_domain_save's permute() order (not pfn order), so the working set's
 # re-dirtied pages are met all through round 1 and more of them are skipped than in pfn order.
