@@ -100,22 +100,30 @@ class DirtyLog:
                 return blocks
             b0, b1 = int(blocks[0]), int(blocks[-1]) + 1
             if b1 - b0 > 2 * blocks.size:   # scattered dirty blocks: scan those alone
+                starts = np.flatnonzero(np.diff(blocks) != 1) + 1
+                if starts.size < 8:   # a few runs of blocks (a working set and a hot set): one slice each
+                    edges = np.r_[0, starts, blocks.size]
+                    return np.concatenate([self._clean_span(int(blocks[a]), int(blocks[b - 1]) + 1)
+                                           for a, b in zip(edges[:-1], edges[1:])])
                 rows = self._padded.reshape(-1, 1 << self.BLOCK_SHIFT)
                 flat = np.flatnonzero(rows[blocks])
                 dirty = (blocks[flat >> self.BLOCK_SHIFT] << self.BLOCK_SHIFT) + (flat & ((1 << self.BLOCK_SHIFT) - 1))
                 rows[blocks] = False
                 self._blocks[blocks] = False
                 return dirty.astype(np.int64)
-            # a dense span of blocks: scan it as one slice (sorted output), clear it with one fill
-            span = self._padded[b0 << self.BLOCK_SHIFT:b1 << self.BLOCK_SHIFT]
-            dirty = np.flatnonzero(span)
-            if b0:
-                dirty += b0 << self.BLOCK_SHIFT
-            span[:] = False
-            self._blocks[b0:b1] = False
-            return dirty
+            return self._clean_span(b0, b1)
         dirty = np.flatnonzero(self.bitmap)
         self.bitmap[dirty] = False
+        return dirty
+
+    def _clean_span(self, b0: int, b1: int) -> np.ndarray:
+        """Clean blocks [b0, b1) as one slice (sorted output), cleared with one fill."""
+        span = self._padded[b0 << self.BLOCK_SHIFT:b1 << self.BLOCK_SHIFT]
+        dirty = np.flatnonzero(span)
+        if b0:
+            dirty += b0 << self.BLOCK_SHIFT
+        span[:] = False
+        self._blocks[b0:b1] = False
         return dirty
 
     def clean_merge(self, unsent: np.ndarray) -> tuple[np.ndarray, int]:
