@@ -89,6 +89,7 @@ class Migration:
         self.faults = 0
         self.stop_reason = ""
         self.notes: list[str] = []
+        self.near_miss: tuple[int, float] | None = None   # (pending, threshold pages) of a check just over it
         if policy.max_bandwidth_mib_s and self.goodput < policy.max_bandwidth_mib_s * 2**20:
             from vmlab.migration.defaults import link_cap_note   # never a silent cap
             self.notes.append(link_cap_note(policy.max_bandwidth_mib_s, float(link.bandwidth_mbps)))
