@@ -69,21 +69,27 @@ def default_grid() -> list[RunSpec]:
     return g
 
 
-def mixed_runs(n: int, seed: int = 13) -> list[RunSpec]:
+def mixed_runs(n: int, seed: int = 13, prefix: str = "mix", seed_base: int = 4000) -> list[RunSpec]:
     """n combinations drawn (seeded) from the factor levels: runs off the sweep axes, e.g. to hold out."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         ram = rng.choice((128, 256, 512))
         wset = rng.choice([w for w in (8, 16, 32, 64, 128) if w <= ram - 96])
-        out.append(_spec(i, "mix", ram=ram, wset=wset, rate=rng.choice((0, 1000, 2000, 4000, 8000, 16000, 32000)),
+        out.append(_spec(i, prefix, ram=ram, wset=wset, rate=rng.choice((0, 1000, 2000, 4000, 8000, 16000, 32000)),
                          pattern=rng.choice(("rand", "seq")), bw=rng.choice((8, 16, 32, 64, 128, 256)),
-                         dl=rng.choice((30, 100, 300, 1000)), ac=rng.random() < 0.3, seed=4000 + i))
+                         dl=rng.choice((30, 100, 300, 1000)), ac=rng.random() < 0.3, seed=seed_base + i))
     return out
+
+
+def fresh_grid() -> list[RunSpec]:
+    """Runs measured after the model was calibrated, for validation only (never fitted): 16 new seeded
+    combinations of the same factor levels (datasets/measurements/qemu_migration_fresh)."""
+    return mixed_runs(16, seed=29, prefix="fresh", seed_base=5000)
 
 
 def smoke_grid() -> list[RunSpec]:
     return [_spec(0, "smoke", ram=128, wset=16, rate=2000), _spec(1, "smoke", ram=128, wset=16, rate=0)]
 
 
-GRIDS = {"default": default_grid, "smoke": smoke_grid}
+GRIDS = {"default": default_grid, "smoke": smoke_grid, "fresh": fresh_grid}
