@@ -258,8 +258,9 @@ def code_constants() -> dict:
             "final_new_page_us": p.final_new_page_us, "final_buffer_pages": p.final_buffer_pages}
 
 
-def evaluate(runs, c: dict) -> dict:
-    """Errors with constants `c`, through the student path (no used_mib, default policy knobs)."""
+def evaluate(runs, c: dict, fresh=()) -> dict:
+    """Errors with constants `c`, through the student path (no used_mib, default policy knobs); `fresh`:
+    runs measured after the fit (datasets/measurements/qemu_migration_fresh), all of them validation."""
     pol = QemuPolicy(setup_ms=c["setup_ms"], setup_ms_per_gib=0.0, stop_overhead_ms=c["stop_overhead_ms"],
                      final_page_cpu_us=c["final_page_cpu_us"], normal_page_cpu_us=c["normal_page_cpu_us"],
                      zero_page_scan_us=c["zero_page_scan_us"], sync_ms=c["sync_ms"], sync_ms_per_gib=0.0,
@@ -276,7 +277,9 @@ def evaluate(runs, c: dict) -> dict:
     rows = compare_runs(usable(runs), policy=pol, used_mib_of=used_of, writer_cpu_share=c["dirtier_cpu_share"])
     test = [r for r in rows if r.held_out]
     train = [r for r in rows if not r.held_out]
-    return {"held_out": error_summary(test), "train": error_summary(train), "rows": rows}
+    fresh_rows = compare_runs(usable(fresh), policy=pol, used_mib_of=used_of, writer_cpu_share=c["dirtier_cpu_share"])
+    return {"held_out": error_summary(test), "train": error_summary(train), "rows": rows,
+            "fresh": error_summary(fresh_rows) if fresh_rows else None, "fresh_rows": fresh_rows}
 
 
 PROVENANCE = {
@@ -377,11 +380,12 @@ def repeat_spread(runs) -> list[dict]:
 
 
 def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] = ()) -> None:
-    summ = {k: ev[k] for k in ("held_out", "train")}
+    summ = {k: ev[k] for k in ("held_out", "train", "fresh")}
     rows = [{f: getattr(r, f) for f in r.__slots__} for r in ev["rows"]]
+    fresh_rows = [{f: getattr(r, f) for f in r.__slots__} for r in ev["fresh_rows"]]
     data = {"qemu_version": prov.get("qemu_version"), "accelerator": prov.get("accelerator"),
             "split": "held out iff sha256(run_id)[0] % 3 == 0", "constants": c, **summ, "repeats": list(repeats),
-            "runs": rows}
+            "runs": rows, "fresh_runs": fresh_rows}
     (root / REPORT_JSON).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     head = ("| split | runs | convergence calls right | median time err | max time err | bytes err median / max "
             "| downtime ratio median / max | sync error median / max | throttle error max (pp) |\n"
@@ -393,7 +397,12 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
           "auto-converge); the rest are the defaults below. Split: held out iff sha256(run_id)[0] % 3 == 0.", "",
           "Goals: every convergence call right, median total-time error <= 10%, max <= 30%, bytes <= 5% "
           "(runs both completed), downtime within 2x (1 ms floor).", "",
-          "## Errors", "", head, f"| held out {_fmt(ev['held_out'])}", f"| training {_fmt(ev['train'])}", "", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
+          "## Errors", "", head, f"| held out {_fmt(ev['held_out'])}", f"| training {_fmt(ev['train'])}"]
+    if ev["fresh"]:
+        md += [f"| fresh (measured after the fit) {_fmt(ev['fresh'])}", "",
+               "Fresh: datasets/measurements/qemu_migration_fresh, 16 new combinations of the same factor levels "
+               "(grid `fresh`) run after these constants were fitted; no constant was changed after seeing them."]
+    md += ["", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
     md += [f"| {k} | {c[k]} | {PROVENANCE[k][2].replace('|', '/')} |" for k in PROVENANCE]
     md += ["", "## Repeats: the real run-to-run spread", "",
            "Configurations run more than once (same inputs; a deterministic model gives one answer for each). "
@@ -403,8 +412,9 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
            f"{' / '.join(str(t) for t in g['total_time_ms'])} | {g['time_spread']:.0%} |" for g in repeats]
     md += ["", "## Per run", "", "| run | split | real | model | real ms | model ms | real MB | model MB | "
            "real dt ms | model dt ms | syncs real/model | throttle real/model |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in ev["rows"]:
-        md.append(f"| {r.run_id} | {'test' if r.held_out else 'train'} | {'conv' if r.real_converged else 'never'} | "
+    for r in ev["rows"] + list(ev["fresh_rows"]):
+        split = "fresh" if r.run_id.startswith("fresh") else "test" if r.held_out else "train"
+        md.append(f"| {r.run_id} | {split} | {'conv' if r.real_converged else 'never'} | "
                   f"{'conv' if r.model_converged else 'never'} | {r.real_total_ms:.0f} | {r.model_total_ms:.0f} | "
                   f"{r.real_bytes / 1e6:.1f} | {r.model_bytes / 1e6:.1f} | {r.real_downtime_ms} | "
                   f"{'' if r.model_downtime_ms is None else f'{r.model_downtime_ms:.1f}'} | {r.real_syncs}/{r.model_syncs} | "
@@ -429,17 +439,21 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     runs = ms.load_qemu_runs(root=a.root)
     prov = dict(ms.qemu_provenance(root=a.root))
+    try:
+        fresh = ms.load_qemu_runs(root=a.root, dataset="qemu_migration_fresh")
+    except ms.DatasetError:
+        fresh = []
     if a.check:
-        ev = evaluate(runs, code_constants())
+        ev = evaluate(runs, code_constants(), fresh)
     else:
         c = fit(runs, a.root)
-        ev = evaluate(runs, c)
+        ev = evaluate(runs, c, fresh)
         out = Path(a.out)
         write_table(out, c, prov)
         write_report(out, c, ev, prov, repeat_spread(runs))
         register(out, [TABLE, REPORT_JSON, REPORT_MD])
         print(json.dumps({k: v for k, v in c.items() if k != "train_runs"}, indent=1))
-    for split in ("held_out", "train"):
+    for split in ("held_out", "train", "fresh"):
         print(split, json.dumps(ev[split]))
     return 0
 
