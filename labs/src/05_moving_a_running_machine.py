@@ -471,12 +471,13 @@ show(brow(pt, pd))
 
 # %% [markdown]
 # Read the plot: points on the dashed line are exact; a factor of 2 is a visible step on the log
-# axes. Runs that never converged sit at their cancel time on both axes when the model
-# agrees (30–100 s). The purple points were measured after every constant was fixed, as a test nobody could
+# axes. Runs that never converged sit at their cancel time on both axes when the model agrees
+# (30–100 s). The purple points were measured after every constant was fixed, as a test nobody could
 # tune for: total time holds; their downtimes, mostly at 64–256 MiB/s, sit below the line — there
 # the downtime depends on where the first pass stands at the switchover, and on a 1–20 ms stop cost
-# that varies run to run. The runs were made on an otherwise idle host with QEMU at high priority; the same grid on
-# a busy host (`load_qemu_runs(dataset="qemu_migration_loaded")`) took up to 3× longer at 256 MiB/s.
+# that varies run to run. The runs were made on an otherwise idle host with QEMU at high priority;
+# the same grid on a busy host (`load_qemu_runs(dataset="qemu_migration_loaded")`) took up to 3×
+# longer at 256 MiB/s.
 # Downtimes of a few ms are close to QEMU's 1 ms resolution. An idle guest's downtime is what is
 # left of the first pass when pending first drops below the threshold, and a Linux guest's memory
 # *ends* with data: the kernel allocates its struct page array (RAM/64) and keeps the initrd at the
