@@ -40,6 +40,23 @@ XEN_DOMCTL_shadow_op = C.XEN_DOMCTL["shadow_op"]  # 10
 SHADOW_OP = {"OFF": 0, "ENABLE_LOGDIRTY": 2, "CLEAN": 11, "PEEK": 12}
 
 
+def _runs(blocks: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of consecutive block numbers (sorted input)."""
+    if blocks.size > 64:
+        cut = (np.flatnonzero(np.diff(blocks) != 1) + 1).tolist()
+        bounds = [0, *cut, int(blocks.size)]
+        return [(int(blocks[a]), int(blocks[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
+    out, bl = [], blocks.tolist()
+    start = prev = bl[0]
+    for b in bl[1:]:
+        if b != prev + 1:
+            out.append((start, prev + 1))
+            start = b
+        prev = b
+    out.append((start, prev + 1))
+    return out
+
+
 class DirtyLog:
     """A log-dirty bitmap over `n_pages` pfns with Xen's read-and-clear semantics.
 
@@ -100,11 +117,9 @@ class DirtyLog:
                 return blocks
             b0, b1 = int(blocks[0]), int(blocks[-1]) + 1
             if b1 - b0 > 2 * blocks.size:   # scattered dirty blocks: scan those alone
-                starts = np.flatnonzero(np.diff(blocks) != 1) + 1
-                if starts.size < 8:   # a few runs of blocks (a working set and a hot set): one slice each
-                    edges = np.r_[0, starts, blocks.size]
-                    return np.concatenate([self._clean_span(int(blocks[a]), int(blocks[b - 1]) + 1)
-                                           for a, b in zip(edges[:-1], edges[1:])])
+                runs = _runs(blocks)
+                if len(runs) < 8:   # a few runs of blocks (a working set and a hot set): one slice each
+                    return np.concatenate([self._clean_span(a, b) for a, b in runs])
                 rows = self._padded.reshape(-1, 1 << self.BLOCK_SHIFT)
                 flat = np.flatnonzero(rows[blocks])
                 dirty = (blocks[flat >> self.BLOCK_SHIFT] << self.BLOCK_SHIFT) + (flat & ((1 << self.BLOCK_SHIFT) - 1))

@@ -67,12 +67,18 @@ class Iteration:
         does not end among them. The page that crosses the budget is sent (qemu_file_rate_limit is
         asked before a page, not during it)."""
         p = m.policy
-        rec = np.where(stamps == 0, p.zero_page_bytes, PAGE_SIZE + p.page_header_bytes).astype(np.float64)
+        # two kinds of page, so both running sums follow from one count of zero pages: the first i+1
+        # pages hold zc[i] zero pages and cost (i+1) x a data page's less zc[i] x the difference
+        nb, zb = PAGE_SIZE + p.page_header_bytes, p.zero_page_bytes
+        zc = np.cumsum(stamps == 0, dtype=np.int64)
+        idx = np.arange(1, zc.size + 1, dtype=np.int64)
         ends = []
         if self.budget < math.inf:
             used = m.window_used() if m.windowed else self.bytes
-            ends.append(int(np.searchsorted(np.cumsum(rec), self.budget - used, side="left")) + 1)
-        cpu = np.where(stamps == 0, p.zero_page_scan_us, p.normal_page_cpu_us) * 1e-6
-        busy = np.maximum(rec / m.goodput, cpu)
-        ends.append(int(np.searchsorted(np.cumsum(busy), self.max_s - self.busy_s, side="left")) + 1)
+            ends.append(int(np.searchsorted(idx * nb - zc * (nb - zb), self.budget - used, side="left")) + 1)
+        # a page's busy time (wire or CPU, the longer), in whole ns so that the sums are exact
+        bn = round(max(nb / m.goodput, p.normal_page_cpu_us * 1e-6) * 1e9)
+        bz = round(max(zb / m.goodput, p.zero_page_scan_us * 1e-6) * 1e9)
+        left_ns = (self.max_s - self.busy_s) * 1e9
+        ends.append(int(np.searchsorted(idx * bn - zc * (bn - bz), left_ns - 1e-6, side="left")) + 1)
         return min(ends)
