@@ -70,18 +70,23 @@ def fit_nonzero(train) -> tuple[float, float, float]:
     return round(float(base), 1), round(float(per_ram), 4), round(float(share), 3)
 
 
-def fit_top_extra(train) -> float:
-    """The dense block at the top of RAM beyond RAM/64 (struct pages): median over the training runs slow
-    enough (max-bandwidth <= 8 MiB/s) that the 100 ms query-migrate polls map the first pass: walking back
-    from the pass end, the block is where the data share of the polls' steps stays >= 1/2."""
-    extra = []
+def _first_pass_profiles(train):
+    """(run, pages scanned, data pages sent) at each first-pass poll of the training runs at <= 8 MiB/s,
+    slow enough that the 100 ms polls map the first pass along the pfns."""
     for r in train:
         if r.max_bandwidth_mib_s > 8:
             continue
         c = ms.load_qemu_trace(r.run_id).columns
         first = (c["dirty_sync_count"] == 1) & ~np.isnan(c["normal_pages"])
-        pos = c["normal_pages"][first] + c["duplicate_pages"][first]
-        data = c["normal_pages"][first]
+        yield r, c["normal_pages"][first] + c["duplicate_pages"][first], c["normal_pages"][first]
+
+
+def fit_top_extra(train) -> float:
+    """The dense block at the top of RAM beyond RAM/64 (struct pages): median over the training runs slow
+    enough (max-bandwidth <= 8 MiB/s) that the 100 ms query-migrate polls map the first pass: walking back
+    from the pass end, the block is where the data share of the polls' steps stays >= 1/2."""
+    extra = []
+    for r, pos, data in _first_pass_profiles(train):
         n, top = r.ram_mib * 256, 0.0
         for a, b, k in reversed(list(zip(pos[:-1], pos[1:], np.diff(data)))):
             if b <= a:
@@ -99,13 +104,8 @@ def fit_low_density(train) -> float:
     first-pass polls of the training runs at <= 8 MiB/s, 90% of that data (all of it less the top
     block) has been sent by pfn p90; density = 0.9 x data / p90, median over the runs."""
     rho = []
-    for r in train:
-        if r.max_bandwidth_mib_s > 8:
-            continue
-        c = ms.load_qemu_trace(r.run_id).columns
-        first = (c["dirty_sync_count"] == 1) & ~np.isnan(c["normal_pages"])
-        pos = np.r_[0.0, c["normal_pages"][first] + c["duplicate_pages"][first]]
-        data = np.r_[0.0, c["normal_pages"][first]]
+    for r, pos, data in _first_pass_profiles(train):
+        pos, data = np.r_[0.0, pos], np.r_[0.0, data]
         below = data[-1] - D.default_top_mib(r.ram_mib) * 256
         if below > 0:
             rho.append(0.9 * below / float(np.interp(0.9 * below, data, pos)))
