@@ -239,7 +239,8 @@ def fit(runs, root) -> dict:
     pol = pol.with_(final_new_page_us=new_us, final_buffer_pages=buf)
     return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_wset_share": wset_share,
             "guest_top_extra_mib": top_extra,
-            "guest_low_density": low_density, "guest_hot_pages": hot, "guest_hot_rate_pages_s": hot_rate, "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
+            "guest_low_density": low_density, "guest_hot_pages": hot, "guest_hot_rate_pages_s": hot_rate,
+            "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "final_buffer_pages": pol.final_buffer_pages,
@@ -248,7 +249,8 @@ def fit(runs, root) -> dict:
 
 def code_constants() -> dict:
     p = QemuPolicy()
-    return {"guest_base_mib": D.GUEST_BASE_MIB, "guest_per_ram": D.GUEST_PER_RAM, "guest_wset_share": D.GUEST_WSET_SHARE,
+    return {"guest_base_mib": D.GUEST_BASE_MIB, "guest_per_ram": D.GUEST_PER_RAM,
+            "guest_wset_share": D.GUEST_WSET_SHARE,
             "guest_top_extra_mib": D.GUEST_TOP_EXTRA_MIB, "guest_low_density": D.GUEST_LOW_DENSITY,
             "guest_hot_pages": D.GUEST_HOT_PAGES,
             "guest_hot_rate_pages_s": D.GUEST_HOT_RATE_PAGES_S, "setup_ms": p.setup_ms,

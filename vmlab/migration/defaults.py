@@ -8,13 +8,15 @@ the numbers below equal that table. `assumptions(...)` words them for the report
 - Non-zero memory: a minimal Linux guest (Debian 6.1 kernel, busybox initramfs) holds
   GUEST_BASE_MIB + GUEST_PER_RAM x RAM of non-zero pages besides its working set (kernel text and
   data, struct pages, page tables), and the working set adds GUEST_WSET_SHARE of its size (a little
-  less than all: it reuses freed pages that still held data); the rest of RAM was never written and QEMU sends it as 9-byte
-  zero-page records. A guest with a page cache full of files has more: pass used_mib then.
+  less than all: it reuses freed pages that still held data); the rest of RAM was never written
+  and QEMU sends it as 9-byte zero-page records. A guest with a page cache full of files has more:
+  pass used_mib then.
 - Where it lies (`default_top_mib`): memblock allocates top-down at boot, so the top of RAM holds
   a dense block -- the struct page array (64 bytes per 4 KiB page: RAM/64) and the initrd and
   other early allocations (GUEST_TOP_EXTRA_MIB, measured in the first pass of the slow idle
-  runs) -- and the rest is scattered below. It matters at the switchover: the end of the first
-  pass is data, not zero pages.
+  runs) -- and the rest fills the low part of RAM, GUEST_LOW_DENSITY of its pages data (measured
+  likewise; it varies from boot to boot, 31-76%). It matters at the switchover: the end of the
+  first pass is data, not zero pages.
 - The guest's own dirtying (`GUEST_HOT_PAGES`, `GUEST_HOT_RATE_PAGES_S`): besides the workload a
   running guest re-dirties a small hot set (timer and scheduler state, stacks, the page tables a
   paced loop changes). Real QEMU's dirty-pages-rate shows it: at five syncs a second it exceeds
@@ -28,8 +30,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "GUEST_WSET_SHARE", "GUEST_TOP_EXTRA_MIB", "GUEST_LOW_DENSITY", "GUEST_HOT_PAGES",
-           "GUEST_HOT_RATE_PAGES_S", "DEFAULTS_TABLE", "default_used_mib",
+__all__ = ["GUEST_BASE_MIB", "GUEST_PER_RAM", "GUEST_WSET_SHARE", "GUEST_TOP_EXTRA_MIB", "GUEST_LOW_DENSITY",
+           "GUEST_HOT_PAGES", "GUEST_HOT_RATE_PAGES_S", "DEFAULTS_TABLE", "default_used_mib",
            "default_top_mib", "default_link_mbps", "link_cap_note", "ETHERNET_MBPS"]
 
 DEFAULTS_TABLE = "datasets/tables/qemu_migration_calibrated.csv"

@@ -322,7 +322,8 @@ def _decide(m: Migration, sw: _Sweep, merged: np.ndarray, stats: SyncStats) -> M
 NEAR_THRESHOLD = 0.05   # a check within 5% of the threshold: a few pages of the guest's writes decide it
 KNIFE_EDGE_S = 0.005    # an unfinished first pass worth noting: its tail adds >= 5 ms to the downtime
 # (and fits one window's budget, so the iteration after the check could have finished the pass)
-_REAL_NEAR = "real QEMU lands on either side: mix02 stopped with 1,631 pages against ~1,638, datasets/measurements/qemu_migration"
+_REAL_NEAR = ("real QEMU lands on either side: mix02 stopped with 1,631 pages against ~1,638, "
+              "datasets/measurements/qemu_migration")
 
 
 def _near_threshold(m: Migration, stats: SyncStats, decision: Decision) -> None:

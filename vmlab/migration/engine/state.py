@@ -161,7 +161,7 @@ class Migration:
         """What `first_touch` never-sent pages add to a final copy beyond `page_us` each: those past the
         sockets' `final_buffer_pages` wait for the target (final_new_page_us each)."""
         p = self.policy
-        slow = max(0, first_touch - getattr(p, "final_buffer_pages", 0))
+        slow = max(0, first_touch - p.final_buffer_pages)
         return slow * max(0.0, p.final_new_page_us - page_us) * 1e-6
 
     def send(self, pfns, rate_Bps: float, *, final: bool = False) -> tuple[int, int, int, float]:
