@@ -69,6 +69,7 @@ def test_held_out_errors_are_no_worse_than_the_committed_calibration_report():
     assert got["downtime_ratio_median"] <= locked["downtime_ratio_median"] + eps
     assert got["downtime_ratio_max"] <= locked["downtime_ratio_max"] + eps
     assert got["downtime_within_2x"] >= locked["downtime_within_2x"]
+    assert got["downtime_in_stated_range"] >= locked["downtime_in_stated_range"]
     assert got["throttle_abs_err_max"] <= locked["throttle_abs_err_max"]
     assert got["sync_abs_err_max"] <= locked["sync_abs_err_max"]
 

@@ -226,8 +226,11 @@ def test_a_switchover_before_the_end_of_the_first_pass_is_reported_as_a_knife_ed
     edge = predict_migration(memory_mib=256, wws_mib=16, max_bandwidth_mib_s=256)
     notes = [n for n in edge.notes if n.startswith("knife edge:")]
     assert len(notes) == 1 and notes[0] in edge.summary()
+    # the report gives the other outcome too: the pass finished live, without the never-sent tail
+    lo, hi = edge.downtime_range_ms
+    assert lo < hi == edge.downtime_ms and "a few pages decide it" in edge.summary()
     busy = predict_migration(memory_mib=512, wws_mib=64, dirty_rate_mib_s=16, pattern="uniform", max_bandwidth_mib_s=32)
-    assert not [n for n in busy.notes if n.startswith("knife edge:")]
+    assert not [n for n in busy.notes if n.startswith("knife edge:")] and busy.downtime_range_ms is None
 
 
 def test_a_switchover_one_round_after_a_check_just_over_the_threshold_is_noted():
@@ -243,5 +246,7 @@ def test_a_switchover_one_round_after_a_check_just_over_the_threshold_is_noted()
     pending = int(notes[0].split(" found ")[1].split(" pages")[0].replace(",", ""))
     assert rep.rounds[-1].normal_pages * 2 < pending      # the round it ran shrank the final copy > 2x
     assert pending / (runs["mix02"].max_bandwidth_mib_s * 2**20 * 0.1 / 4096) - 1 <= 0.05
+    lo, hi = rep.downtime_range_ms                        # the stop at that check: the real 4 ms is inside
+    assert lo == rep.downtime_ms < runs["mix02"].downtime_ms <= hi
     steady = predict_run(runs["rate01"])                  # a final round like the rounds before: no note
     assert not [n for n in steady.notes if n.startswith(("near the threshold:", "knife edge:"))]

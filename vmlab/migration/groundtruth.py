@@ -80,6 +80,7 @@ class RunComparison:
     model_syncs: int
     real_throttle_pct: int
     model_throttle_pct: int
+    model_downtime_range_ms: tuple[float, float] | None = None   # when a few pages decided it (report notes)
 
     @property
     def call_right(self) -> bool:
@@ -100,6 +101,15 @@ class RunComparison:
             return None
         a, b = max(1.0, self.real_downtime_ms), max(1.0, self.model_downtime_ms)
         return max(a / b, b / a)
+
+    @property
+    def downtime_in_range(self) -> bool | None:
+        """Real within 2x of the model's downtime, or of anywhere in its stated range (1 ms floor)."""
+        if self.downtime_ratio is None:
+            return None
+        lo, hi = self.model_downtime_range_ms or (self.model_downtime_ms, self.model_downtime_ms)
+        real = max(1.0, self.real_downtime_ms)
+        return max(1.0, lo) / 2 <= real <= max(1.0, hi) * 2
 
 
 def compare_runs(runs, *, policy=None, used_mib_of=None, writer_cpu_share: float | None = None) -> list[RunComparison]:
@@ -123,7 +133,8 @@ def compare_runs(runs, *, policy=None, used_mib_of=None, writer_cpu_share: float
             rep.transferred_bytes, real_downtime_ms=None if r.downtime_ms is None else float(r.downtime_ms),
             model_downtime_ms=rep.downtime_ms if done else None, real_syncs=int(r.dirty_sync_count),
             model_syncs=_syncs_at(rep, r.total_time_ms) if not done else rep.dirty_sync_count,
-            real_throttle_pct=int(r.max_throttle_pct), model_throttle_pct=int(rep.cpu_throttle_pct)))
+            real_throttle_pct=int(r.max_throttle_pct), model_throttle_pct=int(rep.cpu_throttle_pct),
+            model_downtime_range_ms=rep.downtime_range_ms))
     return out
 
 
@@ -161,6 +172,7 @@ def error_summary(rows: list[RunComparison]) -> dict:
         "downtime_ratio_median": float(np.median(d)) if d else None,
         "downtime_ratio_max": float(max(d)) if d else None,
         "downtime_within_2x": sum(1 for x in d if x <= 2.0), "downtimes_compared": len(d),
+        "downtime_in_stated_range": sum(1 for r in done if r.downtime_in_range),
         "downtime_ratio_max_run": max(((x, r.run_id) for r in done if (x := r.downtime_ratio) is not None),
                                       default=(None, None))[1],
         "sync_abs_err_median": float(np.median(sync)), "sync_abs_err_max": int(sync.max()),

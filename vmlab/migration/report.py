@@ -70,6 +70,8 @@ class MigrationReport:
     where: str = ""                # "source" / "target" / "lost": where the guest runs afterwards
     link_mbps: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    # (low, high) ms when a few pages decided the switchover: this downtime and the other outcome's (notes say which)
+    downtime_range_ms: tuple[float, float] | None = None
     assumptions: tuple[str, ...] = field(default=())   # what predict_migration assumed, each with its source
 
     # --- QEMU views -----------------------------------------------------------
@@ -185,7 +187,10 @@ class MigrationReport:
     def summary(self) -> str:
         """One line: policy, status, rounds, total time, downtime, data sent; then what was assumed and
         the engine's notes (a cap, a knife-edge switchover, ...), one per line."""
-        return (f"{self.policy}: {self.status} in {self.total_time_ms / 1000:.2f} s, downtime {self.downtime_ms:.1f} ms, "
+        rng = "" if self.downtime_range_ms is None else \
+            f" (a few pages decide it: {self.downtime_range_ms[0]:.1f}-{self.downtime_range_ms[1]:.1f} ms)"
+        return (f"{self.policy}: {self.status} in {self.total_time_ms / 1000:.2f} s, "
+                f"downtime {self.downtime_ms:.1f} ms{rng}, "
                 f"{len(self.rounds)} rounds, {self.transferred_bytes / 2**20:.1f} MiB sent "
                 f"({self.transferred_bytes / max(1, self.total_bytes):.2f} x RAM)"
                 + (f", throttle {self.cpu_throttle_pct}%" if self.cpu_throttle_pct else "")

@@ -31,6 +31,7 @@ import numpy as np
 
 from vmlab.migration.engine.iteration import Iteration
 from vmlab.migration.engine.state import Migration
+from vmlab.migration.engine.switchover import near_threshold, other_downtime
 from vmlab.migration.faults import Fault
 from vmlab.migration.policies import Decision, PAGE_SIZE, Policy, SyncStats
 from vmlab.migration.report import MigrationReport, RoundRecord
@@ -298,7 +299,7 @@ def _decide(m: Migration, sw: _Sweep, merged: np.ndarray, stats: SyncStats) -> M
     if decision is Decision.LAST_LIVE_PASS and merged.size == 0:
         decision = Decision.STOP_AND_COPY
     if p.early_sync and not sw.last_live:
-        _near_threshold(m, stats, decision)
+        near_threshold(m, stats, decision)
     if decision is Decision.STOP_AND_COPY:
         reason = p.stop_reason(stats) if hasattr(p, "stop_reason") and not sw.last_live else \
             "the last live pass is done (policy asked to stop)"
@@ -319,37 +320,6 @@ def _decide(m: Migration, sw: _Sweep, merged: np.ndarray, stats: SyncStats) -> M
     return None
 
 
-NEAR_THRESHOLD = 0.05   # a check within 5% of the threshold: a few pages of the guest's writes decide it
-KNIFE_EDGE_S = 0.005    # an unfinished first pass worth noting: its tail adds >= 5 ms to the downtime
-# (and fits one window's budget, so the iteration after the check could have finished the pass)
-_REAL_NEAR = ("real QEMU lands on either side: mix02 stopped with 1,631 pages against ~1,638, "
-              "datasets/measurements/qemu_migration")
-
-
-def _near_threshold(m: Migration, stats: SyncStats, decision: Decision) -> None:
-    """Note a downtime decided by a few pages: the check before the switchover found pending within
-    NEAR_THRESHOLD over the threshold, so it ran one more round, and that round left a final copy
-    less than half as big (a real run may stop at that check instead)."""
-    thr = stats.threshold_bytes / PAGE_SIZE
-    if thr <= 0:
-        return
-    if decision is Decision.CONTINUE:
-        m.near_miss = (stats.pending_pages, thr) if 0 <= stats.pending_pages / thr - 1 <= NEAR_THRESHOLD else None
-    elif decision is Decision.STOP_AND_COPY and m.near_miss is not None and m.near_miss[0] > 2 * stats.pending_pages:
-        pend, t = m.near_miss
-        m.notes.append(f"near the threshold: the check before the switchover found {pend:,} pages pending, "
-                       f"{pend / t - 1:.1%} over the threshold of {t:,.0f}, so QEMU ran one more round and stopped "
-                       f"with {stats.pending_pages:,}; a few pages fewer and it stops there, with about {pend:,} in "
-                       f"the final copy ({_REAL_NEAR})")
-
-
-def _knife_edge_note(pages: int, seconds: float) -> str:
-    return (f"knife edge: the switchover came before the first pass ended, so {pages:,} data pages never sent "
-            f"went in the final copy (~{seconds * 1000:.0f} ms of the downtime); a real QEMU whose check "
-            "falls one ram_save_iterate later finishes the pass live and stops in a few ms (real repeats of one "
-            "idle guest: 1, 5 and 107 ms, datasets/measurements/qemu_migration)")
-
-
 def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> MigrationReport:
     """Stage 3: pause, send what is left at full link speed, device state, resume on the target."""
     p = m.policy
@@ -368,16 +338,12 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
         m.sync_count += 1
         final_sync_s = m.sync_s if p.final_sync_ms is None else p.final_sync_ms / 1000
     nz, z, nbytes, secs = m.send(final, m.goodput, final=True)  # migration_completion lifts the limit
-    page_us = p.final_page_cpu_us if p.final_page_cpu_us is not None else p.normal_page_cpu_us
-    unsent_s = m.last_first_touch * page_us * 1e-6 + m.first_touch_extra_s(m.last_first_touch, page_us)
-    # a knife edge only if one more ram_save_iterate could have sent that tail: it fits a window's budget
-    tail_fits = m.last_first_touch * (PAGE_SIZE + p.page_header_bytes) <= m.live_rate * m.policy_bandwidth_period_s
-    if p.early_sync and unsent_s >= KNIFE_EDGE_S and tail_fits:
-        m.notes.append(_knife_edge_note(m.last_first_touch, unsent_s))
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev
     m.downtime_bytes += nbytes + dev
     m.downtime_s = p.stop_overhead_ms / 1000 + final_sync_s + secs + dev / m.goodput + m.rtt
+    if p.early_sync:
+        other_downtime(m, secs)
     m.t += m.downtime_s
     if m.fault is not None and m.fault.at_s is not None and m.fault.due(m.t, m.phase):
         m.t = max(t0, m.fault.at_s)

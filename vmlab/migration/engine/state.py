@@ -89,7 +89,7 @@ class Migration:
         self.faults = 0
         self.stop_reason = ""
         self.notes: list[str] = []
-        self.near_miss: tuple[int, float] | None = None   # (pending, threshold pages) of a check just over it
+        self.near_miss, self.near_alt, self.downtime_alt_s = None, 0, None   # see engine/switchover.py
         if policy.max_bandwidth_mib_s and self.goodput < policy.max_bandwidth_mib_s * 2**20:
             from vmlab.migration.defaults import link_cap_note   # never a silent cap
             self.notes.append(link_cap_note(policy.max_bandwidth_mib_s, float(link.bandwidth_mbps)))
@@ -339,7 +339,14 @@ class Migration:
             dirty_sync_count=self.sync_count, dirty_pages_rate=int(self.dirty_pages_rate), mbps=mbps,
             pages_per_second=int(pages / transfer_s), cpu_throttle_pct=self.max_throttle, converged=converged,
             stop_reason=self.stop_reason, postcopy_faults=self.faults, guest_lost=guest_lost, verified=verified,
-            error=error, where=where, link_mbps=float(self.link.bandwidth_mbps), notes=tuple(self.notes))
+            error=error, where=where, link_mbps=float(self.link.bandwidth_mbps), notes=tuple(self.notes),
+            downtime_range_ms=self._downtime_range_ms(status))
+
+    def _downtime_range_ms(self, status: str) -> tuple[float, float] | None:
+        if status != "completed" or self.downtime_alt_s is None:
+            return None
+        a, b = sorted((self.downtime_s * 1000, self.downtime_alt_s * 1000))
+        return (a, b)
 
     def abort(self, why: str, *, status: str = "failed", remaining_pages: int = 0, converged: bool = True) -> MigrationReport:
         """Before commitment: the guest stays (or resumes) on the source; the target keeps nothing."""
