@@ -83,9 +83,10 @@ def mixed_runs(n: int, seed: int = 13, prefix: str = "mix", seed_base: int = 400
 
 
 def fresh_grid() -> list[RunSpec]:
-    """Runs measured after the model was calibrated, for validation only (never fitted): 16 new seeded
-    combinations of the same factor levels (datasets/measurements/qemu_migration_fresh)."""
-    return mixed_runs(16, seed=29, prefix="fresh", seed_base=5000)
+    """Runs measured after the model was calibrated, for validation only (never fitted): new seeded
+    combinations of the same factor levels (datasets/measurements/qemu_migration_fresh). fresh00-15
+    were measured first; fresh16-31 (the same draw continued) after the downtime range was added."""
+    return mixed_runs(32, seed=29, prefix="fresh", seed_base=5000)
 
 
 def smoke_grid() -> list[RunSpec]:
