@@ -403,8 +403,9 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
           "## Errors", "", head, f"| held out {_fmt(ev['held_out'])}", f"| training {_fmt(ev['train'])}"]
     if ev["fresh"]:
         md += [f"| fresh (measured after the fit) {_fmt(ev['fresh'])}", "",
-               "Fresh: datasets/measurements/qemu_migration_fresh, 16 new combinations of the same factor levels "
-               "(grid `fresh`) run after these constants were fitted; no constant was changed after seeing them."]
+               f"Fresh: datasets/measurements/qemu_migration_fresh, {ev['fresh']['runs']} new combinations of the "
+               "same factor levels (grid `fresh`) run after these constants were fitted; no constant was changed "
+               "after seeing them (fresh00-15 first; fresh16-31 after the downtime range was added)."]
     md += ["", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
     md += [f"| {k} | {c[k]} | {PROVENANCE[k][2].replace('|', '/')} |" for k in PROVENANCE]
     md += ["", "## Repeats: the real run-to-run spread", "",

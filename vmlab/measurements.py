@@ -55,7 +55,7 @@ QEMU_MIGRATION_DIR = "measurements/qemu_migration"
 # The same grid measured twice: "qemu_migration" on an otherwise idle host with QEMU at nice -10 (the
 # one the model is calibrated and validated on), "qemu_migration_loaded" earlier the same day with
 # QEMU at nice +10 while other work loaded the 2 cores (loadavg 1-8): what host contention does.
-# "qemu_migration_fresh": 16 new combinations measured after the model was calibrated (grid "fresh"),
+# "qemu_migration_fresh": 32 new combinations measured after the model was calibrated (grid "fresh"),
 # for validation only: no constant is fitted on them.
 QEMU_DATASETS = ("qemu_migration", "qemu_migration_loaded", "qemu_migration_fresh")
 

@@ -438,7 +438,7 @@ for r in rows:
           f"{'conv' if r.model_converged else 'never':>5s} {r.real_total_ms / 1000:7.2f} {r.model_total_ms / 1000:7.2f} "
           f"{r.time_error:6.1%} {r.real_bytes / 1e6:8.1f} {r.model_bytes / 1e6:8.1f} "
           f"{'' if r.real_downtime_ms is None else f'{r.real_downtime_ms:.0f}':>10s} {dt:>11s}")
-# 16 more runs measured after the model's constants were fitted: a second, later check
+# 32 more runs measured after the model's constants were fitted: a second, later check
 fresh_rows = compare_runs(load_qemu_runs(dataset="qemu_migration_fresh"))
 for split, sel in (("held out", [r for r in rows if r.held_out]), ("training", [r for r in rows if not r.held_out]),
                    ("fresh", fresh_rows)):
@@ -473,9 +473,10 @@ show(brow(pt, pd))
 # Read the plot: points on the dashed line are exact; a factor of 2 is a visible step on the log
 # axes. Runs that never converged sit at their cancel time on both axes when the model agrees
 # (30–100 s). The purple points were measured after every constant was fixed, as a test nobody could
-# tune for: total time holds; their downtimes, mostly at 64–256 MiB/s, sit below the line — there
-# the downtime depends on where the first pass stands at the switchover, and on a 1–20 ms stop cost
-# that varies run to run. The runs were made on an otherwise idle host with QEMU at high priority;
+# tune for: total time holds (one wrong call, `fresh22`, a run that converged at 99 % auto-converge);
+# their downtimes, mostly at 64–256 MiB/s, sit below the line more often than not — there the
+# downtime depends on where the first pass stands at the switchover, and on a 1–20 ms stop cost that
+# varies run to run. The runs were made on an otherwise idle host with QEMU at high priority;
 # the same grid on a busy host (`load_qemu_runs(dataset="qemu_migration_loaded")`) took up to 3×
 # longer at 256 MiB/s.
 # Downtimes of a few ms are close to QEMU's 1 ms resolution. An idle guest's downtime is what is
