@@ -100,7 +100,9 @@ class MigrationExplorer(Explorer):
         colour = "#070" if t["status"] == "completed" else "#b00"
         self.readout.value = (
             f"<b style='color:{colour}'>{html.escape(t['status'])}</b> ({html.escape(t['policy'])}): "
-            f"total {t['total_time_s']:.2f} s, downtime {t['downtime_ms']:.1f} ms, "
+            f"total {t['total_time_s']:.2f} s, downtime {t['downtime_ms']:.1f} ms"
+            + ("" if not t.get("downtime_range_ms") else
+               " (a few pages decide it: {:.1f}-{:.1f} ms)".format(*t["downtime_range_ms"])) + ", "
             f"{t['transferred_mib']:.0f} MiB sent, {t['rounds']} rounds"
             + (f", throttle {t['throttle_pct']}%" if t["throttle_pct"] else "")
             + (f", {t['postcopy_faults']} post-copy faults" if t["postcopy_faults"] else "")

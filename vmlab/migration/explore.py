@@ -68,7 +68,8 @@ def timeline(rep: MigrationReport) -> dict[str, list]:
 
 def totals(rep: MigrationReport) -> dict:
     return {"status": rep.status, "policy": rep.policy, "total_time_s": rep.total_time_ms / 1000,
-            "downtime_ms": rep.downtime_ms, "transferred_mib": rep.transferred_bytes / 2**20,
+            "downtime_ms": rep.downtime_ms, "downtime_range_ms": rep.downtime_range_ms,
+            "transferred_mib": rep.transferred_bytes / 2**20,
             "rounds": len(rep.rounds), "throttle_pct": rep.cpu_throttle_pct, "converged": rep.converged,
             "postcopy_faults": rep.postcopy_faults, "stop_reason": rep.stop_reason,
             "assumed": list(rep.assumptions) + [n for n in rep.notes if n not in rep.assumptions]}
