@@ -42,19 +42,8 @@ SHADOW_OP = {"OFF": 0, "ENABLE_LOGDIRTY": 2, "CLEAN": 11, "PEEK": 12}
 
 def _runs(blocks: np.ndarray) -> list[tuple[int, int]]:
     """[start, stop) of each run of consecutive block numbers (sorted input)."""
-    if blocks.size > 64:
-        cut = (np.flatnonzero(np.diff(blocks) != 1) + 1).tolist()
-        bounds = [0, *cut, int(blocks.size)]
-        return [(int(blocks[a]), int(blocks[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
-    out, bl = [], blocks.tolist()
-    start = prev = bl[0]
-    for b in bl[1:]:
-        if b != prev + 1:
-            out.append((start, prev + 1))
-            start = b
-        prev = b
-    out.append((start, prev + 1))
-    return out
+    bounds = [0, *(np.flatnonzero(np.diff(blocks) != 1) + 1).tolist(), int(blocks.size)]
+    return [(int(blocks[a]), int(blocks[b - 1]) + 1) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class DirtyLog:

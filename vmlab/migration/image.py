@@ -112,6 +112,7 @@ class MemoryImage:
         if layout == "linux" and low_density is not None:
             span = int(math.ceil(max(0, used - min(used, top)) / low_density))
         self.n_pages = n_pages
+        self.top_pages = min(used, top)   # "linux": the dense block that ends RAM (0 for the other layouts)
         if used == n_pages:  # one allocation, no temporary: matters at 16 M pages
             self.content = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + n_pages, dtype=np.uint64)
         elif n_pages <= _CACHE_MAX_PAGES:

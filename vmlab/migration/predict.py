@@ -106,7 +106,7 @@ def predict_migration(*, memory_mib: float, used_mib: float | None = None, polic
     src = _guest_image(memory_mib, used_mib, assumed)
     wl = workload if workload is not None else _with_guest_os(
         dirtying_workload(dirty_rate_mib_s, wws, pattern=pattern, cpu_share_needed=writer_cpu_share),
-        src.n_pages, assumed)
+        src, assumed)
     rep = run_migration(src, TargetImage(src.n_pages), policy=pol,
                         link=Link(bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms), workload=wl, seed=seed,
                         max_time_s=max_time_s, fault=fault, verify=False)
@@ -125,12 +125,13 @@ def _guest_image(memory_mib: float, used_mib: float, assumed: list[str]) -> Memo
                                 low_density=defaults.GUEST_LOW_DENSITY)
 
 
-def _with_guest_os(wl: Workload, n_pages: int, assumed: list[str]) -> Workload:
+def _with_guest_os(wl: Workload, src: MemoryImage, assumed: list[str]) -> Workload:
     """The user's workload plus the guest OS's own hot pages, at the start of the top-of-RAM block."""
+    n_pages = src.n_pages
     hot = min(defaults.GUEST_HOT_PAGES, n_pages)
     if hot == 0 or defaults.GUEST_HOT_RATE_PAGES_S == 0:
         return wl
-    top = int(round(defaults.default_top_mib(n_pages * PAGE_SIZE / 2**20) * 2**20 / PAGE_SIZE))
+    top = src.top_pages
     assumed.append(f"assumed: the guest OS re-dirties {hot} hot pages ({hot * PAGE_SIZE / 2**20:.1f} MiB) at "
                    f"{defaults.GUEST_HOT_RATE_PAGES_S:g} stores/s besides the workload (timers, scheduler, stacks: "
                    f"fit on real QEMU runs, {DEFAULTS_TABLE}); pass workload= to give every write yourself")
