@@ -14,7 +14,8 @@ the training runs only:
 2. setup: median `setup-time`;
 3. switchover: downtime = stop_overhead + final_page_cpu x (downtime-bytes / 4104), Theil-Sen
    (median of pairwise slopes) as the start; a never-sent page's cost (final_new_page_us) past the
-   pages the sockets take first (final_buffer_pages) fitted on the idle runs' final copies (`fit_final_new`);
+   pages the sockets take first (final_buffer_pages) measured, not fitted: QEMU's trace events on the
+   target (`target_final_new`, datasets/measurements/qemu_target_trace);
 4. live sender ceiling: normal_page_cpu_us and zero_page_scan_us on a grid (sync_ms = setup_ms: the
    setup's sync is measured inside setup-time), minimising
    the mean |log(model/real)| total time over the training runs; then (stop_overhead_ms,
@@ -50,6 +51,7 @@ TABLE = "tables/qemu_migration_calibrated.csv"
 REPORT_JSON = "measurements/qemu_migration/calibration.json"
 REPORT_MD = "measurements/qemu_migration/calibration.md"
 REC = 4096 + 8  # a data page on the wire: be64 offset|flags + 4096 bytes (ram.c save_normal_page)
+HUGEPAGE_PAGES = 512  # x86-64 transparent huge page: 2 MiB / 4 KiB (HPAGE_PMD_NR)
 NORMAL_US_GRID = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24.0)
 ZERO_US_GRID = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0)
 STOP_MS_GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
@@ -112,21 +114,21 @@ def fit_low_density(train) -> float:
     return round(float(np.median(rho)), 2)
 
 
-def fit_final_new(train, final_us: float) -> tuple[float, int]:
-    """Stop-and-copy cost of a page the target never received, and how many of them the sockets take first
-    at `final_us`: on the idle training runs (no dirtier: every page of their final copy is the unsent rest
-    of the first pass), downtime = final_us x n + (new_us - final_us) x max(0, n - buffer), grid minimising
-    the mean |log(model/real)| (1 ms floor). Returns (new_us, buffer_pages)."""
-    done = [r for r in train if r.outcome == "completed" and r.rate_req_pages_s == 0]
-    n = np.array([r.downtime_bytes / REC for r in done])
-    real = np.maximum(1.0, np.array([float(r.downtime_ms) for r in done]))
-    best = None
-    for buf, extra in itertools.product(range(0, 4001, 100), np.arange(0.5, 30.01, 0.5)):
-        model = np.maximum(1.0, (final_us * n + extra * np.maximum(0.0, n - buf)) / 1000)
-        err = float(np.mean(np.abs(np.log(model / real))))
-        if best is None or err < best[0] - 1e-12:
-            best = (err, round(final_us + float(extra), 1), buf)
-    return best[1], best[2]
+def target_final_new(root) -> tuple[float, int, dict]:
+    """The final copy's price of a data page the target never had, and how many of them the sockets take
+    first, from the target's trace (datasets/measurements/qemu_target_trace, measured, not fitted): past the
+    sockets the source goes at the target's pace, target_page_us + a 2 MiB huge-page fault per 512 pages
+    (the median run's fault: the host's common mode); the sockets hold the median backlog the source left
+    when its ram_save_complete ended. Returns (new_us, buffer_pages, the medians)."""
+    rows = [r for r in ms.load_target_trace(root=root) if r["outcome"] == "completed"]
+    med = {k: float(np.median([r[k] for r in rows]))
+           for k in ("data_record_us", "zero_record_us", "hugepage_fault_ms_median", "socket_backlog_bytes")}
+    modes = sorted(r["hugepage_fault_ms_median"] for r in rows)
+    med["fault_ms_resident"] = float(np.median([x for x in modes if x < 1.0] or [0.0]))
+    med["fault_ms_backed"] = float(np.median([x for x in modes if x >= 1.0] or [0.0]))
+    med["runs"] = len(rows)
+    new_us = round(med["data_record_us"] + med["hugepage_fault_ms_median"] * 1000 / HUGEPAGE_PAGES, 1)
+    return new_us, int(round(med["socket_backlog_bytes"] / REC)), med
 
 
 def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -224,7 +226,7 @@ def fit(runs, root) -> dict:
     # latches onto knife-edge runs (dlhot00 flips at 50 ms) and stalls every link-bound migration.
     pol = QemuPolicy(setup_ms=setup, setup_ms_per_gib=0.0, stop_overhead_ms=stop_ms, final_page_cpu_us=final_us,
                      final_sync_ms=0.0, sync_ms=setup, sync_ms_per_gib=0.0)
-    new_us, buf = fit_final_new(train, final_us)
+    new_us, buf, target = target_final_new(root)
     pol = pol.with_(final_new_page_us=new_us, final_buffer_pages=buf)
 
     def used_of(r):
@@ -235,8 +237,6 @@ def fit(runs, root) -> dict:
     pol = fit_sender(train, pol, used_of, share)
     hot, hot_rate = fit_guest_hot(train, pol, used_of, share)
     pol = fit_sender(train, pol, used_of, share)
-    new_us, buf = fit_final_new(train, pol.final_page_cpu_us)   # again, at the fitted switchover cost
-    pol = pol.with_(final_new_page_us=new_us, final_buffer_pages=buf)
     return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_wset_share": wset_share,
             "guest_top_extra_mib": top_extra,
             "guest_low_density": low_density, "guest_hot_pages": hot, "guest_hot_rate_pages_s": hot_rate,
@@ -244,7 +244,7 @@ def fit(runs, root) -> dict:
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "final_buffer_pages": pol.final_buffer_pages,
-            "train_runs": [r.run_id for r in train]}
+            "train_runs": [r.run_id for r in train], "target_trace": target}
 
 
 def code_constants() -> dict:
@@ -324,16 +324,16 @@ PROVENANCE = {
                           "the paced dirtier (tools/qemu_groundtruth/dirtier.c) keeps its rate above this share"),
     "zero_page_scan_us": ("us/page", "mechanism", "grid search, mean |log(model/real)| total time",
                           "ram.c save_zero_page: buffer_is_zero, then an 8-byte header + 1 byte record"),
-    "final_new_page_us": ("us/page", "mechanism", "grid with final_buffer_pages on the idle training runs: "
-                          "downtime = final_page_cpu_us x n + (this - final_page_cpu_us) x max(0, n - buffer), "
-                          "mean |log(model/real)| (all their final-copy pages were never sent before)",
-                          "stop-and-copy of data pages the target never received (the rest of an unfinished "
-                          "first pass, ram.c ram_save_complete): once the sockets are full the source waits for "
-                          "the target, which allocates each such page on first touch (a hypothesis: pages sent "
-                          "again cost final_page_cpu_us however many)"),
-    "final_buffer_pages": ("pages", "mechanism", "grid with final_new_page_us (see there)",
-                           "the never-sent pages the loopback sockets take before the source waits for the "
-                           "target (Linux tcp_wmem/tcp_rmem autotuning: a few MB)"),
+    "final_new_page_us": ("us/page", "measured", "target_page_us + the median run's 2 MiB huge-page fault / 512, "
+                          "from QEMU's trace events on the target (datasets/measurements/qemu_target_trace)",
+                          "stop-and-copy of data pages the target never had (the rest of an unfinished first "
+                          "pass, ram.c ram_save_complete): once the sockets are full the source goes at the "
+                          "target's pace, and the target's first write into each 2 MiB region faults in a "
+                          "transparent huge page (QEMU madvises guest RAM MADV_HUGEPAGE). The fault is bimodal: "
+                          "~4.4 ms when the measuring VM's own host must back the memory, ~0.18 ms when resident"),
+    "final_buffer_pages": ("pages", "measured", "median bytes the target had not read when the source's "
+                           "ram_save_complete section ended / 4104 (datasets/measurements/qemu_target_trace)",
+                           "the loopback TCP sockets (tcp_wmem + tcp_rmem autotuning) between sender and target"),
 }
 
 
@@ -405,9 +405,27 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
         md += [f"| fresh (measured after the fit) {_fmt(ev['fresh'])}", "",
                f"Fresh: datasets/measurements/qemu_migration_fresh, {ev['fresh']['runs']} new combinations of the "
                "same factor levels (grid `fresh`) run after these constants were fitted; no constant was changed "
-               "after seeing them (fresh00-15 first; fresh16-31 after the downtime range was added)."]
+               "after seeing them (fresh00-15 first; fresh16-31 after the downtime range was added). Since then the "
+               "final copy's two constants were replaced by measured ones (the target trace re-ran 8 configurations, "
+               "fresh01 and fresh08 among them) and the layout and sender were refit on the training runs: the "
+               "fresh set has been seen, so read it as validation of a model that did not fit on it."]
     md += ["", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
     md += [f"| {k} | {c[k]} | {PROVENANCE[k][2].replace('|', '/')} |" for k in PROVENANCE]
+    tt = c.get("target_trace")
+    if tt:
+        md += ["", "## The target (measured, not fitted)", "",
+               f"datasets/measurements/qemu_target_trace: {tt['runs']} grid runs again with QEMU's trace events "
+               "(tools/qemu_groundtruth/trace_target.py). Per record the target needs "
+               f"{tt['data_record_us']:.2f} us for a data page and {tt['zero_record_us']:.2f} us for a zero page; "
+               "the first data written into each 2 MiB region faults in a transparent huge page, and that cost is "
+               f"bimodal from run to run: {tt['fault_ms_backed']:.2f} ms when the measuring VM's own host must back "
+               f"the memory, {tt['fault_ms_resident']:.2f} ms when it is resident (median run: "
+               f"{tt['hugepage_fault_ms_median']:.2f} ms). When the source finished its final copy the sockets still "
+               f"held {tt['socket_backlog_bytes'] / 2**20:.1f} MiB (median) the target had not read. So a final copy "
+               "of data the target never had goes at the target's pace once the sockets are full "
+               "(final_new_page_us, final_buffer_pages); the report also gives the downtime for a target whose "
+               "memory is resident (a note and `downtime_range_ms`). Which mode a real run meets is the largest "
+               "part of the run-to-run downtime spread below."]
     md += ["", "## Repeats: the real run-to-run spread", "",
            "Configurations run more than once (same inputs; a deterministic model gives one answer for each). "
            "Downtime spread = max/min (1 ms floor); time spread = max/min - 1.", "",

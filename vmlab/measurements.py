@@ -9,7 +9,9 @@ sequential) migrated between two QEMU processes on one machine over TCP loopback
   QEMU's final counters, verification verdict);
 * ``load_qemu_trace(run_id)`` -> ``QemuTrace``: the run's ``query-migrate`` polls as numpy columns
   (NaN where QEMU did not report a field in that poll) and the dirtier's 1 s reports;
-* ``qemu_provenance()`` -> QEMU version, accelerator, kernels, command lines, QMP conversation.
+* ``qemu_provenance()`` -> QEMU version, accelerator, kernels, command lines, QMP conversation;
+* ``load_target_trace()`` -> the target's costs per traced run (``measurements/qemu_target_trace``,
+  from ``tools/qemu_groundtruth/trace_target.py``): record costs, huge-page faults, socket backlog.
 
 Every file is checked against ``datasets/registry.json`` (sha256) with the helpers of
 ``vmlab.datasets`` before it is read; a missing, altered or malformed file raises ``DatasetError``.
@@ -49,6 +51,8 @@ __all__ = [
     "load_qemu_runs",
     "load_qemu_trace",
     "qemu_provenance",
+    "load_target_trace",
+    "TARGET_TRACE_COLUMNS",
 ]
 
 QEMU_MIGRATION_DIR = "measurements/qemu_migration"
@@ -266,3 +270,34 @@ def qemu_provenance(*, root: Path | str | None = None, dataset: str = "qemu_migr
     except ValueError as exc:
         raise DatasetError(f"datasets/{_dir(dataset)}/provenance.json is malformed ({exc}); "
                            f"regenerate with {_REGEN}") from None
+
+
+TARGET_TRACE_DIR = "measurements/qemu_target_trace"
+TARGET_TRACE_COLUMNS = (
+    "run_id", "rep", "ram_mib", "wset_mib", "rate_req_pages_s", "max_bandwidth_mib_s", "downtime_limit_ms",
+    "outcome", "downtime_ms", "total_time_ms", "downtime_bytes", "data_records", "zero_records",
+    "hugepage_first_writes", "hugepage_fault_ms_median", "hugepage_fault_ms_p10", "hugepage_fault_ms_p90",
+    "data_record_us", "zero_record_us", "log_overhead_us", "final_ram_end_ms", "target_done_ms",
+    "socket_backlog_bytes", "loadavg_1m_before", "started_utc")
+
+
+def load_target_trace(*, root: Path | str | None = None) -> list[dict[str, Any]]:
+    """The traced runs' rows (one per run and repeat) as dicts; numbers as float, text as str, '' as None."""
+    rel = f"{TARGET_TRACE_DIR}/runs.csv"
+    path = _checked(_root(root), rel)
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    fix = "regenerate with python tools/qemu_groundtruth/trace_target.py, then tools/capture_trace.py --registry"
+    if header != list(TARGET_TRACE_COLUMNS):
+        raise DatasetError(f"datasets/{rel} has columns {header}; expected {list(TARGET_TRACE_COLUMNS)}; {fix}")
+    rows = []
+    for raw in reader:
+        row: dict[str, Any] = {}
+        for c, v in zip(header, raw):
+            try:
+                row[c] = None if v == "" else (v if c in ("run_id", "outcome", "started_utc") else float(v))
+            except ValueError:
+                raise DatasetError(f"datasets/{rel}: {c}={v!r} is not a number; {fix}") from None
+        rows.append(row)
+    return rows

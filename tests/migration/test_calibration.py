@@ -51,6 +51,21 @@ def test_the_code_uses_the_fitted_constants_of_the_registered_table():
     assert (p.final_new_page_us, p.final_buffer_pages) == (t["final_new_page_us"], t["final_buffer_pages"])
 
 
+def test_the_final_copys_target_constants_are_the_measured_ones_not_fitted():
+    # final_new_page_us = the target's data-record cost + a 2 MiB huge-page fault per 512 pages (the median
+    # traced run), final_buffer_pages = the median socket backlog at the stop / 4104 bytes a record
+    # (tools/qemu_groundtruth/trace_target.py; QEMU's trace events ram_load_loop, savevm_section_end)
+    import numpy as np
+    from vmlab import measurements as ms
+    done = [r for r in ms.load_target_trace() if r["outcome"] == "completed"]
+    med = {k: float(np.median([r[k] for r in done])) for k in ("data_record_us", "hugepage_fault_ms_median",
+                                                                  "socket_backlog_bytes")}
+    p = QemuPolicy()
+    assert p.final_new_page_us == round(med["data_record_us"] + med["hugepage_fault_ms_median"] * 1000 / 512, 1)
+    assert p.final_buffer_pages == round(med["socket_backlog_bytes"] / 4104)
+    assert _table()["final_new_page_us"] == p.final_new_page_us
+
+
 def test_the_split_is_fixed_by_the_run_id_hash():
     assert [held_out(r) for r in ("idle02", "idle07", "ac00", "idle00", "rate00")] == [True, True, True, False, False]
 

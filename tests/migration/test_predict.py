@@ -135,6 +135,24 @@ def test_the_linux_layout_fills_the_low_part_of_ram_at_the_measured_density():
     assert int((packed.content != 0).sum()) == 90
 
 
+def test_the_linux_layout_keeps_the_low_data_in_whole_2_mib_regions():
+    # the target's trace (datasets/measurements/qemu_target_trace): of the 2 MiB regions of a booted guest
+    # that hold any data, the median is full -- the data is spread at region, not page, granularity, which
+    # is what decides how many huge pages the target faults in
+    from vmlab.migration import MemoryImage
+    from vmlab.migration.image import REGION_PAGES
+    from vmlab import measurements as ms
+    rows = [r for r in ms.load_target_trace() if r["outcome"] == "completed"]
+    assert REGION_PAGES == 512 and all(r["hugepage_first_writes"] < r["ram_mib"] / 2 for r in rows)
+    used, top = 20_000, 2_000
+    img = MemoryImage(256 * 256, used_pages=used, layout="linux", top_pages=top, low_density=0.51)
+    per_region = np.add.reduceat((img.content[:-top] != 0).astype(int), np.arange(0, 256 * 256 - top, REGION_PAGES))
+    touched = per_region[per_region > 0]
+    assert touched.size == -(-(used - top) // REGION_PAGES)           # as few regions as the data needs
+    assert (touched == REGION_PAGES).sum() == touched.size - 1          # all full but the last one
+    assert int((img.content != 0).sum()) == used and (img.content[-top:] != 0).all()
+
+
 def test_memory_image_refuses_a_low_density_outside_0_1():
     from vmlab.errors import ConfigError
     from vmlab.migration import MemoryImage

@@ -3,6 +3,7 @@
 
     sh tools/qemu_groundtruth/setup.sh        # once: QEMU, busybox-static, gcc, a guest kernel
     python tools/qemu_groundtruth/run.py --grid default --out datasets/measurements/qemu_migration
+    python tools/qemu_groundtruth/trace_target.py idle05 fresh08 ...   # the target's side, with trace events
 
 For every run of the grid: boot a source QEMU whose initramfs guest runs the memory dirtier, start
 a target QEMU with ``-incoming tcp:127.0.0.1:PORT -S``, set max-bandwidth / downtime-limit /

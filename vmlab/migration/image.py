@@ -37,20 +37,32 @@ _STAMP_TAG = np.uint64(1) << np.uint64(62)  # initial contents: never 0, never a
 _CACHE_MAX_PAGES = 1 << 21   # initial contents of guests up to 8 GiB are built once and copied (16 MiB each)
 
 
+# A booted guest's data sits in whole 2 MiB regions: of the regions holding any, the median is full
+# (the target's first writes per region, datasets/measurements/qemu_target_trace)
+REGION_PAGES = 512
+
+
 def _build_content(n_pages: int, used: int, layout: str, top: int = 0, span: int | None = None) -> np.ndarray:
     """Initial stamps: `used` data pages (never-zero stamps) laid out by `layout`, the rest zero.
     "linux": `top` of them in a dense block at the top of RAM, the others scattered over the
-    lowest `span` pages (default: all of RAM below the block)."""
+    lowest `span` pages in whole REGION_PAGES regions spread evenly (default: scattered page by page
+    over all of RAM below the block)."""
     if layout == "linux":
         top = min(used, top, n_pages)
         low = n_pages - top if span is None else max(used - top, min(n_pages - top, span))
         content = np.zeros(n_pages, dtype=np.uint64)
-        content[:low] = _build_content(low, used - top, "scattered") if low > 0 else 0
+        if low > 0:
+            content[:low] = _build_content(low, used - top, "scattered" if span is None else "regions")
         content[n_pages - top:] = np.arange(int(_STAMP_TAG) + used - top + 1, int(_STAMP_TAG) + used + 1,
                                             dtype=np.uint64)
         return content
     content = np.zeros(n_pages, dtype=np.uint64)
-    if layout == "front":
+    slots, runs = n_pages // REGION_PAGES, -(-used // REGION_PAGES)
+    if layout == "regions" and runs <= slots:
+        first = (np.arange(runs, dtype=np.int64) * slots) // runs * REGION_PAGES   # evenly spread, distinct
+        idx = (first[:, None] + np.arange(REGION_PAGES, dtype=np.int64)).ravel()[:used]
+        content[idx] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + used, dtype=np.uint64)
+    elif layout == "front":
         content[:used] = np.arange(int(_STAMP_TAG) + 1, int(_STAMP_TAG) + 1 + used, dtype=np.uint64)
     elif used:
         # pfn is used iff its image under a fixed bijection of [0, n) falls below `used`

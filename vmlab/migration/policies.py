@@ -84,9 +84,9 @@ class Policy:
     normal_page_cpu_us: float = 0.4       # ILLUSTRATIVE: the sender copies one page into its buffer (~10 GB/s)
     final_page_cpu_us: float | None = None  # per data page in stop-and-copy (None: as normal_page_cpu_us)
     # stop-and-copy, per data page the target had never received (the rest of an unfinished first pass):
-    # measured several times slower than a page sent again (datasets/tables/qemu_migration_calibrated.csv);
-    # 0 = as final_page_cpu_us. The first `final_buffer_pages` of them cost only final_page_cpu_us: the
-    # sockets take them while the target catches up (it must allocate each such page on first touch).
+    # past the first `final_buffer_pages` (what the sockets hold) the source goes at the target's pace, and
+    # the target faults in a 2 MiB huge page for each 512 such pages (engine/switchover.py gives the downtime
+    # of a target whose memory is resident too); 0 = as final_page_cpu_us.
     final_new_page_us: float = 0.0
     final_buffer_pages: int = 0
     final_sync_ms: float | None = None      # the last bitmap sync, guest stopped (None: as a live sync)
@@ -191,10 +191,12 @@ class QemuPolicy(Policy):
     setup_ms: float = 1.0                # setup-time: log-dirty on, ram_init_bitmaps' first sync, thread start
     setup_ms_per_gib: float = 0.0
     normal_page_cpu_us: float = 3.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
-    zero_page_scan_us: float = 0.5       # live sender, per zero page: buffer_is_zero + 9-byte record
+    zero_page_scan_us: float = 0.75      # live sender, per zero page: buffer_is_zero + 9-byte record
     final_page_cpu_us: float = 2.5       # stop-and-copy, per data page sent before (no rate limit)
-    final_new_page_us: float = 13.0      # stop-and-copy, per data page the target never received ...
-    final_buffer_pages: int = 1200       # ... beyond the first 1,200 (~4.9 MB in the sockets)
+    # Measured on the target with QEMU's trace events (datasets/measurements/qemu_target_trace): a data page
+    # the target never had costs it 0.95 us + a 2 MiB huge-page fault (4.46 ms, the median run) per 512 ...
+    final_new_page_us: float = 9.7
+    final_buffer_pages: int = 1061       # ... past the 4.2 MiB the loopback sockets held at the stop
     stop_overhead_ms: float = 0.5        # vm_stop, final bitmap sync, device state, return path
     final_sync_ms: float | None = 0.0    # in stop_overhead_ms (fitted on whole downtimes)
     sync_ms: float = 1.0                  # = setup_ms: setup-time spans the first migration_bitmap_sync

@@ -188,7 +188,7 @@ class MigrationReport:
         """One line: policy, status, rounds, total time, downtime, data sent; then what was assumed and
         the engine's notes (a cap, a knife-edge switchover, ...), one per line."""
         rng = "" if self.downtime_range_ms is None else \
-            f" (a few pages decide it: {self.downtime_range_ms[0]:.1f}-{self.downtime_range_ms[1]:.1f} ms)"
+            f" (could be {self.downtime_range_ms[0]:.1f}-{self.downtime_range_ms[1]:.1f} ms: see the notes)"
         return (f"{self.policy}: {self.status} in {self.total_time_ms / 1000:.2f} s, "
                 f"downtime {self.downtime_ms:.1f} ms{rng}, "
                 f"{len(self.rounds)} rounds, {self.transferred_bytes / 2**20:.1f} MiB sent "

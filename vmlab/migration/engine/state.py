@@ -89,7 +89,8 @@ class Migration:
         self.faults = 0
         self.stop_reason = ""
         self.notes: list[str] = []
-        self.near_miss, self.near_alt, self.downtime_alt_s = None, 0, None   # see engine/switchover.py
+        self.near_miss, self.near_alt = None, 0   # see engine/switchover.py
+        self.downtime_alts: list[float] = []      # other outcomes' downtimes (engine/switchover.py)
         if policy.max_bandwidth_mib_s and self.goodput < policy.max_bandwidth_mib_s * 2**20:
             from vmlab.migration.defaults import link_cap_note   # never a silent cap
             self.notes.append(link_cap_note(policy.max_bandwidth_mib_s, float(link.bandwidth_mbps)))
@@ -343,10 +344,10 @@ class Migration:
             downtime_range_ms=self._downtime_range_ms(status))
 
     def _downtime_range_ms(self, status: str) -> tuple[float, float] | None:
-        if status != "completed" or self.downtime_alt_s is None:
+        if status != "completed" or not self.downtime_alts:
             return None
-        a, b = sorted((self.downtime_s * 1000, self.downtime_alt_s * 1000))
-        return (a, b)
+        every = [self.downtime_s * 1000, *(s * 1000 for s in self.downtime_alts)]
+        return (min(every), max(every))
 
     def abort(self, why: str, *, status: str = "failed", remaining_pages: int = 0, converged: bool = True) -> MigrationReport:
         """Before commitment: the guest stays (or resumes) on the source; the target keeps nothing."""

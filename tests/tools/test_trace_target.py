@@ -1,0 +1,45 @@
+"""tools/qemu_groundtruth/trace_target.py: the target's costs read from QEMU's trace-event logs.
+
+The tool boots QEMU (not in the test suite); `summarise` is checked here on small logs written in the
+format of QEMU's "log" trace backend with -msg timestamp=on (``pid@seconds.micros:event args``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "qemu_groundtruth"))
+trace_target = pytest.importorskip("trace_target")
+
+
+def _log(path: Path, lines: list[tuple[float, str]]) -> Path:
+    path.write_text("".join(f"42@{1000 + t:.6f}:{ev}\n" for t, ev in lines))
+    return path
+
+
+def test_summarise_prices_records_huge_page_faults_and_the_socket_backlog(tmp_path):
+    # target: 4 zero records 1 us apart, then data into region 0 (a 4 ms fault), two more data records in
+    # region 0 (2 us each), a data record into region 1 (another 4 ms fault), and one last data record
+    us = 1e-6
+    recs, t = [], 0.0
+    for i in range(4):
+        recs.append((t, f"ram_load_loop pc.ram: addr: 0x{(100 + i) * 4096:x} flags: 0x22 host: 0x0"))
+        t += 1 * us
+    for addr, cost in ((0, 4000), (1, 2), (2, 2), (512, 4000), (513, 2)):
+        recs.append((t, f"ram_load_loop pc.ram: addr: 0x{addr * 4096:x} flags: 0x28 host: 0x0"))
+        t += cost * us
+    dst = _log(tmp_path / "dst.log", recs)
+    # source: stop at 1 ms; its final ram section ends at 4.007 ms, before the target reads the last two records
+    src = _log(tmp_path / "src.log", [(0.001, "migration_completion_vm_stop ret 0"),
+                                      (0.004007, "savevm_section_end ram, section_id 2 -> 0")])
+    got = trace_target.summarise(src, dst)
+    assert (got["data_records"], got["zero_records"], got["hugepage_first_writes"]) == (5, 4, 2)
+    assert got["hugepage_fault_ms_median"] == pytest.approx(4.0, abs=0.01)
+    # zero records: 1 us, less the logging (the 5th percentile of zero gaps, 1 us here) = 0; data 2 us - 1 us
+    assert got["zero_record_us"] == pytest.approx(0.0, abs=0.01)
+    assert got["data_record_us"] == pytest.approx(1.0, abs=0.01)
+    # records logged after the source's section end: the last two data records (the fault at 512 and 513)
+    assert got["socket_backlog_bytes"] == 2 * (4096 + 8)
