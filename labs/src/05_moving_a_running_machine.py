@@ -472,8 +472,9 @@ show(brow(pt, pd))
 # %% [markdown]
 # Read the plot: points on the dashed line are exact; a factor of 2 is a visible step on the log
 # axes. Runs that never converged sit at their cancel time on both axes when the model agrees
-# (30–100 s). The purple points were measured after every constant was fixed, as a test nobody could
-# tune for: total time holds (one wrong call, `fresh22`, a run that converged at 99 % auto-converge);
+# (30–100 s). The purple points were measured after the model's constants were first fitted, as a
+# later test (two constants of the final copy have since been replaced by measurements of the target,
+# below): total time holds (one wrong call, `fresh22`, a run that converged at 99 % auto-converge);
 # their downtimes, mostly at 64–256 MiB/s, sit below the line more often than not — there the
 # downtime depends on where the first pass stands at the switchover, and on a 1–20 ms stop cost that
 # varies run to run. The runs were made on an otherwise idle host with QEMU at high priority;
@@ -485,13 +486,34 @@ show(brow(pt, pd))
 # top of RAM; the rest of its data fills the low part of RAM, and in a 512 MiB guest most of the
 # RAM between them was never touched. At 32 MiB/s (threshold 2,458 pages) the check fires inside
 # that top block and the final copy carries about 2,000 data pages: 8–13 ms in the real runs,
-# 10–12 ms in vmlab (the sockets take the first 1,200 of those never-sent pages at once; past them
-# the source waits for the target, 13 µs a page, fitted on the idle runs). At 256 MiB/s it is a
-# knife edge. Look at `idle05`, `reidle00` and `reidle01`: the same idle 256 MiB guest, three real
-# downtimes of 1, 107 and 5 ms. QEMU checks pending < threshold only between `ram_save_iterate`
+# about 10 ms in vmlab. Those pages are new to the target, and that is what costs: the loopback
+# sockets take the first ~4 MiB (1,061 pages) at once, then the source waits while the target
+# writes each page -- and its first write into each 2 MiB of its RAM faults in a transparent huge
+# page (the cell after the next measures it). At 256 MiB/s it is a knife edge. Look at `idle05`,
+# `reidle00` and `reidle01`: the same idle 256 MiB guest, three real downtimes of 1, 107 and 5 ms. QEMU checks pending < threshold only between `ram_save_iterate`
 # calls; when the rest of the pass fits in the iteration under way, the pass finishes and the final
 # copy is tiny; when the check falls a little earlier, the unsent tail goes in the final copy. No
 # model predicts which: vmlab gives one of the two answers (print `rows` to see which).
+#
+# **What the target costs.** The same configurations were run again with QEMU's trace events on
+# (`tools/qemu_groundtruth/trace_target.py`): the target logs every page record it reads
+# (`ram_load_loop`), the source when its final copy ended. Each row is one run:
+
+# %%
+from vmlab.measurements import load_target_trace
+print(f"{'run':8s} {'rep':>3s} {'2 MiB faults':>12s} {'ms each':>8s} {'sockets MiB':>11s}")
+for t in load_target_trace():
+    print(f"{t['run_id']:8s} {t['rep']:3.0f} {t['hugepage_first_writes']:12.0f} {t['hugepage_fault_ms_median']:8.2f} "
+          f"{t['socket_backlog_bytes'] / 2**20:11.1f}")
+
+# %% [markdown]
+# A huge-page fault (allocate 2 MiB, zero it) costs either ~0.2 ms or ~4.4 ms, and which one a
+# run gets is luck: the machine these runs were made on is itself a VM, and when its own host has
+# to back the memory first every fault is 20x slower. That is most of the real downtime spread
+# above. vmlab prices a never-sent page at the median run's cost (`final_new_page_us`, 9.7 µs =
+# 0.95 µs a record + 4.46 ms / 512 pages), and when that wait matters the report adds a "target
+# host:" note with the downtime of a target whose memory is resident -- the low end of
+# `downtime_range_ms`.
 #
 # One more thing the real runs taught the model: under auto-converge at 99 % the real syncs come
 # exactly 1 s apart (`ac00`). Under TCG every bitmap sync ends with `run_on_cpu`
