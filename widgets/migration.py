@@ -102,7 +102,8 @@ class MigrationExplorer(Explorer):
             f"<b style='color:{colour}'>{html.escape(t['status'])}</b> ({html.escape(t['policy'])}): "
             f"total {t['total_time_s']:.2f} s, downtime {t['downtime_ms']:.1f} ms"
             + ("" if not t.get("downtime_range_ms") else
-               " (could be {:.1f}-{:.1f} ms: a few pages or the target's host decide it)".format(*t["downtime_range_ms"])) + ", "
+               " (could be {:.1f}-{:.1f} ms: a few pages or the target's host decide it)"
+               .format(*t["downtime_range_ms"])) + ", "
             f"{t['transferred_mib']:.0f} MiB sent, {t['rounds']} rounds"
             + (f", throttle {t['throttle_pct']}%" if t["throttle_pct"] else "")
             + (f", {t['postcopy_faults']} post-copy faults" if t["postcopy_faults"] else "")
