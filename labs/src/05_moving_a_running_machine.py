@@ -486,7 +486,7 @@ show(brow(pt, pd))
 # top of RAM; the rest of its data fills the low part of RAM, and in a 512 MiB guest most of the
 # RAM between them was never touched. At 32 MiB/s (threshold 2,458 pages) the check fires inside
 # that top block and the final copy carries about 2,000 data pages: 8–13 ms in the real runs,
-# about 10 ms in vmlab. Those pages are new to the target, and that is what costs: the loopback
+# 3–10 ms in vmlab. Those pages are new to the target, and that is what costs: the loopback
 # sockets take the first ~4 MiB (1,061 pages) at once, then the source waits while the target
 # writes each page -- and its first write into each 2 MiB of its RAM faults in a transparent huge
 # page (the cell after the next measures it). At 256 MiB/s it is a knife edge. Look at `idle05`,
