@@ -123,7 +123,7 @@ def target_final_new(root) -> tuple[float, int, dict]:
     rows = [r for r in ms.load_target_trace(root=root) if r["outcome"] == "completed"]
     med = {k: float(np.median([r[k] for r in rows]))
            for k in ("data_record_us", "zero_record_us", "hugepage_fault_ms_median", "socket_backlog_bytes")}
-    modes = sorted(r["hugepage_fault_ms_median"] for r in rows)
+    modes = [r["hugepage_fault_ms_median"] for r in rows]
     med["fault_ms_resident"] = float(np.median([x for x in modes if x < 1.0] or [0.0]))
     med["fault_ms_backed"] = float(np.median([x for x in modes if x >= 1.0] or [0.0]))
     med["runs"] = len(rows)

@@ -185,23 +185,28 @@ def _check_run(run: QemuRun, where: str) -> None:
             raise DatasetError(f"{where} {name}={value!r}; must be one of {allowed}; regenerate with {_REGEN}")
 
 
-def load_qemu_runs(*, root: Path | str | None = None, dataset: str = "qemu_migration") -> list[QemuRun]:
-    """Every run of runs.csv as a ``QemuRun``, in file order (a fresh list each call)."""
-    rel = f"{_dir(dataset)}/runs.csv"
+def _csv_rows(root: Path | str | None, rel: str, columns: tuple[str, ...], fix: str) -> list[list[str]]:
+    """The hash-checked CSV's data rows (comment lines skipped), after checking its header and row widths."""
     path = _checked(_root(root), rel)
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
     reader = csv.reader(lines)
     header = next(reader, None)
-    if header != list(RUN_COLUMNS):
-        raise DatasetError(f"datasets/{rel} has columns {header}; expected {list(RUN_COLUMNS)}; "
-                           f"regenerate with {_REGEN}")
+    if header != list(columns):
+        raise DatasetError(f"datasets/{rel} has columns {header}; expected {list(columns)}; {fix}")
+    rows = list(reader)
+    for n, raw in enumerate(rows, start=1):
+        if len(raw) != len(columns):
+            raise DatasetError(f"datasets/{rel} row {n} has {len(raw)} fields, expected {len(columns)}; {fix}")
+    return rows
+
+
+def load_qemu_runs(*, root: Path | str | None = None, dataset: str = "qemu_migration") -> list[QemuRun]:
+    """Every run of runs.csv as a ``QemuRun``, in file order (a fresh list each call)."""
+    rel = f"{_dir(dataset)}/runs.csv"
     runs = []
-    for n, raw in enumerate(reader, start=1):
-        if len(raw) != len(header):
-            raise DatasetError(f"datasets/{rel} row {n} has {len(raw)} fields, expected {len(header)}; "
-                               f"regenerate with {_REGEN}")
+    for n, raw in enumerate(_csv_rows(root, rel, RUN_COLUMNS, f"regenerate with {_REGEN}"), start=1):
         values = {c: parse_cell(v, *_TYPES[c], where=f"datasets/{rel} row {n} column {c}", fix=f"regenerate with {_REGEN}")
-                  for c, v in zip(header, raw)}
+                  for c, v in zip(RUN_COLUMNS, raw)}
         run = QemuRun(**values)
         _check_run(run, f"datasets/{rel} row {n}")
         runs.append(run)
@@ -284,17 +289,11 @@ TARGET_TRACE_COLUMNS = (
 def load_target_trace(*, root: Path | str | None = None) -> list[dict[str, Any]]:
     """The traced runs' rows (one per run and repeat) as dicts; numbers as float, text as str, '' as None."""
     rel = f"{TARGET_TRACE_DIR}/runs.csv"
-    path = _checked(_root(root), rel)
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
-    reader = csv.reader(lines)
-    header = next(reader, None)
     fix = "regenerate with python tools/qemu_groundtruth/trace_target.py, then tools/capture_trace.py --registry"
-    if header != list(TARGET_TRACE_COLUMNS):
-        raise DatasetError(f"datasets/{rel} has columns {header}; expected {list(TARGET_TRACE_COLUMNS)}; {fix}")
     rows = []
-    for raw in reader:
+    for raw in _csv_rows(root, rel, TARGET_TRACE_COLUMNS, fix):
         row: dict[str, Any] = {}
-        for c, v in zip(header, raw):
+        for c, v in zip(TARGET_TRACE_COLUMNS, raw):
             try:
                 row[c] = None if v == "" else (v if c in ("run_id", "outcome", "started_utc") else float(v))
             except ValueError:
