@@ -12,14 +12,15 @@ the training runs only:
    working set, least squares (the default for a guest whose used memory the user does not give); where it lies:
    the dense block at the top of RAM beyond RAM/64 (`fit_top_extra`);
 2. setup: median `setup-time`;
-3. switchover: downtime = stop_overhead + final_page_cpu x (downtime-bytes / 4104), Theil-Sen
-   (median of pairwise slopes) as the start; a never-sent page's cost (final_new_page_us) past the
-   pages the sockets take first (final_buffer_pages) measured, not fitted: QEMU's trace events on the
-   target (`target_final_new`, datasets/measurements/qemu_target_trace);
+3. switchover: downtime = stop_overhead + final_page_cpu x (downtime-bytes / 4104). Measured, not
+   fitted, from QEMU's trace events (datasets/measurements/qemu_target_trace): stop_overhead (stopping
+   the guest + saving the device state, `target_stop`), a never-sent page's cost (final_new_page_us) past
+   the pages the sockets take first (final_buffer_pages, `target_final_new`); final_page_cpu starts at
+   Theil-Sen's slope (median of pairwise slopes) with the measured intercept;
 4. live sender ceiling: normal_page_cpu_us and zero_page_scan_us on a grid (sync_ms = setup_ms: the
    setup's sync is measured inside setup-time), minimising
-   the mean |log(model/real)| total time over the training runs; then (stop_overhead_ms,
-   final_page_cpu_us) on a grid minimising the mean |log(model/real)| downtime; two passes.
+   the mean |log(model/real)| total time over the training runs; then final_page_cpu_us on a grid
+   minimising the mean |log(model/real)| downtime; two passes.
 
 Writes datasets/tables/qemu_migration_calibrated.csv (the constants with provenance),
 datasets/measurements/qemu_migration/calibration.json and calibration.md (held-out and training
@@ -54,7 +55,6 @@ REC = 4096 + 8  # a data page on the wire: be64 offset|flags + 4096 bytes (ram.c
 HUGEPAGE_PAGES = 512  # x86-64 transparent huge page: 2 MiB / 4 KiB (HPAGE_PMD_NR)
 NORMAL_US_GRID = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24.0)
 ZERO_US_GRID = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0)
-STOP_MS_GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 5.0)
 FINAL_US_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 HOT_PAGES_GRID = (0, 50, 100, 150, 200, 300, 400)
 HOT_RATE_GRID = (500.0, 1000.0, 2000.0, 4000.0, 8000.0)
@@ -131,6 +131,15 @@ def target_final_new(root) -> tuple[float, int, dict]:
     return new_us, int(round(med["socket_backlog_bytes"] / REC)), med
 
 
+def target_stop(root) -> tuple[float, dict]:
+    """The downtime that is not RAM, from the source's trace (measured, not fitted): stopping the guest
+    (migration_completion's vm_stop_force_state, after the last live bitmap sync) plus saving the device
+    state (the sections after ram in qemu_savevm_state_complete_precopy). Returns (ms, the medians)."""
+    rows = [r for r in ms.load_target_trace(root=root) if r["outcome"] == "completed"]
+    med = {k: float(np.median([r[k] for r in rows])) for k in ("vm_stop_ms", "device_state_ms")}
+    return round(med["vm_stop_ms"] + med["device_state_ms"], 2), med
+
+
 def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     i, j = np.triu_indices(x.size, 1)
     ok = x[i] != x[j]
@@ -138,12 +147,12 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(np.median(y - slope * x)), slope
 
 
-def fit_downtime(train) -> tuple[float, float]:
-    done = [r for r in train if r.outcome == "completed" and r.downtime_ms is not None]
-    pages = np.array([r.downtime_bytes / REC for r in done])
-    ms_ = np.array([float(r.downtime_ms) for r in done])
-    a, slope = theil_sen(pages, ms_)
-    return round(max(0.0, a), 2), round(max(0.0, slope * 1000), 2)  # ms, us/page
+def fit_downtime(train, stop_ms: float) -> float:
+    """final_page_cpu_us's start: the median over the runs of (downtime - the measured stop) / pages
+    (Theil-Sen's slope through the measured intercept)."""
+    done = [r for r in train if r.outcome == "completed" and r.downtime_ms is not None and r.downtime_bytes]
+    per_page = [(float(r.downtime_ms) - stop_ms) / (r.downtime_bytes / REC) for r in done]
+    return round(max(0.0, float(np.median(per_page)) * 1000), 2)  # us/page
 
 
 def fit_writer_share(runs, root) -> float:
@@ -200,13 +209,11 @@ def downtime_objective(rows) -> float:
 
 def fit_sender(train, pol: QemuPolicy, used_of, share) -> QemuPolicy:
     """Coordinate descent, two passes: (normal_page_cpu_us, zero_page_scan_us) on a grid,
-    then the switchover pair (stop_overhead_ms, final_page_cpu_us) on downtime,
-    starting from Theil-Sen's."""
+    then final_page_cpu_us on downtime (stop_overhead_ms is measured, `target_stop`)."""
     for _ in range(2):
         pol = _best(train, used_of, share, [pol.with_(normal_page_cpu_us=n, zero_page_scan_us=z)
                                             for n, z in itertools.product(NORMAL_US_GRID, ZERO_US_GRID)])
-        cands = [pol.with_(stop_overhead_ms=a, final_page_cpu_us=b)
-                 for a, b in itertools.product(STOP_MS_GRID, FINAL_US_GRID)] + [pol]
+        cands = [pol.with_(final_page_cpu_us=b) for b in FINAL_US_GRID] + [pol]
         scored = [(downtime_objective(compare_runs(train, policy=c, used_mib_of=used_of, writer_cpu_share=share)), i)
                   for i, c in enumerate(cands)]
         pol = cands[min(scored)[1]]
@@ -220,7 +227,8 @@ def fit(runs, root) -> dict:
     D.GUEST_TOP_EXTRA_MIB = top_extra = fit_top_extra(train)   # predict_migration reads it at call time
     D.GUEST_LOW_DENSITY = low_density = fit_low_density(train)
     setup = float(np.median([r.setup_time_ms for r in train]))
-    stop_ms, final_us = fit_downtime(train)
+    stop_ms, stop_parts = target_stop(root)
+    final_us = fit_downtime(train, stop_ms)
     # a live bitmap sync costs what the setup's sync does: setup-time spans ram_init_bitmaps' first
     # migration_bitmap_sync_precopy (with the guest running). Fitting sync_ms on total time instead
     # latches onto knife-edge runs (dlhot00 flips at 50 ms) and stalls every link-bound migration.
@@ -244,7 +252,7 @@ def fit(runs, root) -> dict:
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "final_buffer_pages": pol.final_buffer_pages,
-            "train_runs": [r.run_id for r in train], "target_trace": target}
+            "train_runs": [r.run_id for r in train], "target_trace": {**target, **stop_parts}}
 
 
 def code_constants() -> dict:
@@ -309,9 +317,12 @@ PROVENANCE = {
                                "each interval, over a 9 s first pass ~120 (idle00's dirty-pages-rate 13/s)"),
     "setup_ms": ("ms", "mechanism", "median setup-time", "migration.c migration_thread: setup_time covers "
                  "qemu_savevm_state_setup (ram_save_setup: ram_init_bitmaps, log-dirty on, first sync)"),
-    "stop_overhead_ms": ("ms", "mechanism", "grid, mean |log(model/real)| downtime (start: Theil-Sen intercept)",
-                         "migration.c migration_completion: vm_stop_force_state + device state + return path"),
-    "final_page_cpu_us": ("us/page", "mechanism", "grid, mean |log(model/real)| downtime (start: Theil-Sen slope)",
+    "stop_overhead_ms": ("ms", "measured", "median vm stop + median device-state save, from QEMU's trace events on "
+                         "the source (datasets/measurements/qemu_target_trace)",
+                         "migration.c migration_completion: vm_stop_force_state, then "
+                         "qemu_savevm_state_complete_precopy's sections after ram (cpu, apic, timers, devices)"),
+    "final_page_cpu_us": ("us/page", "mechanism", "grid, mean |log(model/real)| downtime (start: median per-page "
+                          "rest after the measured stop_overhead_ms)",
                           "migration.c migration_completion: qemu_file_set_rate_limit(INT64_MAX) before "
                           "qemu_savevm_state_complete_precopy: the final copy is not rate-limited"),
     "normal_page_cpu_us": ("us/page", "mechanism", "grid search, mean |log(model/real)| total time",
@@ -425,7 +436,9 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
                "of data the target never had goes at the target's pace once the sockets are full "
                "(final_new_page_us, final_buffer_pages); the report also gives the downtime for a target whose "
                "memory is resident (a note and `downtime_range_ms`). Which mode a real run meets is the largest "
-               "part of the run-to-run downtime spread below."]
+               "part of the run-to-run downtime spread below. The rest of the downtime is fixed: on the source, "
+               f"stopping the guest took {tt['vm_stop_ms']:.2f} ms and saving the device state (the sections after "
+               f"ram) {tt['device_state_ms']:.2f} ms (medians): stop_overhead_ms."]
     md += ["", "## Repeats: the real run-to-run spread", "",
            "Configurations run more than once (same inputs; a deterministic model gives one answer for each). "
            "Downtime spread = max/min (1 ms floor); time spread = max/min - 1.", "",

@@ -473,8 +473,8 @@ show(brow(pt, pd))
 # Read the plot: points on the dashed line are exact; a factor of 2 is a visible step on the log
 # axes. Runs that never converged sit at their cancel time on both axes when the model agrees
 # (30–100 s). The purple points were measured after the model's constants were first fitted, as a
-# later test (two constants of the final copy have since been replaced by measurements of the target,
-# below): total time holds (one wrong call, `fresh22`, a run that converged at 99 % auto-converge);
+# later test (three constants of the switchover have since been replaced by measurements from
+# QEMU's trace events, below): total time holds (one wrong call, `fresh22`, a run that converged at 99 % auto-converge);
 # their downtimes, mostly at 64–256 MiB/s, sit below the line more often than not — there the
 # downtime depends on where the first pass stands at the switchover, and on a 1–20 ms stop cost that
 # varies run to run. The runs were made on an otherwise idle host with QEMU at high priority;
@@ -486,7 +486,7 @@ show(brow(pt, pd))
 # top of RAM; the rest of its data fills the low part of RAM, and in a 512 MiB guest most of the
 # RAM between them was never touched. At 32 MiB/s (threshold 2,458 pages) the check fires inside
 # that top block and the final copy carries about 2,000 data pages: 8–13 ms in the real runs,
-# 3–10 ms in vmlab. Those pages are new to the target, and that is what costs: the loopback
+# 4–11 ms in vmlab. Those pages are new to the target, and that is what costs: the loopback
 # sockets take the first ~4 MiB (1,061 pages) at once, then the source waits while the target
 # writes each page -- and its first write into each 2 MiB of its RAM faults in a transparent huge
 # page (the cell after the next measures it). At 256 MiB/s it is a knife edge. Look at `idle05`,
@@ -514,6 +514,11 @@ for t in load_target_trace():
 # 0.95 µs a record + 4.46 ms / 512 pages), and when that wait matters the report adds a "target
 # host:" note with the downtime of a target whose memory is resident -- the low end of
 # `downtime_range_ms`.
+#
+# The same traces time the rest of the downtime, on the source: stopping the guest takes ~0.1 ms and
+# saving its device state (CPU registers, APIC, timers, the PC's devices: the sections after `ram`)
+# ~0.9 ms, in every run, whatever the target does. That 1 ms is `stop_overhead_ms`, so an idle guest
+# whose final copy is small stops for 1–3 ms in QEMU (it reports whole ms) and 1.2–2.6 ms in vmlab.
 #
 # One more thing the real runs taught the model: under auto-converge at 99 % the real syncs come
 # exactly 1 s apart (`ac00`). Under TCG every bitmap sync ends with `run_on_cpu`

@@ -43,3 +43,46 @@ def test_summarise_prices_records_huge_page_faults_and_the_socket_backlog(tmp_pa
     assert got["data_record_us"] == pytest.approx(1.0, abs=0.01)
     # records logged after the source's section end: the last two data records (the fault at 512 and 513)
     assert got["socket_backlog_bytes"] == 2 * (4096 + 8)
+
+
+def test_summarise_times_the_guest_stop_and_the_device_state_on_the_source(tmp_path):
+    # the last live sync ends 0.1 ms before migration_completion_vm_stop; the final ram section ends at
+    # +2 ms and the device sections after it end at +2.9 ms
+    dst = _log(tmp_path / "dst.log", [(0.0, "ram_load_loop pc.ram: addr: 0x1000 flags: 0x28 host: 0x0"),
+                                      (0.000002, "ram_load_loop pc.ram: addr: 0x2000 flags: 0x28 host: 0x0"),
+                                      (0.000003, "ram_load_loop pc.ram: addr: 0x3000 flags: 0x22 host: 0x0")])
+    src = _log(tmp_path / "src.log", [(0.0009, "migration_bitmap_sync_end dirty_pages 78"),
+                                      (0.001, "migration_completion_vm_stop ret 0"),
+                                      (0.003, "savevm_section_end ram, section_id 2 -> 0"),
+                                      (0.0031, "savevm_section_start timer, section_id 0"),
+                                      (0.0035, "savevm_section_end timer, section_id 0 -> 0"),
+                                      (0.0039, "savevm_section_end apic, section_id 7 -> 0"),
+                                      (0.0040, "migrate_set_state new state completed")])
+    got = trace_target.summarise(src, dst)
+    assert got["vm_stop_ms"] == pytest.approx(0.1, abs=1e-3)
+    assert got["final_ram_end_ms"] == pytest.approx(2.0, abs=1e-3)
+    assert got["device_state_ms"] == pytest.approx(0.9, abs=1e-3)
+
+
+def test_from_logs_recomputes_the_summary_and_keeps_the_measured_columns(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    out.mkdir()
+    _log(work / "r-r0-dst.log", [(0.0, "ram_load_loop pc.ram: addr: 0x1000 flags: 0x28 host: 0x0"),
+                                 (0.000002, "ram_load_loop pc.ram: addr: 0x2000 flags: 0x28 host: 0x0"),
+                                      (0.000003, "ram_load_loop pc.ram: addr: 0x3000 flags: 0x22 host: 0x0")])
+    _log(work / "r-r0-src.log", [(0.0009, "migration_bitmap_sync_end dirty_pages 1"),
+                                 (0.001, "migration_completion_vm_stop ret 0"),
+                                 (0.003, "savevm_section_end ram, section_id 2 -> 0"),
+                                 (0.0035, "savevm_section_end timer, section_id 0 -> 0")])
+    trace_target._write_rows(out, [{"run_id": "r", "rep": 0, "outcome": "completed", "downtime_ms": 7},
+                                   {"run_id": "s", "rep": 0, "outcome": "failed"}])
+    (out / "provenance.json").write_text('{"qemu": "QEMU emulator version 7.2"}')
+    assert trace_target.main(["--from-logs", "--work", str(work), "--out", str(out)]) == 0
+    lines = (out / "runs.csv").read_text().splitlines()
+    assert lines[1].split(",") == list(trace_target.COLUMNS)
+    import csv
+    rows = list(csv.DictReader(lines[1:]))
+    assert rows[0]["downtime_ms"] == "7" and rows[0]["device_state_ms"] == "0.5"
+    assert rows[1]["device_state_ms"] == ""
+    assert "summarised_from_logs_utc" in (out / "provenance.json").read_text()

@@ -37,7 +37,7 @@ total time: 126 ms
 downtime: 6 ms
 setup: 1 ms
 transferred ram: 11782 kbytes
-throughput: 775.69 mbps
+throughput: 772.65 mbps
 remaining ram: 0 kbytes
 total ram: 131072 kbytes
 duplicate: 30529 pages
@@ -47,7 +47,7 @@ normal bytes: 11236 kbytes
 dirty sync count: 4
 page size: 4 kbytes
 multifd bytes: 0 kbytes
-pages-per-second: 267923
+pages-per-second: 266873
 precopy ram: 11189 kbytes
 downtime ram: 592 kbytes"""
 # (issue 13: the QEMU numbers follow the calibrated mechanisms -- setup 1 ms, sender ceiling, the

@@ -18,7 +18,13 @@ of each ram_save_iterate's section), on the source the section and bitmap-sync e
 - the bytes still in the sockets when the source finished writing the final copy
   (``savevm_section_end ram`` of ram_save_complete): the records the target had not read by then, i.e.
   how far the sender may run ahead of the target;
-- downtime, and how much of the final copy waited for the target.
+- downtime, and how much of the final copy waited for the target;
+- the parts of the downtime that are not RAM: stopping the guest (``vm_stop_ms``: from the last event
+  before ``migration_completion_vm_stop``, the final live bitmap sync's end, to it) and the device
+  state (``device_state_ms``: from the end of the final ram section to the end of the last section).
+
+``--from-logs`` recomputes these columns from the logs a previous run left in ``--work`` (the run
+columns stay as measured), for when the summary gains a column.
 
 Writes ``--out``/runs.csv (one row per run) and provenance.json. Needs what run.py needs (setup.sh).
 The per-record logging slows the target, so these runs are not used as migration ground truth.
@@ -57,7 +63,7 @@ COLUMNS = ("run_id", "rep", "ram_mib", "wset_mib", "rate_req_pages_s", "max_band
            "outcome", "downtime_ms", "total_time_ms", "downtime_bytes", "data_records", "zero_records",
            "hugepage_first_writes", "hugepage_fault_ms_median", "hugepage_fault_ms_p10", "hugepage_fault_ms_p90",
            "data_record_us", "zero_record_us", "log_overhead_us", "final_ram_end_ms", "target_done_ms",
-           "socket_backlog_bytes", "loadavg_1m_before", "started_utc")
+           "socket_backlog_bytes", "vm_stop_ms", "device_state_ms", "loadavg_1m_before", "started_utc")
 
 
 def _argv_with_trace(out: Path, tag: str):
@@ -89,8 +95,10 @@ def summarise(src_log: Path, dst_log: Path) -> dict:
                 addr.append(int(m[1], 16))
                 flags.append(int(m[2], 16))
     src = list(_events(src_log))
-    stop = next(t for t, ev, _ in src if ev == "migration_completion_vm_stop")
+    i_stop = next(i for i, (_, ev, _) in enumerate(src) if ev == "migration_completion_vm_stop")
+    stop = src[i_stop][0]
     ram_end = next(t for t, ev, rest in src if t >= stop and ev == "savevm_section_end" and rest.startswith("ram"))
+    sections_end = max(t for t, ev, _ in src if t >= stop and ev == "savevm_section_end")
     ts, addr, flags = np.array(ts), np.array(addr, dtype=np.int64), np.array(flags)
     gap = np.append(np.diff(ts), 0.0) * 1e6          # us until the next record: this record's cost
     data, zero = (flags & DATA) > 0, (flags & ZERO) > 0
@@ -117,17 +125,53 @@ def summarise(src_log: Path, dst_log: Path) -> dict:
         "final_ram_end_ms": round((ram_end - stop) * 1000, 3),
         "target_done_ms": round((ts[-1] - stop) * 1000, 3) if ts.size else None,
         "socket_backlog_bytes": int(wire[unread].sum()),
+        "vm_stop_ms": round((stop - src[i_stop - 1][0]) * 1000, 3) if i_stop else None,
+        "device_state_ms": round((sections_end - ram_end) * 1000, 3),
     }
+
+
+def _write_rows(out: Path, rows: list[dict]) -> None:
+    with (out / "runs.csv").open("w", newline="") as f:
+        f.write("# Target-side cost of real QEMU migrations (tools/qemu_groundtruth/trace_target.py); "
+                "see datasets/README.md\n")
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: row.get(k) for k in COLUMNS})
+
+
+def from_logs(work: Path, out: Path) -> int:
+    """Rewrite out/runs.csv with the summary columns recomputed from the logs in `work`; the columns the
+    run itself measured (query-migrate, load, start time) are kept as they are."""
+    with (out / "runs.csv").open(newline="") as f:
+        rows = list(csv.DictReader(ln for ln in f if not ln.startswith("#")))
+    for row in rows:
+        tag = f"{row['run_id']}-r{row['rep']}"
+        if row["outcome"] == "completed":
+            row.update(summarise(work / f"{tag}-src.log", work / f"{tag}-dst.log"))
+    _write_rows(out, rows)
+    prov_path = out / "provenance.json"
+    prov = json.loads(prov_path.read_text())
+    prov["summarised_from_logs_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    prov_path.write_text(json.dumps(prov, indent=1, sort_keys=True) + "\n")
+    print(f"rewrote {out / 'runs.csv'} from the logs in {work} ({len(rows)} runs)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", nargs="+", help="run ids of the grids (grid.py)")
+    ap.add_argument("runs", nargs="*", help="run ids of the grids (grid.py)")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--out", default="datasets/measurements/qemu_target_trace")
     ap.add_argument("--work", default=str(guest.CACHE / "target_trace"))
     ap.add_argument("--nice", type=int, default=0)
+    ap.add_argument("--from-logs", action="store_true",
+                    help="recompute the summary columns of --out/runs.csv from the logs in --work (no QEMU run)")
     args = ap.parse_args(argv)
+    if args.from_logs:
+        return from_logs(Path(args.work), Path(args.out))
+    if not args.runs:
+        ap.error("name the run ids to trace (see tools/qemu_groundtruth/grid.py), or pass --from-logs")
     migrate.NICE = args.nice
     specs = {s.run_id: s for grid in GRIDS.values() for s in grid()}
     unknown = [r for r in args.runs if r not in specs]
@@ -160,13 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             print(" ".join(f"{k}={row.get(k)}" for k in ("run_id", "rep", "downtime_ms", "hugepage_fault_ms_median",
                                                          "socket_backlog_bytes", "final_ram_end_ms",
                                                          "target_done_ms")), flush=True)
-    with (out / "runs.csv").open("w", newline="") as f:
-        f.write("# Target-side cost of real QEMU migrations (tools/qemu_groundtruth/trace_target.py); "
-                "see datasets/README.md\n")
-        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: row.get(k) for k in COLUMNS})
+    _write_rows(out, rows)
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     prov = {"tool": "tools/qemu_groundtruth/trace_target.py", "command": " ".join(["python", *sys.argv]),
             "qemu": qemu, "accelerator": accel, "accelerator_detection": why, "kernel": kernel.name,

@@ -192,13 +192,14 @@ class QemuPolicy(Policy):
     setup_ms_per_gib: float = 0.0
     normal_page_cpu_us: float = 3.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
     zero_page_scan_us: float = 0.75      # live sender, per zero page: buffer_is_zero + 9-byte record
-    final_page_cpu_us: float = 2.5       # stop-and-copy, per data page sent before (no rate limit)
+    final_page_cpu_us: float = 2.36      # stop-and-copy, per data page sent before (no rate limit)
     # Measured on the target with QEMU's trace events (datasets/measurements/qemu_target_trace): a data page
     # the target never had costs it 0.95 us + a 2 MiB huge-page fault (4.46 ms, the median run) per 512 ...
     final_new_page_us: float = 9.7
     final_buffer_pages: int = 1061       # ... past the 4.2 MiB the loopback sockets held at the stop
-    stop_overhead_ms: float = 0.5        # vm_stop, final bitmap sync, device state, return path
-    final_sync_ms: float | None = 0.0    # in stop_overhead_ms (fitted on whole downtimes)
+    # Measured on the source (same traces): vm_stop_force_state 0.11 ms + the device-state sections 0.88 ms
+    stop_overhead_ms: float = 0.99
+    final_sync_ms: float | None = 0.0    # the final bitmap sync is inside the ram section: final_page_cpu_us
     sync_ms: float = 1.0                  # = setup_ms: setup-time spans the first migration_bitmap_sync
     sync_ms_per_gib: float = 0.0
     device_state_kib: float = 256.0    # ILLUSTRATIVE: vCPU + device VMState
