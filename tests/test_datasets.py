@@ -49,6 +49,17 @@ def test_every_dataset_file_is_registered_and_described_in_the_readme():
         assert rel in readme, f"datasets/README.md does not describe {rel}"
 
 
+def test_the_readmes_file_table_gives_each_files_size_and_the_total():
+    import re
+    readme = (ds.DATASETS_DIR / "README.md").read_text()
+    listed = {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"^\| `([^`]+)` \| ([\d,]+) \|", readme, re.M)}
+    assert listed, "datasets/README.md has no Files table"
+    real = {rel: (ds.DATASETS_DIR / rel).stat().st_size for rel in listed}
+    assert listed == real, "datasets/README.md's Files table is stale; the sizes are in bytes (wc -c)"
+    total = re.search(r"^\| \*\*total\*\* \| \*\*([\d,]+)\*\* \|", readme, re.M)
+    assert total and int(total[1].replace(",", "")) == sum(real.values())
+
+
 def test_altered_file_is_refused_with_a_one_line_error_naming_file_rule_and_fix(copy_of_datasets):
     path = copy_of_datasets / "tables" / "exit_costs.csv"
     path.write_text(path.read_text().replace("1300,1300", "1200,1200"))
