@@ -417,9 +417,10 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
                f"Fresh: datasets/measurements/qemu_migration_fresh, {ev['fresh']['runs']} new combinations of the "
                "same factor levels (grid `fresh`) run after these constants were fitted; no constant was changed "
                "after seeing them (fresh00-15 first; fresh16-31 after the downtime range was added). Since then the "
-               "final copy's two constants were replaced by measured ones (the target trace re-ran 8 configurations, "
-               "fresh01 and fresh08 among them) and the layout and sender were refit on the training runs: the "
-               "fresh set has been seen, so read it as validation of a model that did not fit on it."]
+               "final copy's two constants and the switchover's fixed cost were replaced by measured ones (the "
+               "target trace re-ran 8 configurations, fresh01 and fresh08 among them) and the layout and sender "
+               "were refit on the training runs: the fresh set has been seen, so read it as validation of a model "
+               "that did not fit on it."]
     md += ["", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
     md += [f"| {k} | {c[k]} | {PROVENANCE[k][2].replace('|', '/')} |" for k in PROVENANCE]
     tt = c.get("target_trace")
