@@ -16,7 +16,7 @@ the training runs only:
    fitted, from QEMU's trace events (datasets/measurements/qemu_target_trace): stop_overhead (stopping
    the guest + saving the device state, `target_stop`), a never-sent page's cost (final_new_page_us) past
    the pages the sockets take first (final_buffer_pages, `target_final_new`); final_page_cpu starts at
-   Theil-Sen's slope (median of pairwise slopes) with the measured intercept;
+   the median over the runs of (downtime - stop_overhead) / pages;
 4. live sender ceiling: normal_page_cpu_us and zero_page_scan_us on a grid (sync_ms = setup_ms: the
    setup's sync is measured inside setup-time), minimising
    the mean |log(model/real)| total time over the training runs; then final_page_cpu_us on a grid
@@ -140,16 +140,8 @@ def target_stop(root) -> tuple[float, dict]:
     return round(med["vm_stop_ms"] + med["device_state_ms"], 2), med
 
 
-def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    i, j = np.triu_indices(x.size, 1)
-    ok = x[i] != x[j]
-    slope = float(np.median((y[j] - y[i])[ok] / (x[j] - x[i])[ok]))
-    return float(np.median(y - slope * x)), slope
-
-
 def fit_downtime(train, stop_ms: float) -> float:
-    """final_page_cpu_us's start: the median over the runs of (downtime - the measured stop) / pages
-    (Theil-Sen's slope through the measured intercept)."""
+    """final_page_cpu_us's start: the median over the runs of (downtime - the measured stop) / pages."""
     done = [r for r in train if r.outcome == "completed" and r.downtime_ms is not None and r.downtime_bytes]
     per_page = [(float(r.downtime_ms) - stop_ms) / (r.downtime_bytes / REC) for r in done]
     return round(max(0.0, float(np.median(per_page)) * 1000), 2)  # us/page
