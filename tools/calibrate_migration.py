@@ -32,6 +32,7 @@ vmlab/migration/policies.py (QemuPolicy) and vmlab/migration/defaults.py must th
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -114,13 +115,19 @@ def fit_low_density(train) -> float:
     return round(float(np.median(rho)), 2)
 
 
+@functools.lru_cache(maxsize=None)
+def _traced(root) -> tuple[dict, ...]:
+    """The completed runs of datasets/measurements/qemu_target_trace (read once)."""
+    return tuple(r for r in ms.load_target_trace(root=root) if r["outcome"] == "completed")
+
+
 def target_final_new(root) -> tuple[float, int, dict]:
     """The final copy's price of a data page the target never had, and how many of them the sockets take
     first, from the target's trace (datasets/measurements/qemu_target_trace, measured, not fitted): past the
     sockets the source goes at the target's pace, target_page_us + a 2 MiB huge-page fault per 512 pages
     (the median run's fault: the host's common mode); the sockets hold the median backlog the source left
     when its ram_save_complete ended. Returns (new_us, buffer_pages, the medians)."""
-    rows = [r for r in ms.load_target_trace(root=root) if r["outcome"] == "completed"]
+    rows = _traced(root)
     med = {k: float(np.median([r[k] for r in rows]))
            for k in ("data_record_us", "zero_record_us", "hugepage_fault_ms_median", "socket_backlog_bytes")}
     modes = [r["hugepage_fault_ms_median"] for r in rows]
@@ -135,8 +142,7 @@ def target_stop(root) -> tuple[float, dict]:
     """The downtime that is not RAM, from the source's trace (measured, not fitted): stopping the guest
     (migration_completion's vm_stop_force_state, after the last live bitmap sync) plus saving the device
     state (the sections after ram in qemu_savevm_state_complete_precopy). Returns (ms, the medians)."""
-    rows = [r for r in ms.load_target_trace(root=root) if r["outcome"] == "completed"]
-    med = {k: float(np.median([r[k] for r in rows])) for k in ("vm_stop_ms", "device_state_ms")}
+    med = {k: float(np.median([r[k] for r in _traced(root)])) for k in ("vm_stop_ms", "device_state_ms")}
     return round(med["vm_stop_ms"] + med["device_state_ms"], 2), med
 
 
