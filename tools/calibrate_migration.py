@@ -15,8 +15,10 @@ the training runs only:
 3. switchover: downtime = stop_overhead + final_page_cpu x (downtime-bytes / 4104). Measured, not
    fitted, from QEMU's trace events (datasets/measurements/qemu_target_trace): stop_overhead (stopping
    the guest + saving the device state, `target_stop`), a never-sent page's cost (final_new_page_us) past
-   the pages the sockets take first (final_buffer_pages, `target_final_new`); final_page_cpu starts at
-   the median over the runs of (downtime - stop_overhead) / pages;
+   the pages the sockets take first (final_buffer_pages, `target_final_new`), the target's own pace in
+   the live phase, whose backlog a stop mid-burst waits for (target_page_us, target_zero_us,
+   target_region_fault_ms, `target_pace`); final_page_cpu starts at the median over the runs of
+   (downtime - stop_overhead) / pages;
 4. live sender ceiling: normal_page_cpu_us and zero_page_scan_us on a grid (sync_ms = setup_ms: the
    setup's sync is measured inside setup-time), minimising
    the mean |log(model/real)| total time over the training runs; then final_page_cpu_us on a grid
@@ -134,8 +136,18 @@ def target_final_new(root) -> tuple[float, int, dict]:
     med["fault_ms_resident"] = float(np.median([x for x in modes if x < 1.0] or [0.0]))
     med["fault_ms_backed"] = float(np.median([x for x in modes if x >= 1.0] or [0.0]))
     med["runs"] = len(rows)
+    burst = [r["target_backlog_ms"] for r in rows if r["last_live_write_ms"] is not None and r["last_live_write_ms"] < 1]
+    med.update(burst_stops=len(burst), backlog_ms_min=min(burst, default=0.0), backlog_ms_max=max(burst, default=0.0),
+               backlog_ms_median=float(np.median(burst)) if burst else 0.0)
     new_us = round(med["data_record_us"] + med["hugepage_fault_ms_median"] * 1000 / HUGEPAGE_PAGES, 1)
     return new_us, int(round(med["socket_backlog_bytes"] / REC)), med
+
+
+def target_pace(med: dict) -> dict:
+    """The target's own costs in the live phase (`target_final_new`'s medians): per data record, per zero
+    record, per 2 MiB huge page faulted in (engine/state.py Migration.backlog_s)."""
+    return {"target_page_us": round(med["data_record_us"], 2), "target_zero_us": round(med["zero_record_us"], 2),
+            "target_region_fault_ms": round(med["hugepage_fault_ms_median"], 2)}
 
 
 def target_stop(root) -> tuple[float, dict]:
@@ -233,7 +245,7 @@ def fit(runs, root) -> dict:
     pol = QemuPolicy(setup_ms=setup, setup_ms_per_gib=0.0, stop_overhead_ms=stop_ms, final_page_cpu_us=final_us,
                      final_sync_ms=0.0, sync_ms=setup, sync_ms_per_gib=0.0)
     new_us, buf, target = target_final_new(root)
-    pol = pol.with_(final_new_page_us=new_us, final_buffer_pages=buf)
+    pol = pol.with_(final_new_page_us=new_us, final_buffer_pages=buf, **target_pace(target))
 
     def used_of(r):
         return min(float(r.ram_mib), base + per_ram * r.ram_mib + wset_share * r.wset_mib)
@@ -250,7 +262,7 @@ def fit(runs, root) -> dict:
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "final_buffer_pages": pol.final_buffer_pages,
-            "train_runs": [r.run_id for r in train], "target_trace": {**target, **stop_parts}}
+            **target_pace(target), "train_runs": [r.run_id for r in train], "target_trace": {**target, **stop_parts}}
 
 
 def code_constants() -> dict:
@@ -263,7 +275,9 @@ def code_constants() -> dict:
             "stop_overhead_ms": p.stop_overhead_ms, "final_page_cpu_us": p.final_page_cpu_us,
             "normal_page_cpu_us": p.normal_page_cpu_us, "zero_page_scan_us": p.zero_page_scan_us,
             "sync_ms": p.sync_ms, "dirtier_cpu_share": DIRTIER_CPU_SHARE,
-            "final_new_page_us": p.final_new_page_us, "final_buffer_pages": p.final_buffer_pages}
+            "final_new_page_us": p.final_new_page_us, "final_buffer_pages": p.final_buffer_pages,
+            "target_page_us": p.target_page_us, "target_zero_us": p.target_zero_us,
+            "target_region_fault_ms": p.target_region_fault_ms}
 
 
 def evaluate(runs, c: dict, fresh=()) -> dict:
@@ -273,7 +287,8 @@ def evaluate(runs, c: dict, fresh=()) -> dict:
                      final_page_cpu_us=c["final_page_cpu_us"], normal_page_cpu_us=c["normal_page_cpu_us"],
                      zero_page_scan_us=c["zero_page_scan_us"], sync_ms=c["sync_ms"], sync_ms_per_gib=0.0,
                      final_sync_ms=0.0, final_new_page_us=c["final_new_page_us"],
-                     final_buffer_pages=c["final_buffer_pages"])
+                     final_buffer_pages=c["final_buffer_pages"], target_page_us=c["target_page_us"],
+                     target_zero_us=c["target_zero_us"], target_region_fault_ms=c["target_region_fault_ms"])
 
     def used_of(r):
         return min(float(r.ram_mib), c["guest_base_mib"] + c["guest_per_ram"] * r.ram_mib
@@ -343,6 +358,19 @@ PROVENANCE = {
     "final_buffer_pages": ("pages", "measured", "median bytes the target had not read when the source's "
                            "ram_save_complete section ended / 4104 (datasets/measurements/qemu_target_trace)",
                            "the loopback TCP sockets (tcp_wmem + tcp_rmem autotuning) between sender and target"),
+    "target_page_us": ("us/record", "measured", "median data_record_us of the traced runs "
+                       "(datasets/measurements/qemu_target_trace)",
+                       "ram.c ram_load_precopy on the target: read one 4 KiB data record and copy it into guest RAM"),
+    "target_zero_us": ("us/record", "measured", "median zero_record_us of the traced runs "
+                       "(datasets/measurements/qemu_target_trace)",
+                       "ram.c ram_load_precopy -> ram_handle_compressed: a 9-byte zero record (memset only if the "
+                       "page is not zero already)"),
+    "target_region_fault_ms": ("ms", "measured", "median hugepage_fault_ms_median of the traced runs "
+                               "(datasets/measurements/qemu_target_trace)",
+                               "the target's first data write into a 2 MiB region of guest RAM faults in a "
+                               "transparent huge page; what it has not placed when the guest stops (up to what the "
+                               "sockets hold) delays the final copy: migration.c migration_completion, the source's "
+                               "qemu_fflush blocks on the full socket"),
 }
 
 
@@ -416,9 +444,10 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
                "same factor levels (grid `fresh`) run after these constants were fitted; no constant was changed "
                "after seeing them (fresh00-15 first; fresh16-31 after the downtime range was added). Since then the "
                "final copy's two constants and the switchover's fixed cost were replaced by measured ones (the "
-               "target trace re-ran 8 configurations, fresh01 and fresh08 among them) and the layout and sender "
-               "were refit on the training runs: the fresh set has been seen, so read it as validation of a model "
-               "that did not fit on it."]
+               "target trace re-ran 8 configurations, fresh01 and fresh08 among them), the target's measured pace "
+               "and the backlog it leaves at a stop mid-burst were added, and the layout and sender were refit on "
+               "the training runs: the fresh set has been seen, so read it as validation of a model that did not "
+               "fit on it."]
     md += ["", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
     md += [f"| {k} | {c[k]} | {PROVENANCE[k][2].replace('|', '/')} |" for k in PROVENANCE]
     tt = c.get("target_trace")
@@ -435,7 +464,13 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
                "of data the target never had goes at the target's pace once the sockets are full "
                "(final_new_page_us, final_buffer_pages); the report also gives the downtime for a target whose "
                "memory is resident (a note and `downtime_range_ms`). Which mode a real run meets is the largest "
-               "part of the run-to-run downtime spread below. The rest of the downtime is fixed: on the source, "
+               "part of the run-to-run downtime spread below. The target's pace matters before the stop too: "
+               f"in {tt['burst_stops']} of {tt['runs']} runs the guest stopped within 1 ms of the source's last "
+               "live write (the pass ended inside a rate-limit window's burst) and the target was still placing "
+               f"{tt['backlog_ms_min']:.1f}-{tt['backlog_ms_max']:.0f} ms of live data (median "
+               f"{tt['backlog_ms_median']:.1f} ms), which the final copy waits for (target_page_us, target_zero_us, "
+               "target_region_fault_ms: the model's queue, capped by what the sockets hold); after a rate-limit "
+               "sleep the target was idle. The rest of the downtime is fixed: on the source, "
                f"stopping the guest took {tt['vm_stop_ms']:.2f} ms and saving the device state (the sections after "
                f"ram) {tt['device_state_ms']:.2f} ms (medians): stop_overhead_ms."]
     md += ["", "## Repeats: the real run-to-run spread", "",

@@ -283,7 +283,8 @@ TARGET_TRACE_COLUMNS = (
     "outcome", "downtime_ms", "total_time_ms", "downtime_bytes", "data_records", "zero_records",
     "hugepage_first_writes", "hugepage_fault_ms_median", "hugepage_fault_ms_p10", "hugepage_fault_ms_p90",
     "data_record_us", "zero_record_us", "log_overhead_us", "final_ram_end_ms", "target_done_ms",
-    "socket_backlog_bytes", "vm_stop_ms", "device_state_ms", "loadavg_1m_before", "started_utc")
+    "socket_backlog_bytes", "vm_stop_ms", "device_state_ms", "target_backlog_ms", "backlog_first_writes",
+    "last_live_write_ms", "loadavg_1m_before", "started_utc")
 
 
 def load_target_trace(*, root: Path | str | None = None) -> list[dict[str, Any]]:

@@ -66,6 +66,27 @@ def test_the_final_copys_target_constants_are_the_measured_ones_not_fitted():
     assert _table()["final_new_page_us"] == p.final_new_page_us
 
 
+def test_the_targets_live_pace_is_the_measured_one_and_the_traces_show_its_backlog():
+    # ram.c ram_load_precopy on the target, per record and per huge page faulted in (medians of the traced
+    # runs); the backlog it leaves when the guest stops mid-burst delays the final copy (Migration.backlog_s)
+    import numpy as np
+    from vmlab import measurements as ms
+    done = [r for r in ms.load_target_trace() if r["outcome"] == "completed"]
+    med = {k: float(np.median([r[k] for r in done])) for k in ("data_record_us", "zero_record_us",
+                                                                  "hugepage_fault_ms_median")}
+    p, t = QemuPolicy(), _table()
+    assert (p.target_page_us, p.target_zero_us, p.target_region_fault_ms) == (
+        round(med["data_record_us"], 2), round(med["zero_record_us"], 2), round(med["hugepage_fault_ms_median"], 2))
+    assert (t["target_page_us"], t["target_zero_us"], t["target_region_fault_ms"]) == (
+        p.target_page_us, p.target_zero_us, p.target_region_fault_ms)
+    # what the mechanism rests on: a guest stopped right after a live write finds the target busy; one
+    # stopped after a rate-limit sleep finds it idle (migration.c migration_rate_limit)
+    burst = [r for r in done if r["last_live_write_ms"] < 1]
+    slept = [r for r in done if r["last_live_write_ms"] >= 1]
+    assert len(burst) >= 10 and all(r["target_backlog_ms"] > 1 for r in burst)
+    assert slept and all(r["target_backlog_ms"] <= 0 for r in slept)
+
+
 def test_the_fixed_part_of_the_downtime_is_the_measured_stop_and_device_state():
     # migration.c migration_completion: vm_stop_force_state (from the last live sync's end to the
     # migration_completion_vm_stop trace event), then qemu_savevm_state_complete_precopy's sections after

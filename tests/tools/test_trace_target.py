@@ -86,3 +86,26 @@ def test_from_logs_recomputes_the_summary_and_keeps_the_measured_columns(tmp_pat
     assert rows[0]["downtime_ms"] == "7" and rows[0]["device_state_ms"] == "0.5"
     assert rows[1]["device_state_ms"] == ""
     assert "summarised_from_logs_utc" in (out / "provenance.json").read_text()
+
+
+def test_summarise_measures_the_targets_backlog_when_the_guest_stops(tmp_path):
+    # the source's last live ram section ends 0.2 ms before migration_completion_vm_stop (no rate-limit
+    # sleep between); the target is still placing that section's data -- a first write into region 1 (a
+    # 4 ms fault) -- and reads its last live record 4.1 ms after the stop, then the final section
+    us = 1e-6
+    dst = _log(tmp_path / "dst.log", [(0.0, "ram_load_loop pc.ram: addr: 0x1000 flags: 0x28 host: 0x0"),
+                                      (0.0009, "ram_load_complete"),
+                                      (0.00095, "ram_load_loop pc.ram: addr: 0x2000 flags: 0x28 host: 0x0"),
+                                      (0.0011, f"ram_load_loop pc.ram: addr: 0x{512 * 4096:x} flags: 0x28 host: 0x0"),
+                                      (0.0051, f"ram_load_loop pc.ram: addr: 0x{513 * 4096:x} flags: 0x28 host: 0x0"),
+                                      (0.0051 + 2 * us, "ram_load_complete"),
+                                      (0.0052, "ram_load_loop pc.ram: addr: 0x3000 flags: 0x28 host: 0x0"),
+                                      (0.0053, "ram_load_complete")])
+    src = _log(tmp_path / "src.log", [(0.0008, "savevm_section_end ram, section_id 2 -> 0"),
+                                      (0.0009, "migration_bitmap_sync_end dirty_pages 1"),
+                                      (0.001, "migration_completion_vm_stop ret 0"),
+                                      (0.0054, "savevm_section_end ram, section_id 2 -> 0")])
+    got = trace_target.summarise(src, dst)
+    assert got["target_backlog_ms"] == pytest.approx(4.1, abs=1e-3)
+    assert got["backlog_first_writes"] == 1          # region 1; region 0 had its first write before the stop
+    assert got["last_live_write_ms"] == pytest.approx(0.2, abs=1e-3)

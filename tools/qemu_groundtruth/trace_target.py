@@ -21,7 +21,12 @@ of each ram_save_iterate's section), on the source the section and bitmap-sync e
 - downtime, and how much of the final copy waited for the target;
 - the parts of the downtime that are not RAM: stopping the guest (``vm_stop_ms``: from the last event
   before ``migration_completion_vm_stop``, the final live bitmap sync's end, to it) and the device
-  state (``device_state_ms``: from the end of the final ram section to the end of the last section).
+  state (``device_state_ms``: from the end of the final ram section to the end of the last section);
+- the target's backlog when the guest stopped (``target_backlog_ms``: from ``migration_completion_vm_stop``
+  to the target's last record before the final ram section; negative: the target had been idle that
+  long), the huge-page first writes in it (``backlog_first_writes``), and how long before the stop the
+  source had last written live data (``last_live_write_ms``: the end of the last live ram section; a
+  rate-limit sleep makes it long).
 
 ``--from-logs`` recomputes these columns from the logs a previous run left in ``--work`` (the run
 columns stay as measured), for when the summary gains a column.
@@ -63,7 +68,8 @@ COLUMNS = ("run_id", "rep", "ram_mib", "wset_mib", "rate_req_pages_s", "max_band
            "outcome", "downtime_ms", "total_time_ms", "downtime_bytes", "data_records", "zero_records",
            "hugepage_first_writes", "hugepage_fault_ms_median", "hugepage_fault_ms_p10", "hugepage_fault_ms_p90",
            "data_record_us", "zero_record_us", "log_overhead_us", "final_ram_end_ms", "target_done_ms",
-           "socket_backlog_bytes", "vm_stop_ms", "device_state_ms", "loadavg_1m_before", "started_utc")
+           "socket_backlog_bytes", "vm_stop_ms", "device_state_ms", "target_backlog_ms", "backlog_first_writes",
+           "last_live_write_ms", "loadavg_1m_before", "started_utc")
 
 
 def _argv_with_trace(out: Path, tag: str):
@@ -86,7 +92,7 @@ def _events(path: Path):
 
 def summarise(src_log: Path, dst_log: Path) -> dict:
     """The per-run figures (see the module docstring) from the two trace logs."""
-    ts, addr, flags = [], [], []
+    ts, addr, flags, sections = [], [], [], []
     for t, ev, rest in _events(dst_log):
         if ev == "ram_load_loop":
             m = LOOP.match(rest)
@@ -94,11 +100,15 @@ def summarise(src_log: Path, dst_log: Path) -> dict:
                 ts.append(t)
                 addr.append(int(m[1], 16))
                 flags.append(int(m[2], 16))
+        elif ev == "ram_load_complete":
+            sections.append(len(ts))                 # records loaded when each ram section ended
     src = list(_events(src_log))
     i_stop = next(i for i, (_, ev, _) in enumerate(src) if ev == "migration_completion_vm_stop")
     stop = src[i_stop][0]
     ram_end = next(t for t, ev, rest in src if t >= stop and ev == "savevm_section_end" and rest.startswith("ram"))
     sections_end = max(t for t, ev, _ in src if t >= stop and ev == "savevm_section_end")
+    live_end = max((t for t, ev, rest in src if t < stop and ev == "savevm_section_end" and rest.startswith("ram")),
+                   default=None)
     ts, addr, flags = np.array(ts), np.array(addr, dtype=np.int64), np.array(flags)
     gap = np.append(np.diff(ts), 0.0) * 1e6          # us until the next record: this record's cost
     data, zero = (flags & DATA) > 0, (flags & ZERO) > 0
@@ -119,15 +129,27 @@ def summarise(src_log: Path, dst_log: Path) -> dict:
         "hugepage_fault_ms_median": round(float(np.median(fault_ms)), 3) if fault_ms.size else None,
         "hugepage_fault_ms_p10": round(float(np.percentile(fault_ms, 10)), 3) if fault_ms.size else None,
         "hugepage_fault_ms_p90": round(float(np.percentile(fault_ms, 90)), 3) if fault_ms.size else None,
-        "data_record_us": round(float(np.median(gap[data & plain])) - log_us, 3),
-        "zero_record_us": round(float(np.median(gap[zero & plain])) - log_us, 3),
+        "data_record_us": round(float(np.median(gap[data & plain])) - log_us, 3) if np.any(data & plain) else None,
+        "zero_record_us": round(float(np.median(gap[zero & plain])) - log_us, 3) if np.any(zero & plain) else None,
         "log_overhead_us": round(log_us, 3),
         "final_ram_end_ms": round((ram_end - stop) * 1000, 3),
         "target_done_ms": round((ts[-1] - stop) * 1000, 3) if ts.size else None,
         "socket_backlog_bytes": int(wire[unread].sum()),
         "vm_stop_ms": round((stop - src[i_stop - 1][0]) * 1000, 3) if i_stop else None,
         "device_state_ms": round((sections_end - ram_end) * 1000, 3),
+        **_backlog(ts, first, sections, stop, live_end),
     }
+
+
+def _backlog(ts: np.ndarray, first: np.ndarray, sections: list[int], stop: float, live_end: float | None) -> dict:
+    """What the target still had to place of the live phase when the guest stopped (see the docstring)."""
+    if len(sections) < 2 or not sections[-2]:
+        return {}
+    final0 = sections[-2]                             # the first record of the final (stop-and-copy) section
+    after = np.flatnonzero(ts[:final0] > stop)
+    return {"target_backlog_ms": round((ts[final0 - 1] - stop) * 1000, 3),
+            "backlog_first_writes": int(first[after].sum()),
+            "last_live_write_ms": round((stop - live_end) * 1000, 3) if live_end is not None else None}
 
 
 def _write_rows(out: Path, rows: list[dict]) -> None:

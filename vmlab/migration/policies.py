@@ -89,6 +89,12 @@ class Policy:
     # of a target whose memory is resident too); 0 = as final_page_cpu_us.
     final_new_page_us: float = 0.0
     final_buffer_pages: int = 0
+    # The target's own pace in the live phase, per record and per 2 MiB huge page it faults in for the
+    # first data written there (0 = the target keeps up): what it has not placed when the guest stops,
+    # up to what the sockets hold (final_buffer_pages), delays the final copy (engine/target.py).
+    target_page_us: float = 0.0
+    target_zero_us: float = 0.0
+    target_region_fault_ms: float = 0.0
     final_sync_ms: float | None = None      # the last bitmap sync, guest stopped (None: as a live sync)
     rate_limit_windows: bool = False      # QEMU's rate limiter: a budget per BUFFER_DELAY window
     sync_waits_for_vcpu: bool = False     # TCG: a bitmap sync waits for the vCPU (run_on_cpu), throttle sleeps too
@@ -191,12 +197,15 @@ class QemuPolicy(Policy):
     setup_ms: float = 1.0                # setup-time: log-dirty on, ram_init_bitmaps' first sync, thread start
     setup_ms_per_gib: float = 0.0
     normal_page_cpu_us: float = 3.0      # live sender, per data page: find dirty, copy, frame (vCPU running)
-    zero_page_scan_us: float = 0.75      # live sender, per zero page: buffer_is_zero + 9-byte record
+    zero_page_scan_us: float = 0.5       # live sender, per zero page: buffer_is_zero + 9-byte record
     final_page_cpu_us: float = 2.36      # stop-and-copy, per data page sent before (no rate limit)
     # Measured on the target with QEMU's trace events (datasets/measurements/qemu_target_trace): a data page
     # the target never had costs it 0.95 us + a 2 MiB huge-page fault (4.46 ms, the median run) per 512 ...
     final_new_page_us: float = 9.7
     final_buffer_pages: int = 1061       # ... past the 4.2 MiB the loopback sockets held at the stop
+    target_page_us: float = 0.95         # the target, per data record (same traces, median run)
+    target_zero_us: float = 0.24         # ... per zero record
+    target_region_fault_ms: float = 4.46  # ... per 2 MiB huge page it faults in (the median run)
     # Measured on the source (same traces): vm_stop_force_state 0.11 ms + the device-state sections 0.88 ms
     stop_overhead_ms: float = 0.99
     final_sync_ms: float | None = 0.0    # the final bitmap sync is inside the ram section: final_page_cpu_us

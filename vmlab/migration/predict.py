@@ -156,5 +156,6 @@ def _qemu_costs_line(p: QemuPolicy) -> str:
             f"{p.zero_page_scan_us:g} us/zero page), setup {p.setup_ms:g} ms, switchover {p.stop_overhead_ms:g} ms "
             f"(guest stop + device state) + {p.final_page_cpu_us:g} us/page unthrottled "
             f"({p.final_new_page_us:g} us for a page never sent before, past the first {p.final_buffer_pages:,}), "
+            f"target {p.target_page_us:g} us/page + {p.target_region_fault_ms:g} ms per 2 MiB huge page it faults in, "
             f"bitmap sync {p.sync_ms:g} ms ({_SYNC_WAIT[p.sync_waits_for_vcpu]}) "
             f"(measured on or fit to real QEMU 7.2 runs under TCG, {DEFAULTS_TABLE})")

@@ -246,6 +246,9 @@ def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
     m.precopy_bytes += nbytes
     sw.round.add(nz, z, nbytes)
     sw.total_sent += nz + z
+    if m.target is not None:   # the target's queue (engine/target.py)
+        late = min(1.0, m._win_bytes / nbytes) if m.windowed and nbytes and secs > m.last_busy_s else 1.0
+        m.target.after(m.t, m.t + secs, nz, z, nbytes, m.last_busy_s, late)
     m.t += secs
     m.guest_runs(secs)
     if p.early_sync:
@@ -337,7 +340,10 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
         # nothing new here: the decision and the stop happen at the same instant)
         m.sync_count += 1
         final_sync_s = m.sync_s if p.final_sync_ms is None else p.final_sync_ms / 1000
+    if m.target is not None:   # live data the target has not placed yet
+        m.backlog_wait_s, m.backlog_fault_s = m.target.backlog_s(m.t)
     nz, z, nbytes, secs = m.send(final, m.goodput, final=True)  # migration_completion lifts the limit
+    secs += m.backlog_wait_s
     dev = int(p.device_state_kib * 1024)
     m.transferred += dev
     m.downtime_bytes += nbytes + dev

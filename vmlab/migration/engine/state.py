@@ -19,6 +19,7 @@ from vmlab.migration.link import link_goodput_Bps, rtt_s
 from vmlab.migration.policies import PAGE_SIZE, Policy
 from vmlab.migration.report import MigrationReport, RoundRecord
 from vmlab.migration.dirtying import Idle, Workload
+from vmlab.migration.engine.target import TargetQueue
 
 __all__ = ["Migration"]
 
@@ -90,6 +91,7 @@ class Migration:
         self.stop_reason = ""
         self.notes: list[str] = []
         self.near_miss, self.near_alt = None, 0   # see engine/switchover.py
+        self.backlog_wait_s = self.backlog_fault_s = 0.0   # of the downtime: the target's live backlog, its faults
         self.downtime_alts: list[float] = []      # other outcomes' downtimes (engine/switchover.py)
         if policy.max_bandwidth_mib_s and self.goodput < policy.max_bandwidth_mib_s * 2**20:
             from vmlab.migration.defaults import link_cap_note   # never a silent cap
@@ -180,8 +182,11 @@ class Migration:
 
     def _init_received(self, policy: Policy) -> None:
         """Pages the target has received at least once (kept only when the final copy prices them apart)."""
-        self._first_touch = policy.final_new_page_us > 0
+        self._first_touch = policy.final_new_page_us > 0 or policy.target_region_fault_ms > 0
         self._received = np.zeros(self.n, dtype=bool) if self._first_touch else None
+        # the target's own pace in the live phase (engine/target.py), when the policy prices it
+        live_target = policy.target_region_fault_ms > 0 and policy.final_buffer_pages > 0
+        self.target = TargetQueue(policy, self.n) if live_target else None
         self._n_received = 0
         self.last_busy_s = 0.0
         self.last_first_touch = 0   # data pages new to the target in the last send
@@ -193,12 +198,16 @@ class Migration:
     def _first_received(self, pfns, stamps: np.ndarray) -> int:
         """Data pages among `pfns` the target had never received; marks all of `pfns` received."""
         seen = self._received[pfns]
-        first = int(np.count_nonzero(~seen & (stamps != 0)))
+        fresh = ~seen & (stamps != 0)
+        first = int(np.count_nonzero(fresh))
         new = int(seen.size - np.count_nonzero(seen))
+        if first and self.target is not None:
+            self.target.note_data(pfns, fresh)
         if new:
             self._received[pfns] = True
             self._n_received += new
         return first
+
 
     def paced(self, nbytes: int, busy_s: float) -> float:
         """Seconds a live chunk takes under QEMU's windowed rate limiter (`windowed`).
