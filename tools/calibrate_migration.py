@@ -305,6 +305,11 @@ def evaluate(runs, c: dict, fresh=()) -> dict:
             "fresh": error_summary(fresh_rows) if fresh_rows else None, "fresh_rows": fresh_rows}
 
 
+def _traced_median(unit: str, column: str, qemu_source: str) -> tuple[str, str, str, str]:
+    """A PROVENANCE row for a constant that is the median of a column of the target trace."""
+    return unit, "measured", f"median {column} of the traced runs (datasets/measurements/qemu_target_trace)", qemu_source
+
+
 PROVENANCE = {
     "guest_base_mib": ("MiB", "default", "least squares of non-zero MiB on RAM and working set (intercept)",
                        "non-zero = ram.total/4 KiB - ram.duplicate (ram.c save_zero_page counts duplicates)"),
@@ -358,19 +363,14 @@ PROVENANCE = {
     "final_buffer_pages": ("pages", "measured", "median bytes the target had not read when the source's "
                            "ram_save_complete section ended / 4104 (datasets/measurements/qemu_target_trace)",
                            "the loopback TCP sockets (tcp_wmem + tcp_rmem autotuning) between sender and target"),
-    "target_page_us": ("us/record", "measured", "median data_record_us of the traced runs "
-                       "(datasets/measurements/qemu_target_trace)",
-                       "ram.c ram_load_precopy on the target: read one 4 KiB data record and copy it into guest RAM"),
-    "target_zero_us": ("us/record", "measured", "median zero_record_us of the traced runs "
-                       "(datasets/measurements/qemu_target_trace)",
-                       "ram.c ram_load_precopy -> ram_handle_compressed: a 9-byte zero record (memset only if the "
-                       "page is not zero already)"),
-    "target_region_fault_ms": ("ms", "measured", "median hugepage_fault_ms_median of the traced runs "
-                               "(datasets/measurements/qemu_target_trace)",
-                               "the target's first data write into a 2 MiB region of guest RAM faults in a "
-                               "transparent huge page; what it has not placed when the guest stops (up to what the "
-                               "sockets hold) delays the final copy: migration.c migration_completion, the source's "
-                               "qemu_fflush blocks on the full socket"),
+    "target_page_us": _traced_median("us/record", "data_record_us", "ram.c ram_load_precopy on the target: read one "
+                                     "4 KiB data record and copy it into guest RAM"),
+    "target_zero_us": _traced_median("us/record", "zero_record_us", "ram.c ram_load_precopy -> ram_handle_compressed: "
+                                     "a 9-byte zero record (memset only if the page is not zero already)"),
+    "target_region_fault_ms": _traced_median(
+        "ms", "hugepage_fault_ms_median", "the target's first data write into a 2 MiB region of guest RAM faults in "
+        "a transparent huge page; what it has not placed when the guest stops (up to what the sockets hold) delays "
+        "the final copy: migration.c migration_completion, the source's qemu_fflush blocks on the full socket"),
 }
 
 

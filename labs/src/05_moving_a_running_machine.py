@@ -497,14 +497,18 @@ show(brow(pt, pd))
 #
 # **What the target costs.** The same configurations were run again with QEMU's trace events on
 # (`tools/qemu_groundtruth/trace_target.py`): the target logs every page record it reads
-# (`ram_load_loop`), the source when its final copy ended. Each row is one run:
+# (`ram_load_loop`), the source when its final copy ended. Each row is one run; the last two columns
+# are about the moment the guest stopped: how long before it the source had last written live data,
+# and how long the target still needed for the live data it had not placed yet (negative: it had
+# been idle that long):
 
 # %%
 from vmlab.measurements import load_target_trace
-print(f"{'run':8s} {'rep':>3s} {'2 MiB faults':>12s} {'ms each':>8s} {'sockets MiB':>11s}")
+print(f"{'run':8s} {'rep':>3s} {'2 MiB faults':>12s} {'ms each':>8s} {'sockets MiB':>11s} {'last write ms':>13s} "
+      f"{'backlog ms':>10s}")
 for t in load_target_trace():
     print(f"{t['run_id']:8s} {t['rep']:3.0f} {t['hugepage_first_writes']:12.0f} {t['hugepage_fault_ms_median']:8.2f} "
-          f"{t['socket_backlog_bytes'] / 2**20:11.1f}")
+          f"{t['socket_backlog_bytes'] / 2**20:11.1f} {t['last_live_write_ms']:13.1f} {t['target_backlog_ms']:10.1f}")
 
 # %% [markdown]
 # A huge-page fault (allocate 2 MiB, zero it) costs either ~0.2 ms or ~4.4 ms, and which one a
@@ -519,6 +523,16 @@ for t in load_target_trace():
 # saving its device state (CPU registers, APIC, timers, the PC's devices: the sections after `ram`)
 # ~0.9 ms, in every run, whatever the target does. That 1 ms is `stop_overhead_ms`, so an idle guest
 # whose final copy is small stops for 1–3 ms in QEMU (it reports whole ms) and 1.2–2.6 ms in vmlab.
+#
+# The last two columns show why a fast migration often stops for longer than its final copy needs.
+# In most runs the guest stopped a fraction of a ms after the source's last live write: the pass
+# ended in the middle of a rate-limit window's burst, and the check and the stop came at once. The
+# target was still placing that burst -- 2 to 65 ms of work, 1–4 huge-page faults and the records
+# -- and the final copy queues behind it in the sockets. Where a rate-limit sleep came first
+# (`idle05` rep 1, `big00` rep 0, `fresh08` rep 0) the target had caught up during it. vmlab keeps
+# the target's queue at its measured pace and adds what is left of it at the stop (a "target
+# backlog:" note; the range's low end is the idle target). Which of the two a real run meets
+# depends on where in a 100 ms window its first pass ends: another knife edge.
 #
 # One more thing the real runs taught the model: under auto-converge at 99 % the real syncs come
 # exactly 1 s apart (`ac00`). Under TCG every bitmap sync ends with `run_on_cpu`

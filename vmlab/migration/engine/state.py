@@ -91,7 +91,6 @@ class Migration:
         self.stop_reason = ""
         self.notes: list[str] = []
         self.near_miss, self.near_alt = None, 0   # see engine/switchover.py
-        self.backlog_wait_s = self.backlog_fault_s = 0.0   # of the downtime: the target's live backlog, its faults
         self.downtime_alts: list[float] = []      # other outcomes' downtimes (engine/switchover.py)
         if policy.max_bandwidth_mib_s and self.goodput < policy.max_bandwidth_mib_s * 2**20:
             from vmlab.migration.defaults import link_cap_note   # never a silent cap
@@ -187,6 +186,7 @@ class Migration:
         # the target's own pace in the live phase (engine/target.py), when the policy prices it
         live_target = policy.target_region_fault_ms > 0 and policy.final_buffer_pages > 0
         self.target = TargetQueue(policy, self.n) if live_target else None
+        self.backlog_wait_s = self.backlog_fault_s = 0.0   # of the downtime: the target's live backlog, its faults
         self._n_received = 0
         self.last_busy_s = 0.0
         self.last_first_touch = 0   # data pages new to the target in the last send
