@@ -49,13 +49,13 @@ sys.path.insert(0, str(ROOT))
 from vmlab import measurements as ms  # noqa: E402
 from vmlab.migration import defaults as D  # noqa: E402
 from vmlab.migration.groundtruth import DIRTIER_CPU_SHARE, compare_runs, error_summary, held_out  # noqa: E402
+from vmlab.migration.engine.target import HUGEPAGE_PAGES  # noqa: E402
 from vmlab.migration.policies import QemuPolicy  # noqa: E402
 
 TABLE = "tables/qemu_migration_calibrated.csv"
 REPORT_JSON = "measurements/qemu_migration/calibration.json"
 REPORT_MD = "measurements/qemu_migration/calibration.md"
 REC = 4096 + 8  # a data page on the wire: be64 offset|flags + 4096 bytes (ram.c save_normal_page)
-HUGEPAGE_PAGES = 512  # x86-64 transparent huge page: 2 MiB / 4 KiB (HPAGE_PMD_NR)
 NORMAL_US_GRID = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24.0)
 ZERO_US_GRID = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0)
 FINAL_US_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)

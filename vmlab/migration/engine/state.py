@@ -208,7 +208,6 @@ class Migration:
             self._n_received += new
         return first
 
-
     def paced(self, nbytes: int, busy_s: float) -> float:
         """Seconds a live chunk takes under QEMU's windowed rate limiter (`windowed`).
 
