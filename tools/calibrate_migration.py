@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from vmlab import measurements as ms  # noqa: E402
 from vmlab.migration import defaults as D  # noqa: E402
-from vmlab.migration.groundtruth import DIRTIER_CPU_SHARE, compare_runs, error_summary, held_out  # noqa: E402
+from vmlab.migration.groundtruth import (DIRTIER_CPU_SHARE, compare_runs, config_of, error_summary,  # noqa: E402
+                                        held_out, repeat_noise)
 from vmlab.migration.engine.target import HUGEPAGE_PAGES  # noqa: E402
 from vmlab.migration.policies import QemuPolicy  # noqa: E402
 
@@ -419,12 +420,38 @@ def repeat_spread(runs) -> list[dict]:
     return out
 
 
-def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] = ()) -> None:
+def real_repeats(runs, fresh, root) -> dict:
+    """Every completed real run of a configuration, from all four datasets, and the model's downtime for
+    each configuration (`ev`'s rows): `repeat_noise` on the runs of an unloaded host (the grid, fresh and
+    the target trace's re-runs) and on all of them (with the same grid on a loaded host)."""
+    def dataset(name):
+        try:
+            return ms.load_qemu_runs(root=root, dataset=name)
+        except ms.DatasetError:
+            return []
+    cfg = {r.run_id: config_of(r) for r in list(runs) + list(fresh)}
+    quiet = [(config_of(r), r.run_id, r.downtime_ms) for r in list(runs) + list(fresh) if r.outcome == "completed"]
+    quiet += [(cfg[t["run_id"]], f"{t['run_id']}/trace{int(t['rep'])}", t["downtime_ms"]) for t in _traced(root)]
+    loaded = [(config_of(r), f"{r.run_id}/loaded", r.downtime_ms) for r in dataset("qemu_migration_loaded")
+              if r.outcome == "completed"]
+    return {"quiet": quiet, "loaded": loaded}
+
+
+def repeat_summary(obs: dict, ev: dict, runs, fresh) -> dict:
+    """`repeat_noise` with the model's downtimes of evaluation `ev`."""
+    by_id = {r.run_id: r.model_downtime_ms for r in list(ev["rows"]) + list(ev["fresh_rows"])}
+    model = {config_of(r): by_id.get(r.run_id) for r in list(runs) + list(fresh)}
+    return {"unloaded_host": repeat_noise(obs["quiet"], model),
+            "with_loaded_host": repeat_noise(obs["quiet"] + obs["loaded"], model)}
+
+
+def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] = (), noise: dict | None = None) -> None:
     summ = {k: ev[k] for k in ("held_out", "train", "fresh")}
     rows = [{f: getattr(r, f) for f in r.__slots__} for r in ev["rows"]]
     fresh_rows = [{f: getattr(r, f) for f in r.__slots__} for r in ev["fresh_rows"]]
     data = {"qemu_version": prov.get("qemu_version"), "accelerator": prov.get("accelerator"),
             "split": "held out iff sha256(run_id)[0] % 3 == 0", "constants": c, **summ, "repeats": list(repeats),
+            "repeat_noise": noise or {},
             "runs": rows, "fresh_runs": fresh_rows}
     (root / REPORT_JSON).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     head = ("| split | runs | convergence calls right | median time err | max time err | bytes err median / max "
@@ -479,6 +506,24 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
            "| runs | real downtime ms | downtime spread | real total ms | time spread |", "|---|---|---|---|---|"]
     md += [f"| {' '.join(g['runs'])} | {' / '.join(str(d) for d in g['downtime_ms'])} | {g['downtime_spread']:.1f}x | "
            f"{' / '.join(str(t) for t in g['total_time_ms'])} | {g['time_spread']:.0%} |" for g in repeats]
+    if noise:
+        q, a = noise["unloaded_host"], noise["with_loaded_host"]
+        md += ["", "## Can any model be within 2x of every real run?", "",
+               "Every configuration measured more than once in the four datasets (the grid, fresh, the target "
+               "trace's re-runs and the grid on a loaded host). For each of those real runs: is the median of the "
+               "*other* runs of its configuration within 2x of its downtime, is the model, and how many could the "
+               "best single number per configuration reach, picked with hindsight (the ceiling of any "
+               "deterministic model on these runs). The model predicts a quiet host; the loaded runs show what a "
+               "busy one adds.", "",
+               "| host | configurations | runs | a repeat within 2x | the model within 2x | best possible |",
+               "|---|---|---|---|---|---|",
+               f"| unloaded | {q['configs']} | {q['runs']} | {q['repeat_within_2x']} | {q['model_within_2x']} | "
+               f"{q['best_constant_within_2x']} |",
+               f"| unloaded and loaded | {a['configs']} | {a['runs']} | {a['repeat_within_2x']} | "
+               f"{a['model_within_2x']} | {a['best_constant_within_2x']} |", "",
+               "| runs | real downtime ms | model ms |", "|---|---|---|"]
+        md += [f"| {' '.join(g['runs'])} | {' / '.join(f'{d:g}' for d in g['downtime_ms'])} | "
+               f"{g['model_downtime_ms']:.1f} |" for g in a["groups"]]
     md += ["", "## Per run", "", "| run | split | real | model | real ms | model ms | real MB | model MB | "
            "real dt ms | model dt ms | syncs real/model | throttle real/model |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ev["rows"] + list(ev["fresh_rows"]):
@@ -519,11 +564,14 @@ def main(argv=None) -> int:
         ev = evaluate(runs, c, fresh)
         out = Path(a.out)
         write_table(out, c, prov)
-        write_report(out, c, ev, prov, repeat_spread(runs))
+        write_report(out, c, ev, prov, repeat_spread(runs),
+                     repeat_summary(real_repeats(runs, fresh, a.root), ev, runs, fresh))
         register(out, [TABLE, REPORT_JSON, REPORT_MD])
         print(json.dumps({k: v for k, v in c.items() if k != "train_runs"}, indent=1))
     for split in ("held_out", "train", "fresh"):
         print(split, json.dumps(ev[split]))
+    noise = repeat_summary(real_repeats(runs, fresh, a.root), ev, runs, fresh)
+    print("repeats", json.dumps({k: {x: y for x, y in v.items() if x != "groups"} for k, v in noise.items()}))
     return 0
 
 

@@ -141,6 +141,29 @@ def test_real_repeats_of_one_configuration_spread_beyond_2x_in_downtime():
     assert reps[("rate01", "rep00", "rep01", "rep02")]["time_spread"] < 0.01     # while the time repeats
 
 
+def test_the_model_predicts_a_real_runs_downtime_better_than_a_repeat_of_that_run_does():
+    # "downtime within 2x of real" on every run is beyond any deterministic model: on the configurations
+    # measured more than once (grid, fresh, the target trace's re-runs; and the grid on a loaded host) the
+    # best single number per configuration, picked with hindsight, is within 2x of fewer than all runs. The
+    # model must stay ahead of the median of the other real runs of the configuration, and no worse than
+    # the committed report (tools/calibrate_migration.py real_repeats, groundtruth.repeat_noise).
+    import sys
+    from vmlab import measurements as ms
+    sys.path.insert(0, str(ds.DATASETS_DIR.parent / "tools"))
+    cal = pytest.importorskip("calibrate_migration")
+    runs, fresh = _runs(), ms.load_qemu_runs(dataset="qemu_migration_fresh")
+    ev = {"rows": compare_runs(runs), "fresh_rows": compare_runs(fresh)}
+    got = cal.repeat_summary(cal.real_repeats(runs, fresh, None), ev, runs, fresh)
+    locked = json.loads(REPORT.read_text())["repeat_noise"]
+    for host in ("unloaded_host", "with_loaded_host"):
+        g, lk = got[host], locked[host]
+        assert (g["runs"], g["configs"], g["repeat_within_2x"], g["best_constant_within_2x"]) == (
+            lk["runs"], lk["configs"], lk["repeat_within_2x"], lk["best_constant_within_2x"])   # the data's facts
+        assert g["best_constant_within_2x"] < g["runs"]            # reality repeats beyond 2x
+        assert g["model_within_2x"] > g["repeat_within_2x"]
+        assert g["model_within_2x"] >= lk["model_within_2x"]
+
+
 def test_runs_measured_after_the_fit_are_no_worse_than_the_committed_report():
     # datasets/measurements/qemu_migration_fresh: 32 runs of the grid "fresh", measured once the
     # constants were fixed and never fitted on. The one wrong call (fresh22) is a run that converged

@@ -21,7 +21,7 @@ import numpy as np
 from vmlab.migration.policies import PAGE_SIZE
 
 __all__ = ["LOOPBACK_MBPS", "DIRTIER_CPU_SHARE", "held_out", "run_inputs", "predict_run", "RunComparison", "compare_runs",
-           "error_summary"]
+           "error_summary", "config_of", "downtime_ratio", "repeat_noise"]
 
 LOOPBACK_MBPS = 40_000.0  # TCP over loopback on the measuring host: above every sender ceiling in the runs
 # The measured dirtier is paced (it sleeps between 10 ms slices): under QEMU's CPU throttle it keeps its
@@ -99,8 +99,7 @@ class RunComparison:
         """max(model/real, real/model) with a 1 ms floor (QEMU reports whole ms); None unless both completed."""
         if self.real_downtime_ms is None or self.model_downtime_ms is None:
             return None
-        a, b = max(1.0, self.real_downtime_ms), max(1.0, self.model_downtime_ms)
-        return max(a / b, b / a)
+        return downtime_ratio(self.real_downtime_ms, self.model_downtime_ms)
 
     @property
     def downtime_in_range(self) -> bool | None:
@@ -178,3 +177,44 @@ def error_summary(rows: list[RunComparison]) -> dict:
         "sync_abs_err_median": float(np.median(sync)), "sync_abs_err_max": int(sync.max()),
         "throttle_abs_err_max": max((abs(r.model_throttle_pct - r.real_throttle_pct) for r in thr), default=0),
     }
+
+
+def downtime_ratio(a_ms: float, b_ms: float) -> float:
+    """max(a/b, b/a) with a 1 ms floor on both (QEMU reports downtime in whole ms)."""
+    a, b = max(1.0, a_ms), max(1.0, b_ms)
+    return max(a / b, b / a)
+
+
+def config_of(run) -> tuple:
+    """A run's inputs: two runs with the same are repeats of one configuration (the model gives one answer)."""
+    return (run.ram_mib, run.wset_mib, run.pattern, run.rate_req_pages_s, run.tlb_flush, run.max_bandwidth_mib_s,
+            run.downtime_limit_ms, run.auto_converge)
+
+
+def repeat_noise(observed, model_ms: dict) -> dict:
+    """How well one real run's downtime predicts another's, next to the model, on the configurations
+    measured more than once.
+
+    `observed`: (configuration, label, real downtime ms) of completed runs; `model_ms`: configuration ->
+    the model's downtime. For every run of a configuration with two or more runs (and a model answer):
+    is the median of the *other* runs within 2x of it (`repeat_within_2x`), is the model
+    (`model_within_2x`), and how many could the best single number per configuration reach, chosen
+    with hindsight (`best_constant_within_2x`: the ceiling of any deterministic model on these runs)."""
+    groups: dict = {}
+    for cfg, label, dt in observed:
+        groups.setdefault(cfg, []).append((label, float(dt)))
+    n = rep = mod = best = 0
+    configs = []
+    for cfg, runs in groups.items():
+        if len(runs) < 2 or model_ms.get(cfg) is None:
+            continue
+        dts = [d for _, d in runs]
+        for i, d in enumerate(dts):
+            rep += downtime_ratio(float(np.median(dts[:i] + dts[i + 1:])), d) <= 2.0
+        mod += sum(downtime_ratio(model_ms[cfg], d) <= 2.0 for d in dts)
+        # a number within 2x of d lies in [d/2, 2d]: the best one starts one of these intervals
+        best += max(sum(downtime_ratio(c, d) <= 2.0 for d in dts) for c in (max(1.0, d / 2) for d in dts))
+        n += len(dts)
+        configs.append({"runs": [lb for lb, _ in runs], "downtime_ms": dts, "model_downtime_ms": model_ms[cfg]})
+    return {"runs": n, "configs": len(configs), "repeat_within_2x": int(rep), "model_within_2x": int(mod),
+            "best_constant_within_2x": int(best), "groups": configs}
