@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from vmlab import measurements as ms  # noqa: E402
 from vmlab.migration import defaults as D  # noqa: E402
-from vmlab.migration.groundtruth import (DIRTIER_CPU_SHARE, compare_runs, config_of, error_summary,  # noqa: E402
-                                        held_out, repeat_noise)
+from vmlab.migration.groundtruth import (DIRTIER_CPU_SHARE, compare_runs, error_summary, held_out,  # noqa: E402
+                                        real_downtimes, repeat_summary)
 from vmlab.migration.engine.target import HUGEPAGE_PAGES  # noqa: E402
 from vmlab.migration.policies import QemuPolicy  # noqa: E402
 
@@ -420,31 +420,6 @@ def repeat_spread(runs) -> list[dict]:
     return out
 
 
-def real_repeats(runs, fresh, root) -> dict:
-    """Every completed real run of a configuration, from all four datasets, and the model's downtime for
-    each configuration (`ev`'s rows): `repeat_noise` on the runs of an unloaded host (the grid, fresh and
-    the target trace's re-runs) and on all of them (with the same grid on a loaded host)."""
-    def dataset(name):
-        try:
-            return ms.load_qemu_runs(root=root, dataset=name)
-        except ms.DatasetError:
-            return []
-    cfg = {r.run_id: config_of(r) for r in list(runs) + list(fresh)}
-    quiet = [(config_of(r), r.run_id, r.downtime_ms) for r in list(runs) + list(fresh) if r.outcome == "completed"]
-    quiet += [(cfg[t["run_id"]], f"{t['run_id']}/trace{int(t['rep'])}", t["downtime_ms"]) for t in _traced(root)]
-    loaded = [(config_of(r), f"{r.run_id}/loaded", r.downtime_ms) for r in dataset("qemu_migration_loaded")
-              if r.outcome == "completed"]
-    return {"quiet": quiet, "loaded": loaded}
-
-
-def repeat_summary(obs: dict, ev: dict, runs, fresh) -> dict:
-    """`repeat_noise` with the model's downtimes of evaluation `ev`."""
-    by_id = {r.run_id: r.model_downtime_ms for r in list(ev["rows"]) + list(ev["fresh_rows"])}
-    model = {config_of(r): by_id.get(r.run_id) for r in list(runs) + list(fresh)}
-    return {"unloaded_host": repeat_noise(obs["quiet"], model),
-            "with_loaded_host": repeat_noise(obs["quiet"] + obs["loaded"], model)}
-
-
 def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] = (), noise: dict | None = None) -> None:
     summ = {k: ev[k] for k in ("held_out", "train", "fresh")}
     rows = [{f: getattr(r, f) for f in r.__slots__} for r in ev["rows"]]
@@ -545,6 +520,12 @@ def register(root: Path, rels) -> None:
     path.write_text(json.dumps(reg, indent=2) + "\n")
 
 
+def _noise(ev: dict, runs, fresh, root) -> dict:
+    """groundtruth.repeat_summary of evaluation `ev` (every real run of a repeated configuration)."""
+    return repeat_summary(real_downtimes(runs, fresh, root=root), list(ev["rows"]) + list(ev["fresh_rows"]),
+                          list(runs) + list(fresh))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=None, help="datasets directory to read the runs from (default: datasets/)")
@@ -564,13 +545,12 @@ def main(argv=None) -> int:
         ev = evaluate(runs, c, fresh)
         out = Path(a.out)
         write_table(out, c, prov)
-        write_report(out, c, ev, prov, repeat_spread(runs),
-                     repeat_summary(real_repeats(runs, fresh, a.root), ev, runs, fresh))
+        write_report(out, c, ev, prov, repeat_spread(runs), _noise(ev, runs, fresh, a.root))
         register(out, [TABLE, REPORT_JSON, REPORT_MD])
         print(json.dumps({k: v for k, v in c.items() if k != "train_runs"}, indent=1))
     for split in ("held_out", "train", "fresh"):
         print(split, json.dumps(ev[split]))
-    noise = repeat_summary(real_repeats(runs, fresh, a.root), ev, runs, fresh)
+    noise = _noise(ev, runs, fresh, a.root)
     print("repeats", json.dumps({k: {x: y for x, y in v.items() if x != "groups"} for k, v in noise.items()}))
     return 0
 

@@ -146,14 +146,11 @@ def test_the_model_predicts_a_real_runs_downtime_better_than_a_repeat_of_that_ru
     # measured more than once (grid, fresh, the target trace's re-runs; and the grid on a loaded host) the
     # best single number per configuration, picked with hindsight, is within 2x of fewer than all runs. The
     # model must stay ahead of the median of the other real runs of the configuration, and no worse than
-    # the committed report (tools/calibrate_migration.py real_repeats, groundtruth.repeat_noise).
-    import sys
+    # the committed report (groundtruth.real_downtimes, repeat_noise).
     from vmlab import measurements as ms
-    sys.path.insert(0, str(ds.DATASETS_DIR.parent / "tools"))
-    cal = pytest.importorskip("calibrate_migration")
+    from vmlab.migration.groundtruth import real_downtimes, repeat_summary
     runs, fresh = _runs(), ms.load_qemu_runs(dataset="qemu_migration_fresh")
-    ev = {"rows": compare_runs(runs), "fresh_rows": compare_runs(fresh)}
-    got = cal.repeat_summary(cal.real_repeats(runs, fresh, None), ev, runs, fresh)
+    got = repeat_summary(real_downtimes(runs, fresh), compare_runs(runs) + compare_runs(fresh), runs + fresh)
     locked = json.loads(REPORT.read_text())["repeat_noise"]
     for host in ("unloaded_host", "with_loaded_host"):
         g, lk = got[host], locked[host]

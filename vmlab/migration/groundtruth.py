@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vmlab import measurements as ms
+from vmlab.errors import DatasetError
 from vmlab.migration.policies import PAGE_SIZE
 
 __all__ = ["LOOPBACK_MBPS", "DIRTIER_CPU_SHARE", "held_out", "run_inputs", "predict_run", "RunComparison", "compare_runs",
-           "error_summary", "config_of", "downtime_ratio", "repeat_noise"]
+           "error_summary", "config_of", "downtime_ratio", "repeat_noise", "real_downtimes", "repeat_summary"]
 
 LOOPBACK_MBPS = 40_000.0  # TCP over loopback on the measuring host: above every sender ceiling in the runs
 # The measured dirtier is paced (it sleeps between 10 ms slices): under QEMU's CPU throttle it keeps its
@@ -218,3 +220,28 @@ def repeat_noise(observed, model_ms: dict) -> dict:
         configs.append({"runs": [lb for lb, _ in runs], "downtime_ms": dts, "model_downtime_ms": model_ms[cfg]})
     return {"runs": n, "configs": len(configs), "repeat_within_2x": int(rep), "model_within_2x": int(mod),
             "best_constant_within_2x": int(best), "groups": configs}
+
+
+def real_downtimes(runs, fresh, *, root=None) -> dict:
+    """(configuration, label, downtime ms) of every completed real run of the grid and the fresh runs
+    (`runs`, `fresh`), the target trace's re-runs and the grid on a loaded host (datasets/measurements):
+    {"quiet": on an otherwise idle host, "loaded": the loaded host's}."""
+    cfg = {r.run_id: config_of(r) for r in list(runs) + list(fresh)}
+    quiet = [(config_of(r), r.run_id, r.downtime_ms) for r in list(runs) + list(fresh) if r.outcome == "completed"]
+    quiet += [(cfg[t["run_id"]], f"{t['run_id']}/trace{int(t['rep'])}", t["downtime_ms"])
+              for t in ms.load_target_trace(root=root) if t["outcome"] == "completed" and t["run_id"] in cfg]
+    try:
+        loaded = ms.load_qemu_runs(root=root, dataset="qemu_migration_loaded")
+    except DatasetError:
+        loaded = []
+    return {"quiet": quiet, "loaded": [(config_of(r), f"{r.run_id}/loaded", r.downtime_ms) for r in loaded
+                                       if r.outcome == "completed"]}
+
+
+def repeat_summary(observed: dict, rows, runs) -> dict:
+    """`repeat_noise` of `real_downtimes` against the model's downtimes in `rows` (compare_runs of `runs`),
+    on the quiet host's runs and on all of them."""
+    by_id = {r.run_id: r.model_downtime_ms for r in rows}
+    model = {config_of(r): by_id.get(r.run_id) for r in runs}
+    return {"unloaded_host": repeat_noise(observed["quiet"], model),
+            "with_loaded_host": repeat_noise(observed["quiet"] + observed["loaded"], model)}
