@@ -247,7 +247,7 @@ def _send_chunk(m: Migration, sw: _Sweep, k: int) -> None:
     sw.round.add(nz, z, nbytes)
     sw.total_sent += nz + z
     if m.target is not None:   # the target's queue (engine/target.py)
-        late = min(1.0, m._win_bytes / nbytes) if m.windowed and nbytes and secs > m.last_busy_s else 1.0
+        late = min(1.0, m.window_used() / nbytes) if m.windowed and nbytes and secs > m.last_busy_s else 1.0
         m.target.after(m.t, m.t + secs, nz, z, nbytes, m.last_busy_s, late)
     m.t += secs
     m.guest_runs(secs)
