@@ -159,6 +159,16 @@ def target_stop(root) -> tuple[float, dict]:
     return round(med["vm_stop_ms"] + med["device_state_ms"], 2), med
 
 
+def device_state(train) -> float:
+    """KiB of the stream that are not RAM page records (the vCPU and device state at the stop, section headers,
+    the setup's RAMBlock list), measured in every run, not fitted: migration_calculate_complete's mbps counts
+    every byte QEMU wrote (migration_total_bytes) over total-time - setup-time, query-migrate's ram.transferred
+    only the page records (ram.c ram_transferred_add). The median over the training runs."""
+    done = [r for r in train if r.outcome == "completed"]
+    rest = [r.mbps * (r.total_time_ms - r.setup_time_ms) * 1000 / 8 - r.transferred_bytes for r in done]
+    return round(float(np.median(rest)) / 1024, 1)
+
+
 def fit_downtime(train, stop_ms: float) -> float:
     """final_page_cpu_us's start: the median over the runs of (downtime - the measured stop) / pages."""
     done = [r for r in train if r.outcome == "completed" and r.downtime_ms is not None and r.downtime_bytes]
@@ -244,7 +254,7 @@ def fit(runs, root) -> dict:
     # migration_bitmap_sync_precopy (with the guest running). Fitting sync_ms on total time instead
     # latches onto knife-edge runs (dlhot00 flips at 50 ms) and stalls every link-bound migration.
     pol = QemuPolicy(setup_ms=setup, setup_ms_per_gib=0.0, stop_overhead_ms=stop_ms, final_page_cpu_us=final_us,
-                     final_sync_ms=0.0, sync_ms=setup, sync_ms_per_gib=0.0)
+                     final_sync_ms=0.0, sync_ms=setup, sync_ms_per_gib=0.0, device_state_kib=device_state(train))
     new_us, buf, target = target_final_new(root)
     pol = pol.with_(final_new_page_us=new_us, final_buffer_pages=buf, **target_pace(target))
 
@@ -259,7 +269,7 @@ def fit(runs, root) -> dict:
     return {"guest_base_mib": base, "guest_per_ram": per_ram, "guest_wset_share": wset_share,
             "guest_top_extra_mib": top_extra,
             "guest_low_density": low_density, "guest_hot_pages": hot, "guest_hot_rate_pages_s": hot_rate,
-            "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms,
+            "setup_ms": setup, "stop_overhead_ms": pol.stop_overhead_ms, "device_state_kib": pol.device_state_kib,
             "final_page_cpu_us": pol.final_page_cpu_us, "normal_page_cpu_us": pol.normal_page_cpu_us,
             "zero_page_scan_us": pol.zero_page_scan_us, "sync_ms": pol.sync_ms, "dirtier_cpu_share": share,
             "final_new_page_us": pol.final_new_page_us, "final_buffer_pages": pol.final_buffer_pages,
@@ -273,7 +283,8 @@ def code_constants() -> dict:
             "guest_top_extra_mib": D.GUEST_TOP_EXTRA_MIB, "guest_low_density": D.GUEST_LOW_DENSITY,
             "guest_hot_pages": D.GUEST_HOT_PAGES,
             "guest_hot_rate_pages_s": D.GUEST_HOT_RATE_PAGES_S, "setup_ms": p.setup_ms,
-            "stop_overhead_ms": p.stop_overhead_ms, "final_page_cpu_us": p.final_page_cpu_us,
+            "stop_overhead_ms": p.stop_overhead_ms, "device_state_kib": p.device_state_kib,
+            "final_page_cpu_us": p.final_page_cpu_us,
             "normal_page_cpu_us": p.normal_page_cpu_us, "zero_page_scan_us": p.zero_page_scan_us,
             "sync_ms": p.sync_ms, "dirtier_cpu_share": DIRTIER_CPU_SHARE,
             "final_new_page_us": p.final_new_page_us, "final_buffer_pages": p.final_buffer_pages,
@@ -285,6 +296,7 @@ def evaluate(runs, c: dict, fresh=()) -> dict:
     """Errors with constants `c`, through the student path (no used_mib, default policy knobs); `fresh`:
     runs measured after the fit (datasets/measurements/qemu_migration_fresh), all of them validation."""
     pol = QemuPolicy(setup_ms=c["setup_ms"], setup_ms_per_gib=0.0, stop_overhead_ms=c["stop_overhead_ms"],
+                     device_state_kib=c["device_state_kib"],
                      final_page_cpu_us=c["final_page_cpu_us"], normal_page_cpu_us=c["normal_page_cpu_us"],
                      zero_page_scan_us=c["zero_page_scan_us"], sync_ms=c["sync_ms"], sync_ms_per_gib=0.0,
                      final_sync_ms=0.0, final_new_page_us=c["final_new_page_us"],
@@ -340,6 +352,11 @@ PROVENANCE = {
                          "the source (datasets/measurements/qemu_target_trace)",
                          "migration.c migration_completion: vm_stop_force_state, then "
                          "qemu_savevm_state_complete_precopy's sections after ram (cpu, apic, timers, devices)"),
+    "device_state_kib": ("KiB", "measured", "median over the training runs of mbps x (total-time - setup-time) / 8 "
+                         "- ram.transferred: the stream's bytes that are not RAM page records",
+                         "savevm.c qemu_savevm_state_complete_precopy: the sections after ram (cpu, apic, timers, "
+                         "devices) at the stop; query-migrate's ram counters leave them out (ram.c "
+                         "ram_transferred_add), its mbps does not (migration.c migration_total_bytes)"),
     "final_page_cpu_us": ("us/page", "mechanism", "grid, mean |log(model/real)| downtime (start: median per-page "
                           "rest after the measured stop_overhead_ms)",
                           "migration.c migration_completion: qemu_file_set_rate_limit(INT64_MAX) before "

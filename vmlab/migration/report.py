@@ -25,7 +25,7 @@ class RoundRecord:
     pages_sent: int            # normal + zero pages sent in the round
     normal_pages: int
     zero_pages: int
-    bytes_sent: int
+    bytes_sent: int            # on the wire: the pages' records, and the device state in the stop round
     pages_skipped: int         # Xen 3: re-dirtied during the round, left for later
     pages_dirtied: int         # newly dirty pages found at the sync that ends the round
     remaining_pages: int       # pages still to send after that sync
@@ -48,10 +48,12 @@ class MigrationReport:
     downtime_ms: float = 0.0
     setup_time_ms: float = 0.0
     expected_downtime_ms: float = 0.0
+    # RAM only, as QEMU's query-migrate counts them (ram.c ram_transferred_add: page records, not the device state)
     transferred_bytes: int = 0
     precopy_bytes: int = 0
     downtime_bytes: int = 0
     postcopy_bytes: int = 0
+    device_state_bytes: int = 0    # the rest of the stream: vCPU and device state at the stop (in `mbps`, not above)
     remaining_bytes: int = 0
     normal_pages: int = 0
     duplicate_pages: int = 0
@@ -189,10 +191,11 @@ class MigrationReport:
         the engine's notes (a cap, a knife-edge switchover, ...), one per line."""
         rng = "" if self.downtime_range_ms is None else \
             f" (could be {self.downtime_range_ms[0]:.1f}-{self.downtime_range_ms[1]:.1f} ms: see the notes)"
+        sent = self.transferred_bytes + self.device_state_bytes   # on the wire: RAM and the device state
         return (f"{self.policy}: {self.status} in {self.total_time_ms / 1000:.2f} s, "
                 f"downtime {self.downtime_ms:.1f} ms{rng}, "
-                f"{len(self.rounds)} rounds, {self.transferred_bytes / 2**20:.1f} MiB sent "
-                f"({self.transferred_bytes / max(1, self.total_bytes):.2f} x RAM)"
+                f"{len(self.rounds)} rounds, {sent / 2**20:.1f} MiB sent "
+                f"({sent / max(1, self.total_bytes):.2f} x RAM)"
                 + (f", throttle {self.cpu_throttle_pct}%" if self.cpu_throttle_pct else "")
                 + (", GUEST LOST" if self.guest_lost else "")
                 + "".join(f"\n{a}" for a in self.assumptions)

@@ -59,8 +59,7 @@ def _switch(m, needed_pfns: np.ndarray) -> None:
         m.sync_count += 1
     t0 = m.t
     dev = int(p.device_state_kib * 1024)
-    m.transferred += dev
-    m.downtime_bytes += dev
+    m.device_bytes += dev
     m.downtime_s = p.stop_overhead_ms / 1000 + dev / m.goodput + m.rtt
     m.t += m.downtime_s
     m.add_round(RoundRecord(

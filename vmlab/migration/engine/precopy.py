@@ -345,8 +345,8 @@ def _stop_and_copy(m: Migration, final: np.ndarray, *, reason: str) -> Migration
     nz, z, nbytes, secs = m.send(final, m.goodput, final=True)  # migration_completion lifts the limit
     secs += m.backlog_wait_s
     dev = int(p.device_state_kib * 1024)
-    m.transferred += dev
-    m.downtime_bytes += nbytes + dev
+    m.device_bytes += dev
+    m.downtime_bytes += nbytes
     m.downtime_s = p.stop_overhead_ms / 1000 + final_sync_s + secs + dev / m.goodput + m.rtt
     if p.early_sync:
         other_downtime(m, secs)

@@ -70,13 +70,12 @@ class Migration:
         # running totals
         self.t = 0.0
         self.transferred = 0
-        self.precopy_bytes = self.downtime_bytes = self.postcopy_bytes = 0
+        # RAM counters (ram.c ram_transferred_add: page records) and the vCPU/device state beside them
+        self.precopy_bytes = self.downtime_bytes = self.postcopy_bytes = self.device_bytes = 0
         self.normal = self.zero = 0
         self.rounds: list[RoundRecord] = []
         self.sync_count = 0
-        self.throttle = 0
-        self.max_throttle = 0
-        self.high_cnt = 0
+        self.throttle = self.max_throttle = self.high_cnt = 0   # auto-converge
         self.dirty_pages_rate = 0
         self.threshold = 0.0
         self.bandwidth = 0.0  # bytes/s as QEMU last measured it
@@ -335,7 +334,7 @@ class Migration:
                where: str = "target", guest_lost: bool = False, converged: bool = True) -> MigrationReport:
         total_ms = self.t * 1000
         transfer_s = max(1e-9, self.t - self.setup_s)
-        mbps = self.transferred * 8 / transfer_s / 1e6
+        mbps = (self.transferred + self.device_bytes) * 8 / transfer_s / 1e6   # migration_total_bytes
         pages = self.normal + self.zero
         exp_dt = (remaining_pages * PAGE_SIZE / self.bandwidth * 1000) if self.bandwidth > 0 else 0.0
         return MigrationReport(
@@ -343,7 +342,7 @@ class Migration:
             rounds=tuple(self.rounds), total_time_ms=total_ms, downtime_ms=self.downtime_s * 1000,
             setup_time_ms=self.setup_s * 1000, expected_downtime_ms=exp_dt, transferred_bytes=int(self.transferred),
             precopy_bytes=int(self.precopy_bytes), downtime_bytes=int(self.downtime_bytes),
-            postcopy_bytes=int(self.postcopy_bytes), remaining_bytes=int(remaining_pages * PAGE_SIZE),
+            postcopy_bytes=int(self.postcopy_bytes), device_state_bytes=int(self.device_bytes), remaining_bytes=int(remaining_pages * PAGE_SIZE),
             normal_pages=int(self.normal), duplicate_pages=int(self.zero), pages_sent=int(pages),
             dirty_sync_count=self.sync_count, dirty_pages_rate=int(self.dirty_pages_rate), mbps=mbps,
             pages_per_second=int(pages / transfer_s), cpu_throttle_pct=self.max_throttle, converged=converged,
