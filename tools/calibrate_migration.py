@@ -437,7 +437,8 @@ def repeat_spread(runs) -> list[dict]:
     return out
 
 
-def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] = (), noise: dict | None = None) -> None:
+def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] = (),
+                 noise: dict | None = None) -> None:
     summ = {k: ev[k] for k in ("held_out", "train", "fresh")}
     rows = [{f: getattr(r, f) for f in r.__slots__} for r in ev["rows"]]
     fresh_rows = [{f: getattr(r, f) for f in r.__slots__} for r in ev["fresh_rows"]]

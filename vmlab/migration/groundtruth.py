@@ -22,8 +22,9 @@ from vmlab import measurements as ms
 from vmlab.errors import DatasetError
 from vmlab.migration.policies import PAGE_SIZE
 
-__all__ = ["LOOPBACK_MBPS", "DIRTIER_CPU_SHARE", "held_out", "run_inputs", "predict_run", "RunComparison", "compare_runs",
-           "error_summary", "config_of", "downtime_ratio", "repeat_noise", "real_downtimes", "repeat_summary"]
+__all__ = ["LOOPBACK_MBPS", "DIRTIER_CPU_SHARE", "held_out", "run_inputs", "predict_run", "RunComparison",
+           "compare_runs", "error_summary", "config_of", "downtime_ratio", "repeat_noise", "real_downtimes",
+           "repeat_summary"]
 
 LOOPBACK_MBPS = 40_000.0  # TCP over loopback on the measuring host: above every sender ceiling in the runs
 # The measured dirtier is paced (it sleeps between 10 ms slices): under QEMU's CPU throttle it keeps its
