@@ -465,7 +465,8 @@ def write_report(root: Path, c: dict, ev: dict, prov: dict, repeats: list[dict] 
                "after seeing them (fresh00-15 first; fresh16-31 after the downtime range was added). Since then the "
                "final copy's two constants and the switchover's fixed cost were replaced by measured ones (the "
                "target trace re-ran 8 configurations, fresh01 and fresh08 among them), the target's measured pace "
-               "and the backlog it leaves at a stop mid-burst were added, and the layout and sender were refit on "
+               "and the backlog it leaves at a stop mid-burst were added, the device state's size was measured "
+               f"({c['device_state_kib']:.0f} KiB, not the 256 KiB first assumed), and the layout and sender were refit on "
                "the training runs: the fresh set has been seen, so read it as validation of a model that did not "
                "fit on it."]
     md += ["", "## Constants", "", "| name | value | fit |", "|---|---|---|"]
