@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from vmlab import measurements as ms  # noqa: E402
 from vmlab.migration import defaults as D  # noqa: E402
-from vmlab.migration.groundtruth import (DIRTIER_CPU_SHARE, compare_runs, error_summary, held_out,  # noqa: E402
-                                        real_downtimes, repeat_summary)
+from vmlab.migration.groundtruth import (DIRTIER_CPU_SHARE, compare_runs, config_of, error_summary,  # noqa: E402
+                                        held_out, real_downtimes, repeat_summary)
 from vmlab.migration.engine.target import HUGEPAGE_PAGES  # noqa: E402
 from vmlab.migration.policies import QemuPolicy  # noqa: E402
 
@@ -421,9 +421,7 @@ def repeat_spread(runs) -> list[dict]:
     groups: dict[tuple, list] = {}
     for r in runs:
         if r.outcome == "completed":
-            key = (r.ram_mib, r.wset_mib, r.pattern, r.rate_req_pages_s, r.tlb_flush, r.max_bandwidth_mib_s,
-                   r.downtime_limit_ms, r.auto_converge)
-            groups.setdefault(key, []).append(r)
+            groups.setdefault(config_of(r), []).append(r)
     out = []
     for key, rs in groups.items():
         if len(rs) < 2:
